@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine (Python 3.11+, Node.js):
+#   make run    the whole system locally on http://127.0.0.1:8000
+#   make test   every test, offline
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test lint bench synth deploy browser-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	$(BIN)/agentfiles serve
+
+test: $(STAMP) browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work offline).
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+synth: $(STAMP)
+	$(BIN)/python app.py
+
+deploy: $(STAMP)
+	npx --yes aws-cdk@2 deploy --app '$(BIN)/python app.py'
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,169 @@
+"""The HTTP API function: one router for every route, typed errors, OpenAPI docs.
+
+Routes only read the request, call one use case and shape the response.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from agentfiles.errors import AgentFilesError, Unauthorized
+from agentfiles.ids import ULID_PATTERN
+from agentfiles.logic import files
+from agentfiles.models.common import ErrorBody
+from agentfiles.models.files import (
+    FilePage,
+    FileResponse,
+    SmallUploadRequest,
+    UploadRequest,
+    UploadResponse,
+)
+from agentfiles.observability import logger, metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/docs", title="agentfiles", version="1.0.0", description=__doc__)
+
+_ERRORS = {
+    status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+    for status, description in (
+        (400, "Bad request"),
+        (401, "Missing or invalid token"),
+        (404, "Not found (or another owner's)"),
+        (409, "Conflict with the current state"),
+        (413, "Too large"),
+        (422, "Well-formed but not acceptable"),
+        (503, "A dependency is unavailable; retry"),
+    )
+}
+FileId = Annotated[str, Path(pattern=ULID_PATTERN, description="A file id (ULID)")]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`nextCursor` of the previous page")]
+
+
+def _errors(*statuses: int) -> dict[int, Any]:
+    return {status: _ERRORS[status] for status in (401, *statuses)}
+
+
+def owner() -> str:
+    """The caller: the `sub` claim that the HTTP API's JWT authorizer verified."""
+    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    sub = claims.get("sub")
+    if not sub or "#" in sub or "/" in sub:
+        raise Unauthorized("a bearer token with a subject is required")
+    return sub
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+@app.exception_handler(AgentFilesError)
+def _domain_error(error: AgentFilesError) -> Response:
+    if error.status >= 500:
+        logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
+    return _json(error.status, error.to_body())
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(error: RequestValidationError) -> Response:
+    problems = [
+        {
+            "location": ".".join(str(part) for part in problem.get("loc", ())),
+            "message": problem.get("msg", ""),
+        }
+        for problem in error.errors()
+    ]
+    summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems[:5]) or "invalid request"
+    return _json(
+        422, {"error": {"code": "validation_error", "message": summary, "details": {"problems": problems}}}
+    )
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response:
+    return _json(404, {"error": {"code": "route_not_found", "message": "no such route"}})
+
+
+@app.get("/health", include_in_schema=False)
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title="agentfiles", version="1.0.0"),
+    )
+
+
+# ---- files -------------------------------------------------------------------
+
+
+@app.post(
+    "/files/uploads",
+    summary="Register a file and get a presigned PUT",
+    tags=["files"],
+    responses={
+        201: {"description": "Upload the bytes with the returned URL and headers"},
+        200: {"description": "This owner already has this content: no upload needed"},
+        **_errors(413, 422),
+    },
+)
+def register_upload(request: UploadRequest) -> Response[UploadResponse]:
+    result = files.register_upload(owner(), request)
+    return _json(200 if result.deduplicated else 201, result)
+
+
+@app.post(
+    "/files",
+    summary="Upload a small file in the body (base64), checked at once",
+    tags=["files"],
+    responses={
+        201: {"description": "Stored and ready"},
+        200: {"description": "Deduplicated"},
+        **_errors(400, 413, 422),
+    },
+)
+def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
+    stored = files.store_small_file(owner(), request)
+    body = UploadResponse(file=files.file_out(stored.record), deduplicated=stored.deduplicated)
+    return _json(200 if stored.deduplicated else 201, body)
+
+
+@app.get("/files", summary="List files, newest first", tags=["files"], responses=_errors(400))
+def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
+    return files.list_files(owner(), limit, cursor)
+
+
+@app.get(
+    "/files/<file_id>",
+    summary="Read a file, with a fresh download URL when ready",
+    tags=["files"],
+    responses=_errors(404),
+)
+def get_file(file_id: FileId) -> FileResponse:
+    return FileResponse(file=files.file_out(files.get_file(owner(), file_id)))
+
+
+@app.delete(
+    "/files/<file_id>",
+    summary="Delete a file that no message references",
+    tags=["files"],
+    responses={204: {"description": "Deleted"}, **_errors(404, 409)},
+)
+def delete_file(file_id: FileId) -> Response[None]:
+    files.delete_file(owner(), file_id)
+    return Response(status_code=204)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

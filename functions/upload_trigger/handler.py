@@ -1,0 +1,49 @@
+"""S3 → SQS → this function: check each uploaded object and mark its file ready or
+rejected. Failed records are reported one by one (partial batch failures)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from agentfiles.logic.inspection import inspect_upload
+from agentfiles.models.notifications import S3EventNotification
+from agentfiles.observability import logger, metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    notification = S3EventNotification.model_validate_json(record.body)
+    if notification.event == "s3:TestEvent":
+        # S3 sends this once when the notification is configured; nothing to check.
+        return
+    for s3_record in notification.records:
+        if not s3_record.event_name.startswith("ObjectCreated"):
+            continue
+        s3_object = s3_record.s3.object
+        # S3 URL-encodes keys in notifications.
+        result = inspect_upload(unquote_plus(s3_object.key), s3_object.e_tag)
+        logger.info(
+            "upload checked",
+            extra={
+                "file_id": result.file_id,
+                "outcome": result.outcome,
+                "reason": result.reason,
+                "bytes_read": result.bytes_read,
+                "checksum_source": result.checksum_source,
+            },
+        )
+        metrics.add_metric(name=f"Uploads_{result.outcome}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="UploadBytesRead", unit=MetricUnit.Bytes, value=result.bytes_read)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

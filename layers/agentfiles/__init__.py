@@ -1,0 +1,1 @@
+"""agentfiles: the domain package shared by every Lambda function (shipped as a layer)."""

@@ -1,0 +1,127 @@
+"""S3: presigned URLs, the object checks of the upload trigger, stores and deletes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from agentfiles.data import clients
+from agentfiles.settings import get_settings
+
+SNIFF_BYTES = 4096
+_HASH_CHUNK = 1024 * 1024
+
+
+def _bucket() -> str:
+    return get_settings().bucket_name
+
+
+def sha256_hex_to_b64(sha256_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def sha256_b64_to_hex(sha256_b64: str) -> str:
+    return base64.b64decode(sha256_b64).hex()
+
+
+def presign_put(
+    key: str, media_type: str, size: int, sha256_hex: str | None, expires_in: int
+) -> tuple[str, dict]:
+    """A write-once PUT URL: content type, length and (when given) checksum are signed,
+    and `If-None-Match: *` stops a second PUT from replacing checked bytes."""
+    params: dict[str, Any] = {
+        "Bucket": _bucket(),
+        "Key": key,
+        "ContentType": media_type,
+        "ContentLength": size,
+        "IfNoneMatch": "*",
+    }
+    headers = {"Content-Type": media_type, "If-None-Match": "*"}
+    if sha256_hex:
+        checksum = sha256_hex_to_b64(sha256_hex)
+        params["ChecksumSHA256"] = checksum
+        headers["x-amz-checksum-sha256"] = checksum
+    url = clients.s3().generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+    return url, headers
+
+
+def presign_get(key: str, expires_in: int, filename: str | None = None, attachment: bool = False) -> str:
+    params: dict[str, Any] = {"Bucket": _bucket(), "Key": key}
+    if attachment and filename:
+        ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
+        params["ResponseContentDisposition"] = (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+        )
+    return clients.s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    etag: str
+    content_type: str | None
+    sha256_hex: str | None  # reported by S3 only when it verified a checksum on upload
+
+
+def head(key: str) -> ObjectHead | None:
+    client = clients.s3()
+    try:
+        response = client.head_object(Bucket=_bucket(), Key=key, ChecksumMode="ENABLED")
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    checksum = response.get("ChecksumSHA256")
+    # A multipart object reports a checksum of checksums ("...-N"), not of the content.
+    sha256_hex = sha256_b64_to_hex(checksum) if checksum and "-" not in checksum else None
+    return ObjectHead(
+        size=int(response["ContentLength"]),
+        etag=response.get("ETag", "").strip('"'),
+        content_type=response.get("ContentType"),
+        sha256_hex=sha256_hex,
+    )
+
+
+def read_prefix(key: str, etag: str, length: int = SNIFF_BYTES) -> bytes:
+    """The first `length` bytes, in one ranged GET, of exactly the version HEAD saw."""
+    response = clients.s3().get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{length - 1}", IfMatch=etag)
+    return response["Body"].read()
+
+
+def hash_object(key: str, etag: str) -> tuple[str, int]:
+    """SHA-256 of the whole object, streamed: the fallback where S3 did not verify it."""
+    response = clients.s3().get_object(Bucket=_bucket(), Key=key, IfMatch=etag)
+    digest = hashlib.sha256()
+    total = 0
+    for chunk in response["Body"].iter_chunks(_HASH_CHUNK):
+        digest.update(chunk)
+        total += len(chunk)
+    return digest.hexdigest(), total
+
+
+def read_all(key: str) -> bytes:
+    return clients.s3().get_object(Bucket=_bucket(), Key=key)["Body"].read()
+
+
+def put(key: str, data: bytes, media_type: str, sha256_hex: str) -> str:
+    """Store bytes in hand; returns the object's ETag."""
+    response = clients.s3().put_object(
+        Bucket=_bucket(),
+        Key=key,
+        Body=data,
+        ContentType=media_type,
+        ChecksumSHA256=sha256_hex_to_b64(sha256_hex),
+    )
+    return response["ETag"].strip('"')
+
+
+def delete(key: str) -> None:
+    """Idempotent: deleting a missing key succeeds."""
+    clients.s3().delete_object(Bucket=_bucket(), Key=key)
+
+
+def public_url(base_url: str, key: str) -> str:
+    return f"{base_url.rstrip('/')}/{quote(key)}"

@@ -1,0 +1,86 @@
+"""Every DynamoDB key, in one place. Each begins with the owner, so isolation between
+owners holds by construction: no request can name another owner's row."""
+
+from __future__ import annotations
+
+import zlib
+
+from agentfiles.topology import GC_SHARDS, SWEEP_SHARDS
+
+
+def owner_pk(owner: str) -> str:
+    return f"OWNER#{owner}"
+
+
+def thread_sk(thread_id: str) -> str:
+    return f"THREAD#{thread_id}"
+
+
+def file_sk(file_id: str) -> str:
+    return f"FILE#{file_id}"
+
+
+def hash_sk(sha256: str) -> str:
+    return f"HASH#{sha256}"
+
+
+def thread_pk(owner: str, thread_id: str) -> str:
+    return f"OWNER#{owner}#THREAD#{thread_id}"
+
+
+def message_sk(message_id: str) -> str:
+    return f"MSG#{message_id}"
+
+
+def idempotency_sk(key: str) -> str:
+    return f"IDEM#{key}"
+
+
+def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def file_key(owner: str, file_id: str) -> dict[str, dict[str, str]]:
+    return key(owner_pk(owner), file_sk(file_id))
+
+
+def hash_key(owner: str, sha256: str) -> dict[str, dict[str, str]]:
+    return key(owner_pk(owner), hash_sk(sha256))
+
+
+def thread_key(owner: str, thread_id: str) -> dict[str, dict[str, str]]:
+    return key(owner_pk(owner), thread_sk(thread_id))
+
+
+def message_key(owner: str, thread_id: str, message_id: str) -> dict[str, dict[str, str]]:
+    return key(thread_pk(owner, thread_id), message_sk(message_id))
+
+
+def object_key(owner: str, file_id: str) -> str:
+    """S3 keys are made by the server; a client's filename never reaches one."""
+    return f"{owner}/{file_id}"
+
+
+def parse_object_key(object_key_: str) -> tuple[str, str]:
+    owner, _, file_id = object_key_.rpartition("/")
+    return owner, file_id
+
+
+def _shard(value: str, shards: int) -> int:
+    return zlib.crc32(value.encode()) % shards
+
+
+def gc_shard(file_id: str) -> str:
+    return f"GC#{_shard(file_id, GC_SHARDS)}"
+
+
+def gc_shards() -> list[str]:
+    return [f"GC#{n}" for n in range(GC_SHARDS)]
+
+
+def sweep_shard(kind: str, item_id: str) -> str:
+    return f"{kind}#{_shard(item_id, SWEEP_SHARDS)}"
+
+
+def sweep_shards(kind: str) -> list[str]:
+    return [f"{kind}#{n}" for n in range(SWEEP_SHARDS)]

@@ -1,0 +1,58 @@
+"""The one error hierarchy. The API turns each into `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgentFilesError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class BadRequest(AgentFilesError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(AgentFilesError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(AgentFilesError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AgentFilesError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AgentFilesError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unprocessable(AgentFilesError):
+    status = 422
+    code = "unprocessable"
+
+
+class ServiceUnavailable(AgentFilesError):
+    status = 503
+    code = "service_unavailable"

@@ -1,0 +1,1 @@
+"""Use cases, one module per area. Nothing here knows about Lambda events."""

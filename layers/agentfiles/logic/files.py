@@ -1,0 +1,188 @@
+"""Files: register an upload (dedup by content), store a small file at once, read,
+list, delete. The upload trigger's check is in `inspection.py`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from agentfiles.data import blobs, keys
+from agentfiles.data import files as file_rows
+from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from agentfiles.ids import new_ulid
+from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, normalize_media_type, sniff
+from agentfiles.models.common import iso_from_ms, now_ms
+from agentfiles.models.files import (
+    FileOut,
+    FilePage,
+    FileRecord,
+    SmallUploadRequest,
+    UploadRequest,
+    UploadResponse,
+    UploadTicket,
+)
+from agentfiles.settings import get_settings
+
+
+def check_media_type(media_type: str) -> str:
+    normalized = normalize_media_type(media_type)
+    allowed = get_settings().allowed_media_types
+    if normalized not in allowed:
+        raise Unprocessable(
+            f"media type {media_type!r} is not accepted; accepted: {', '.join(allowed)}",
+            code="media_type_not_allowed",
+        )
+    return normalized
+
+
+def _new_record(
+    owner: str, filename: str, media_type: str, size: int, sha256: str | None, status: str
+) -> FileRecord:
+    now = now_ms()
+    file_id = new_ulid(now)
+    iso = iso_from_ms(now)
+    return FileRecord(
+        id=file_id,
+        owner=owner,
+        filename=filename,
+        media_type=media_type,
+        size=size,
+        sha256=sha256,
+        status=status,
+        refcount=0,
+        created_at=iso,
+        updated_at=iso,
+        last_touched_at=now,
+        s3_key=keys.object_key(owner, file_id),
+    )
+
+
+def file_out(record: FileRecord) -> FileOut:
+    """The API view of a file, with a download URL minted now when it is ready."""
+    if record.status != "ready":
+        return FileOut.of(record)
+    settings = get_settings()
+    ttl = settings.download_url_ttl_seconds
+    url = blobs.presign_get(
+        record.s3_key, ttl, filename=record.filename, attachment=record.media_type not in IMAGE_TYPES
+    )
+    return FileOut.of(record, url=url, url_expires_at=iso_from_ms(now_ms() + ttl * 1000))
+
+
+def _dedup_hit(owner: str, sha256: str) -> FileRecord | None:
+    file_id = file_rows.find_by_hash(owner, sha256)
+    return file_rows.touch_ready(owner, file_id, now_ms()) if file_id else None
+
+
+def register_upload(owner: str, request: UploadRequest) -> UploadResponse:
+    """A pending file and a presigned PUT for it, or the owner's ready file with the
+    same content (no upload needed)."""
+    settings = get_settings()
+    media_type = check_media_type(request.media_type)
+    if request.size > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"size {request.size} exceeds the limit of {settings.max_upload_bytes} bytes",
+            code="file_too_large",
+        )
+    if request.sha256 and (existing := _dedup_hit(owner, request.sha256)):
+        return UploadResponse(file=file_out(existing), upload=None, deduplicated=True)
+
+    record = _new_record(owner, request.filename, media_type, request.size, request.sha256, "pending")
+    ttl = settings.upload_url_ttl_seconds
+    expires = record.last_touched_at + ttl * 1000
+    record = record.model_copy(update={"upload_expires_at": expires})
+    file_rows.create(record)
+    url, headers = blobs.presign_put(record.s3_key, media_type, request.size, request.sha256, ttl)
+    ticket = UploadTicket(url=url, headers=headers, expires_at=iso_from_ms(expires))
+    return UploadResponse(file=FileOut.of(record), upload=ticket)
+
+
+def decode_base64(data: str) -> bytes:
+    try:
+        compact = "".join(data.split())
+        padded = compact + "=" * (-len(compact) % 4)
+        if "-" in compact or "_" in compact:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest("data is not valid base64", code="invalid_base64") from error
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    record: FileRecord
+    deduplicated: bool
+
+
+def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> StoredFile:
+    """Check bytes in hand and store them as a ready file: the path of small uploads,
+    large inline message parts and generated images alike."""
+    media_type = check_media_type(media_type)
+    if not content:
+        raise Unprocessable("the file is empty", code="empty_file")
+    sniffed = sniff(content, complete=True)
+    if not matches(media_type, sniffed):
+        raise Unprocessable(
+            f"content is {describe(sniffed)}, not the declared {media_type}", code="type_mismatch"
+        )
+    sha256 = hashlib.sha256(content).hexdigest()
+    if existing := _dedup_hit(owner, sha256):
+        return StoredFile(existing, deduplicated=True)
+    record = _new_record(owner, filename, media_type, len(content), sha256, "ready")
+    etag = blobs.put(record.s3_key, content, media_type, sha256)
+    file_rows.create_ready(record, etag)
+    return StoredFile(record, deduplicated=False)
+
+
+def store_small_file(owner: str, request: SmallUploadRequest) -> StoredFile:
+    settings = get_settings()
+    # Reject an oversize body before decoding it: base64 is 4/3 of the bytes.
+    if len(request.data) > (settings.small_upload_max_bytes * 4) // 3 + 8:
+        raise PayloadTooLarge(
+            f"small uploads are limited to {settings.small_upload_max_bytes} bytes; use POST /files/uploads",
+            code="file_too_large",
+        )
+    content = decode_base64(request.data)
+    if len(content) > settings.small_upload_max_bytes:
+        raise PayloadTooLarge(
+            f"small uploads are limited to {settings.small_upload_max_bytes} bytes; use POST /files/uploads",
+            code="file_too_large",
+        )
+    return store_bytes(owner, request.filename, request.media_type, content)
+
+
+def get_file(owner: str, file_id: str) -> FileRecord:
+    record = file_rows.get(owner, file_id)
+    if record is None or record.status == "deleting":
+        raise NotFound(f"file {file_id} not found", code="file_not_found")
+    return record
+
+
+def list_files(owner: str, limit: int, cursor: str | None) -> FilePage:
+    records, next_cursor = file_rows.list_page(owner, limit, cursor)
+    return FilePage(items=[file_out(r) for r in records if r.status != "deleting"], next_cursor=next_cursor)
+
+
+def delete_file(owner: str, file_id: str) -> None:
+    record = get_file(owner, file_id)
+    if record.refcount > 0:
+        raise Conflict(
+            f"file {file_id} is referenced by {record.refcount} message(s); delete them first",
+            code="file_referenced",
+        )
+    tombstoned = file_rows.tombstone(owner, file_id, now_ms())
+    if tombstoned is None:
+        # A message took a reference between the read and the tombstone.
+        raise Conflict(f"file {file_id} is referenced by a message", code="file_referenced")
+    purge(tombstoned)
+
+
+def purge(record: FileRecord) -> None:
+    """Remove a tombstoned file: object, hash row, file row. Each step is idempotent,
+    so a purge cut short is finished by running it again."""
+    blobs.delete(record.s3_key)
+    if record.sha256:
+        file_rows.delete_hash_if_points_at(record.owner, record.sha256, record.id)
+    file_rows.delete_tombstoned(record.owner, record.id)

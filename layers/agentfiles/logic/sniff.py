@@ -1,0 +1,60 @@
+"""What a file really is, from its first bytes, checked against what it claims to be."""
+
+from __future__ import annotations
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "application/json"})
+PDF = "application/pdf"
+_ALIASES = {"image/jpg": "image/jpeg", "text/x-markdown": "text/markdown", "application/x-pdf": PDF}
+TEXT = "text"  # the sniffed kind shared by every UTF-8 text type
+
+
+def normalize_media_type(media_type: str) -> str:
+    base = media_type.split(";", 1)[0].strip().lower()
+    return _ALIASES.get(base, base)
+
+
+def sniff(prefix: bytes, complete: bool) -> str | None:
+    """The media type the bytes show, `TEXT` for UTF-8 text, or None.
+
+    `complete` says whether `prefix` is the whole content; when it is not, a
+    multi-byte character cut at the end of the prefix is not an error.
+    """
+    if prefix.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if prefix.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if prefix[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if len(prefix) >= 12 and prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
+        return "image/webp"
+    if prefix.startswith(b"%PDF-"):
+        return PDF
+    if _is_utf8_text(prefix, complete):
+        return TEXT
+    return None
+
+
+def _is_utf8_text(data: bytes, complete: bool) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError as error:
+        # A character split by the end of a partial read is fine; anything else is not.
+        return not complete and error.start >= len(data) - 3 and error.reason == "unexpected end of data"
+
+
+def matches(declared: str, sniffed: str | None) -> bool:
+    if sniffed is None:
+        return False
+    if sniffed == TEXT:
+        return declared in TEXT_TYPES
+    return declared == sniffed
+
+
+def describe(sniffed: str | None) -> str:
+    if sniffed is None:
+        return "unrecognised binary data"
+    return "UTF-8 text" if sniffed == TEXT else sniffed

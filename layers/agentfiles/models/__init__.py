@@ -1,0 +1,1 @@
+"""Pydantic models at every boundary: API bodies, stored records, queue jobs."""

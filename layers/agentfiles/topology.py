@@ -1,0 +1,97 @@
+"""The shape of every AWS resource the system uses.
+
+One source for the CDK stack (`infra/`) and the local stack (`agentfiles_local`), so
+the two cannot drift: table keys and indexes, queues and their consumers, function
+timeouts, schedules. Nothing here talks to AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+TTL_ATTRIBUTE = "expiresAt"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A sparse global secondary index: only items carrying `partition_key` are in it."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    sort_key_type: str = "N"
+
+
+# Files whose refcount reached zero (or that never got a reference) carry `gcShard`;
+# the vacuum reads only this index, so its cost follows garbage, not live files.
+GC_INDEX = IndexSpec(name="gcIndex", partition_key="gcShard", sort_key="lastTouchedAt")
+GC_SHARDS = 8
+
+# Work that must finish or be retried (pending replies, threads being deleted)
+# carries `sweepShard`; `sweepAt` is when it counts as stuck.
+SWEEP_INDEX = IndexSpec(name="sweepIndex", partition_key="sweepShard", sort_key="sweepAt")
+SWEEP_SHARDS = 4
+
+INDEXES = (GC_INDEX, SWEEP_INDEX)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    timeout_seconds: int
+    memory_mb: int
+    description: str
+    needs_model: bool = False
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.name: spec
+    for spec in (
+        FunctionSpec("api", 29, 512, "HTTP API: files, threads, messages"),
+        FunctionSpec(
+            "upload_trigger", 60, 512, "Checks each uploaded object and marks its file ready or rejected"
+        ),
+        FunctionSpec(
+            "generate", 300, 1024, "Answers messages with an OpenAI-compatible model", needs_model=True
+        ),
+        FunctionSpec("maintenance", 120, 512, "Removes deleted threads' messages in pages"),
+        FunctionSpec("vacuum", 300, 512, "Deletes unreferenced files and re-sends stuck work"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    consumer: str
+    batch_size: int
+    max_receives: int = 5
+    batching_window_seconds: int = 0
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS advises at least six times the consumer's timeout, so a batch that is
+        # still running is never handed to a second consumer.
+        return 6 * FUNCTIONS[self.consumer].timeout_seconds
+
+
+QUEUES: dict[str, QueueSpec] = {
+    spec.name: spec
+    for spec in (
+        QueueSpec("uploads", consumer="upload_trigger", batch_size=10, batching_window_seconds=1),
+        QueueSpec("generations", consumer="generate", batch_size=1),
+        QueueSpec("maintenance", consumer="maintenance", batch_size=5),
+    )
+}
+
+# How many times SQS hands a job to its consumer before the job moves to the DLQ;
+# the generate function marks a reply failed on the last of them.
+MAX_RECEIVES = QUEUES["generations"].max_receives
+
+VACUUM_SCHEDULE_MINUTES = 60
