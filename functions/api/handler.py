@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from agentfiles.errors import AgentFilesError, Unauthorized
 from agentfiles.ids import ULID_PATTERN
-from agentfiles.logic import files
+from agentfiles.logic import files, messages, threads
 from agentfiles.models.common import ErrorBody
 from agentfiles.models.files import (
     FilePage,
@@ -18,12 +24,15 @@ from agentfiles.models.files import (
     UploadRequest,
     UploadResponse,
 )
+from agentfiles.models.messages import (
+    ImageRequest,
+    MessagePage,
+    MessageResponse,
+    SavedMessage,
+    SaveMessageRequest,
+)
+from agentfiles.models.threads import CreateThreadRequest, ThreadOut, ThreadPage, ThreadResponse
 from agentfiles.observability import logger, metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="agentfiles", version="1.0.0", description=__doc__)
@@ -41,6 +50,15 @@ _ERRORS = {
     )
 }
 FileId = Annotated[str, Path(pattern=ULID_PATTERN, description="A file id (ULID)")]
+ThreadId = Annotated[str, Path(pattern=ULID_PATTERN, description="A thread id (ULID)")]
+MessageId = Annotated[str, Path(pattern=ULID_PATTERN, description="A message id (ULID)")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Makes the request safe to retry: the same key and body return the saved message",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`nextCursor` of the previous page")]
 
@@ -161,6 +179,106 @@ def get_file(file_id: FileId) -> FileResponse:
 def delete_file(file_id: FileId) -> Response[None]:
     files.delete_file(owner(), file_id)
     return Response(status_code=204)
+
+
+# ---- threads -----------------------------------------------------------------
+
+
+@app.post(
+    "/threads",
+    summary="Create a thread",
+    tags=["threads"],
+    responses={201: {"description": "Created"}, **_errors()},
+)
+def create_thread(request: CreateThreadRequest | None = None) -> Response[ThreadResponse]:
+    thread = threads.create_thread(owner(), request or CreateThreadRequest())
+    return _json(201, ThreadResponse(thread=thread))
+
+
+@app.get("/threads", summary="List threads, newest first", tags=["threads"], responses=_errors(400))
+def list_threads(limit: Limit = 50, cursor: Cursor = None) -> ThreadPage:
+    return threads.list_threads(owner(), limit, cursor)
+
+
+@app.get("/threads/<thread_id>", summary="Read a thread", tags=["threads"], responses=_errors(404))
+def get_thread(thread_id: ThreadId) -> ThreadResponse:
+    return ThreadResponse(thread=ThreadOut.of(threads.require_thread(owner(), thread_id)))
+
+
+@app.delete(
+    "/threads/<thread_id>",
+    summary="Delete a thread; its messages are removed in the background, releasing their files",
+    tags=["threads"],
+    responses={202: {"description": "Deletion under way"}, **_errors(404)},
+)
+def delete_thread(thread_id: ThreadId) -> Response[None]:
+    threads.delete_thread(owner(), thread_id)
+    return Response(status_code=202)
+
+
+# ---- messages ----------------------------------------------------------------
+
+
+@app.post(
+    "/threads/<thread_id>/messages",
+    summary="Save a message (and queue the assistant's reply)",
+    tags=["messages"],
+    responses={
+        201: {"description": "Saved; `reply` is the pending assistant message"},
+        **_errors(400, 404, 409, 413, 422, 503),
+    },
+)
+def save_message(
+    thread_id: ThreadId, request: SaveMessageRequest, idempotency_key: IdempotencyKey = None
+) -> Response[SavedMessage]:
+    saved = messages.save_message(owner(), thread_id, request, idempotency_key)
+    return _json(201, saved)
+
+
+@app.get(
+    "/threads/<thread_id>/messages",
+    summary="List messages, newest first; file parts carry fresh URLs",
+    tags=["messages"],
+    responses=_errors(400, 404),
+)
+def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
+    return messages.list_messages(owner(), thread_id, limit, cursor)
+
+
+@app.get(
+    "/threads/<thread_id>/messages/<message_id>",
+    summary="Read a message",
+    tags=["messages"],
+    responses=_errors(404),
+)
+def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
+    return MessageResponse(message=messages.get_message(owner(), thread_id, message_id))
+
+
+@app.delete(
+    "/threads/<thread_id>/messages/<message_id>",
+    summary="Delete a message, releasing its files",
+    tags=["messages"],
+    responses={204: {"description": "Deleted"}, **_errors(404, 409)},
+)
+def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]:
+    messages.delete_message(owner(), thread_id, message_id)
+    return Response(status_code=204)
+
+
+@app.post(
+    "/threads/<thread_id>/images",
+    summary="Generate an image into the thread",
+    tags=["messages"],
+    responses={
+        202: {"description": "Queued; `reply` gets the picture as an image part"},
+        **_errors(400, 404, 409, 422, 503),
+    },
+)
+def generate_image(
+    thread_id: ThreadId, request: ImageRequest, idempotency_key: IdempotencyKey = None
+) -> Response[SavedMessage]:
+    return _json(202, messages.request_image(owner(), thread_id, request, idempotency_key))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-from agentfiles.logic.inspection import inspect_upload
-from agentfiles.models.notifications import S3EventNotification
-from agentfiles.observability import logger, metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentfiles.logic.inspection import inspect_upload
+from agentfiles.models.notifications import S3EventNotification
+from agentfiles.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

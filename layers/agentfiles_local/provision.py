@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+
 from agentfiles import topology
 
 REGION = "us-east-1"

@@ -59,16 +59,22 @@ def _new_record(
     )
 
 
-def file_out(record: FileRecord) -> FileOut:
-    """The API view of a file, with a download URL minted now when it is ready."""
-    if record.status != "ready":
-        return FileOut.of(record)
-    settings = get_settings()
-    ttl = settings.download_url_ttl_seconds
+def download_url(record: FileRecord) -> tuple[str, str]:
+    """A GET URL minted now (images open inline, anything else downloads as an
+    attachment under its filename), and when it expires."""
+    ttl = get_settings().download_url_ttl_seconds
     url = blobs.presign_get(
         record.s3_key, ttl, filename=record.filename, attachment=record.media_type not in IMAGE_TYPES
     )
-    return FileOut.of(record, url=url, url_expires_at=iso_from_ms(now_ms() + ttl * 1000))
+    return url, iso_from_ms(now_ms() + ttl * 1000)
+
+
+def file_out(record: FileRecord) -> FileOut:
+    """The API view of a file, with a download URL when it is ready."""
+    if record.status != "ready":
+        return FileOut.of(record)
+    url, expires = download_url(record)
+    return FileOut.of(record, url=url, url_expires_at=expires)
 
 
 def _dedup_hit(owner: str, sha256: str) -> FileRecord | None:

@@ -1,0 +1,406 @@
+"""Thread, message and idempotency rows, and the transactions that write messages
+together with their reference counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentfiles.data import clients, keys, refcounts
+from agentfiles.data.table import (
+    TransactionCancelled,
+    decode_cursor,
+    encode_cursor,
+    from_item,
+    table_name,
+    to_item,
+    to_value,
+    transact,
+)
+from agentfiles.models.common import iso_from_ms
+from agentfiles.models.files import FileRecord
+from agentfiles.models.messages import MessageRecord
+from agentfiles.models.threads import ThreadRecord
+
+_THREAD_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt")
+_MESSAGE_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt", "leaseId", "leaseUntil")
+REPLY_SWEEP = "REPLY"
+THREAD_SWEEP = "THREAD"
+
+
+# ---- threads -------------------------------------------------------------------
+
+
+def _thread_record(item: dict[str, Any]) -> ThreadRecord:
+    return ThreadRecord.model_validate(
+        {k: v for k, v in from_item(item).items() if k not in _THREAD_ROW_ONLY}
+    )
+
+
+def put_thread(record: ThreadRecord) -> None:
+    row = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    row |= {"pk": keys.owner_pk(record.owner), "sk": keys.thread_sk(record.id)}
+    clients.dynamodb().put_item(
+        TableName=table_name(), Item=to_item(row), ConditionExpression="attribute_not_exists(pk)"
+    )
+
+
+def get_thread(owner: str, thread_id: str) -> ThreadRecord | None:
+    response = clients.dynamodb().get_item(
+        TableName=table_name(), Key=keys.thread_key(owner, thread_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    return _thread_record(item) if item else None
+
+
+def list_threads(owner: str, limit: int, cursor: str | None) -> tuple[list[ThreadRecord], str | None]:
+    pk = keys.owner_pk(owner)
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "FilterExpression": "#status = :active",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {
+            ":pk": to_value(pk),
+            ":prefix": to_value("THREAD#"),
+            ":active": to_value("active"),
+        },
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if start := decode_cursor(cursor, pk, "THREAD#"):
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    return [_thread_record(i) for i in response.get("Items", [])], encode_cursor(
+        response.get("LastEvaluatedKey")
+    )
+
+
+def mark_thread_deleting(owner: str, thread_id: str, now_ms: int, sweep_at_ms: int) -> bool:
+    """active → deleting (or stays deleting). The sweep marker makes the vacuum
+    re-send the cleanup job if it is lost. Returns False when there is no thread."""
+    client = clients.dynamodb()
+    try:
+        client.update_item(
+            TableName=table_name(),
+            Key=keys.thread_key(owner, thread_id),
+            UpdateExpression="SET #status = :deleting, updatedAt = :iso, sweepShard = :shard, sweepAt = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":deleting": to_value("deleting"),
+                ":iso": to_value(iso_from_ms(now_ms)),
+                ":shard": to_value(keys.sweep_shard(THREAD_SWEEP, thread_id)),
+                ":at": to_value(sweep_at_ms),
+            },
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def delete_thread_row(owner: str, thread_id: str) -> None:
+    client = clients.dynamodb()
+    try:
+        client.delete_item(
+            TableName=table_name(),
+            Key=keys.thread_key(owner, thread_id),
+            ConditionExpression="#status = :deleting",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":deleting": to_value("deleting")},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        pass  # deleted by an earlier delivery of the same job
+
+
+# ---- messages ------------------------------------------------------------------
+
+
+def message_record(item: dict[str, Any]) -> MessageRecord:
+    values = item if "pk" in item and isinstance(item["pk"], str) else from_item(item)
+    return MessageRecord.model_validate({k: v for k, v in values.items() if k not in _MESSAGE_ROW_ONLY})
+
+
+def message_row(record: MessageRecord) -> dict[str, Any]:
+    row = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    row["pk"] = keys.thread_pk(record.owner, record.thread_id)
+    row["sk"] = keys.message_sk(record.id)
+    return row
+
+
+def get_message(owner: str, thread_id: str, message_id: str) -> MessageRecord | None:
+    response = clients.dynamodb().get_item(
+        TableName=table_name(), Key=keys.message_key(owner, thread_id, message_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    return message_record(item) if item else None
+
+
+def list_messages(
+    owner: str, thread_id: str, limit: int, cursor: str | None
+) -> tuple[list[MessageRecord], str | None]:
+    pk = keys.thread_pk(owner, thread_id)
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": to_value(pk), ":prefix": to_value("MSG#")},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if start := decode_cursor(cursor, pk, "MSG#"):
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    return [message_record(i) for i in response.get("Items", [])], encode_cursor(
+        response.get("LastEvaluatedKey")
+    )
+
+
+def history(owner: str, thread_id: str, up_to_message_id: str, limit: int) -> list[MessageRecord]:
+    """The `limit` messages up to and including `up_to_message_id`, oldest first."""
+    response = clients.dynamodb().query(
+        TableName=table_name(),
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+        ExpressionAttributeValues={
+            ":pk": to_value(keys.thread_pk(owner, thread_id)),
+            ":first": to_value("MSG#"),
+            ":last": to_value(keys.message_sk(up_to_message_id)),
+        },
+        ScanIndexForward=False,
+        Limit=limit,
+        ConsistentRead=True,
+    )
+    return [message_record(i) for i in reversed(response.get("Items", []))]
+
+
+def batch_get_files_and_thread(
+    owner: str, thread_id: str, file_ids: list[str]
+) -> tuple[ThreadRecord | None, dict[str, FileRecord]]:
+    """One BatchGetItem for a page: the thread (is it still there?) and its files."""
+    from agentfiles.data.files import to_record
+
+    wanted = [keys.thread_key(owner, thread_id)] + [keys.file_key(owner, f) for f in dict.fromkeys(file_ids)]
+    thread: ThreadRecord | None = None
+    found: dict[str, FileRecord] = {}
+    client = clients.dynamodb()
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {table_name(): {"Keys": wanted[start : start + 100]}}
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table_name(), []):
+                sk = item["sk"]["S"]
+                if sk.startswith("THREAD#"):
+                    thread = _thread_record(item)
+                else:
+                    record = to_record(from_item(item))
+                    found[record.id] = record
+            request = response.get("UnprocessedKeys") or {}
+    return thread, found
+
+
+# ---- the save transaction ------------------------------------------------------
+
+
+@dataclass
+class IdempotencyRecord:
+    key: str
+    message_id: str
+    reply_id: str | None
+    request_hash: str
+    expires_at: int  # epoch seconds (DynamoDB TTL)
+
+
+SaveFailure = Literal["idempotency_key_used", "thread_unavailable", "file_unavailable", "conflict"]
+
+
+@dataclass
+class SaveRefused(Exception):
+    reason: SaveFailure
+    file_id: str | None = None
+    file_status: str | None = None
+
+
+def _idempotency_put(owner: str, thread_id: str, record: IdempotencyRecord) -> dict[str, Any]:
+    row = {
+        "pk": keys.thread_pk(owner, thread_id),
+        "sk": keys.idempotency_sk(record.key),
+        "messageId": record.message_id,
+        "replyId": record.reply_id,
+        "requestHash": record.request_hash,
+        "expiresAt": record.expires_at,
+    }
+    return {
+        "Put": {
+            "TableName": table_name(),
+            "Item": to_item(row),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def get_idempotency(owner: str, thread_id: str, key: str) -> IdempotencyRecord | None:
+    response = clients.dynamodb().get_item(
+        TableName=table_name(),
+        Key=keys.key(keys.thread_pk(owner, thread_id), keys.idempotency_sk(key)),
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    if not item:
+        return None
+    values = from_item(item)
+    return IdempotencyRecord(
+        key=key,
+        message_id=values["messageId"],
+        reply_id=values.get("replyId"),
+        request_hash=values["requestHash"],
+        expires_at=values["expiresAt"],
+    )
+
+
+def _thread_touch(owner: str, thread_id: str, now_ms: int) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": keys.thread_key(owner, thread_id),
+            "UpdateExpression": "SET updatedAt = :iso",
+            "ConditionExpression": "attribute_exists(pk) AND #status = :active",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":iso": to_value(iso_from_ms(now_ms)),
+                ":active": to_value("active"),
+            },
+        }
+    }
+
+
+def _put_new(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": table_name(),
+            "Item": to_item(row),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def save_exchange(
+    message: MessageRecord,
+    reply: MessageRecord | None,
+    now_ms: int,
+    *,
+    idempotency: IdempotencyRecord | None = None,
+    reply_sweep_at_ms: int | None = None,
+) -> None:
+    """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
+    pending reply], and +1 on each distinct file the message references."""
+    items: list[dict[str, Any]] = []
+    if idempotency:
+        items.append(_idempotency_put(message.owner, message.thread_id, idempotency))
+    items.append(_put_new(message_row(message)))
+    items.append(_thread_touch(message.owner, message.thread_id, now_ms))
+    if reply:
+        row = message_row(reply)
+        if reply_sweep_at_ms is not None:
+            row |= {"sweepShard": keys.sweep_shard(REPLY_SWEEP, reply.id), "sweepAt": reply_sweep_at_ms}
+        items.append(_put_new(row))
+    first_file = len(items)
+    items.extend(refcounts.take(message.owner, message.file_ids, now_ms))
+
+    try:
+        transact(items)
+    except TransactionCancelled as cancelled:
+        if cancelled.conflicted():
+            raise SaveRefused("conflict") from cancelled
+        if idempotency and cancelled.failed(0):
+            raise SaveRefused("idempotency_key_used") from cancelled
+        thread_index = 2 if idempotency else 1
+        if cancelled.failed(thread_index):
+            raise SaveRefused("thread_unavailable") from cancelled
+        for offset, file_id in enumerate(dict.fromkeys(message.file_ids)):
+            if cancelled.failed(first_file + offset):
+                old = cancelled.reasons[first_file + offset].item
+                raise SaveRefused(
+                    "file_unavailable", file_id, old.get("status") if old else None
+                ) from cancelled
+        raise
+
+
+# ---- deletes -------------------------------------------------------------------
+
+
+def _delete_message_item(record: MessageRecord) -> dict[str, Any]:
+    # The delete holds only if the message still references exactly what was read,
+    # so the released counts are the ones it held (a reply can gain an image file
+    # while generation finishes).
+    return {
+        "Delete": {
+            "TableName": table_name(),
+            "Key": keys.message_key(record.owner, record.thread_id, record.id),
+            "ConditionExpression": "fileIds = :ids",
+            "ExpressionAttributeValues": {":ids": to_value(record.file_ids)},
+        }
+    }
+
+
+def delete_message(record: MessageRecord, now_ms: int) -> bool:
+    """ONE transaction: the delete and -1 on each file it referenced. Returns False
+    when the message changed or vanished since it was read."""
+    items = [_delete_message_item(record), *refcounts.release(record.owner, Counter(record.file_ids), now_ms)]
+    try:
+        transact(items)
+    except TransactionCancelled as cancelled:
+        if cancelled.failed(0) or cancelled.conflicted():
+            return False
+        raise
+    return True
+
+
+MAX_TRANSACTION_ITEMS = 100
+
+
+def thread_rows_page(owner: str, thread_id: str, limit: int) -> list[dict[str, Any]]:
+    """The next rows of a thread's partition (messages and idempotency keys)."""
+    response = clients.dynamodb().query(
+        TableName=table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": to_value(keys.thread_pk(owner, thread_id))},
+        Limit=limit,
+        ConsistentRead=True,
+    )
+    return [from_item(item) for item in response.get("Items", [])]
+
+
+def delete_rows(owner: str, rows: list[dict[str, Any]], now_ms: int) -> int:
+    """Delete a page of a thread's rows in as few transactions as fit, each one
+    releasing the references of the messages it deletes. Returns rows deleted; a
+    transaction refused because a message changed is left for the next page."""
+    deleted = 0
+    batch: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
+
+    def flush() -> None:
+        nonlocal deleted, batch, counts
+        if not batch:
+            return
+        try:
+            transact(batch + refcounts.release(owner, counts, now_ms))
+            deleted += len(batch)
+        except TransactionCancelled:
+            pass  # re-read and retried by the caller's next page
+        batch, counts = [], Counter()
+
+    for row in rows:
+        if row["sk"].startswith("MSG#"):
+            record = message_record(row)
+            extra = Counter(record.file_ids)
+            new_files = len(set(extra) - set(counts))
+            if len(batch) + 1 + len(counts) + new_files > MAX_TRANSACTION_ITEMS:
+                flush()
+            batch.append(_delete_message_item(record))
+            counts.update(extra)
+        else:
+            if len(batch) + 1 + len(counts) > MAX_TRANSACTION_ITEMS:
+                flush()
+            batch.append({"Delete": {"TableName": table_name(), "Key": keys.key(row["pk"], row["sk"])}})
+    flush()
+    return deleted

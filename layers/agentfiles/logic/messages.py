@@ -1,0 +1,361 @@
+"""Messages: save (one transaction with the reference counts), read, list, delete."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from agentfiles.data import jobs
+from agentfiles.data import messages as rows
+from agentfiles.data.messages import IdempotencyRecord, SaveRefused
+from agentfiles.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+)
+from agentfiles.ids import new_ulid, next_ulid
+from agentfiles.logic.files import check_media_type, decode_base64, download_url, store_bytes
+from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, sniff
+from agentfiles.models.common import iso_from_ms, now_ms
+from agentfiles.models.files import FileRecord
+from agentfiles.models.jobs import GenerationJob
+from agentfiles.models.messages import (
+    FilePart,
+    ImagePart,
+    ImageRequest,
+    MessageOut,
+    MessagePage,
+    MessageRecord,
+    Part,
+    PartOut,
+    SavedMessage,
+    SaveMessageRequest,
+    TextPart,
+)
+from agentfiles.settings import get_settings
+
+# A DynamoDB item holds at most 400 KB; content beyond this is refused.
+MAX_CONTENT_BYTES = 350_000
+IDEMPOTENCY_KEY_MAX = 255
+_SAVE_ATTEMPTS = 3
+
+
+def _request_hash(thread_id: str, body: dict) -> str:
+    canonical = json.dumps({"threadId": thread_id, **body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _inline_part(owner: str, part: ImagePart | FilePart, index: int) -> Part:
+    """Check inline data; large data becomes a stored file referenced by id."""
+    settings = get_settings()
+    media_type = check_media_type(part.media_type or "")
+    if isinstance(part, ImagePart) and media_type not in IMAGE_TYPES:
+        raise Unprocessable(
+            f"part {index}: an image part needs an image type, not {media_type}", code="invalid_part"
+        )
+    content = decode_base64(part.data or "")
+    if len(content) > settings.inline_max_bytes:
+        extension = media_type.rsplit("/", 1)[-1]
+        filename = getattr(part, "filename", None) or f"part-{index}.{extension}"
+        stored = store_bytes(owner, filename, media_type, content)
+        return part.model_copy(update={"data": None, "file_id": stored.record.id, "media_type": media_type})
+    sniffed = sniff(content, complete=True)
+    if not content or not matches(media_type, sniffed):
+        raise Unprocessable(
+            f"part {index}: data is {describe(sniffed)}, not the declared {media_type}", code="type_mismatch"
+        )
+    return part.model_copy(update={"data": base64.b64encode(content).decode(), "media_type": media_type})
+
+
+def _prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[str]]:
+    settings = get_settings()
+    parts = request.parts()
+    large_inline = sum(
+        1
+        for p in parts
+        if not isinstance(p, TextPart) and p.data and len(p.data) * 3 // 4 > settings.inline_max_bytes
+    )
+    named = {p.file_id for p in parts if not isinstance(p, TextPart) and p.file_id} | set(request.file_ids)
+    if len(named) + large_inline > settings.max_attachments:
+        raise BadRequest(
+            f"a message may reference at most {settings.max_attachments} files", code="too_many_attachments"
+        )
+    prepared: list[Part] = []
+    for index, part in enumerate(parts):
+        if not isinstance(part, TextPart) and part.data:
+            part = _inline_part(owner, part, index)
+        elif not isinstance(part, TextPart) and part.media_type:
+            part = part.model_copy(update={"media_type": check_media_type(part.media_type)})
+        prepared.append(part)
+    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True)) for p in prepared)
+    if size > MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(
+            f"message content is {size} bytes, over {MAX_CONTENT_BYTES}; send large data as files",
+            code="message_too_large",
+        )
+    part_files = [p.file_id for p in prepared if not isinstance(p, TextPart) and p.file_id]
+    return prepared, list(dict.fromkeys([*part_files, *request.file_ids]))
+
+
+def _new_exchange(
+    owner: str,
+    thread_id: str,
+    content: list[Part],
+    file_ids: list[str],
+    generate: bool,
+    model: str | None,
+    job: str = "chat",
+) -> tuple[MessageRecord, MessageRecord | None, int]:
+    now = now_ms()
+    iso = iso_from_ms(now)
+    message_id = new_ulid(now)
+    message = MessageRecord(
+        id=message_id,
+        thread_id=thread_id,
+        owner=owner,
+        role="user",
+        content=content,
+        file_ids=file_ids,
+        status="success",
+        created_at=iso,
+        updated_at=iso,
+    )
+    reply = None
+    if generate:
+        settings = get_settings()
+        reply = MessageRecord(
+            id=next_ulid(message_id),
+            thread_id=thread_id,
+            owner=owner,
+            role="assistant",
+            status="pending",
+            model=model or (settings.image_model if job == "image" else settings.model),
+            reply_to=message_id,
+            job=job,
+            created_at=iso,
+            updated_at=iso,
+        )
+    return message, reply, now
+
+
+def save_message(
+    owner: str, thread_id: str, request: SaveMessageRequest, idempotency_key: str | None = None
+) -> SavedMessage:
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    content, file_ids = _prepare(owner, request)
+    return _save(
+        owner,
+        thread_id,
+        content,
+        file_ids,
+        request.generate,
+        request.model,
+        idempotency_key,
+        _request_hash(thread_id, request.model_dump(mode="json", by_alias=True)),
+        job="chat",
+    )
+
+
+def request_image(
+    owner: str, thread_id: str, request: ImageRequest, idempotency_key: str | None = None
+) -> SavedMessage:
+    """The prompt as a user message, and a pending reply that will get the picture."""
+    return _save(
+        owner,
+        thread_id,
+        [TextPart(text=request.prompt)],
+        [],
+        True,
+        request.model,
+        idempotency_key,
+        _request_hash(thread_id, {"image": request.model_dump(mode="json", by_alias=True)}),
+        job="image",
+        size=request.size,
+    )
+
+
+def _save(
+    owner: str,
+    thread_id: str,
+    content: list[Part],
+    file_ids: list[str],
+    generate: bool,
+    model: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    *,
+    job: str,
+    size: str | None = None,
+) -> SavedMessage:
+    settings = get_settings()
+    for _ in range(_SAVE_ATTEMPTS):
+        message, reply, now = _new_exchange(owner, thread_id, content, file_ids, generate, model, job)
+        idempotency = None
+        if idempotency_key:
+            idempotency = IdempotencyRecord(
+                key=idempotency_key,
+                message_id=message.id,
+                reply_id=reply.id if reply else None,
+                request_hash=request_hash,
+                expires_at=now // 1000 + settings.idempotency_ttl_seconds,
+            )
+        sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
+        try:
+            rows.save_exchange(message, reply, now, idempotency=idempotency, reply_sweep_at_ms=sweep_at)
+            break
+        except SaveRefused as refused:
+            if refused.reason == "conflict":
+                continue
+            if refused.reason == "idempotency_key_used":
+                return _replay(owner, thread_id, idempotency_key or "", request_hash, size)
+            if refused.reason == "thread_unavailable":
+                raise NotFound(f"thread {thread_id} not found", code="thread_not_found") from refused
+            raise _file_problem(refused) from refused
+    else:
+        raise Conflict("the message could not be saved for concurrent changes; retry", code="conflict")
+    if reply:
+        _queue(reply, size)
+    return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
+
+
+def _file_problem(refused: SaveRefused) -> Exception:
+    details = {"fileId": refused.file_id}
+    if refused.file_status is None:
+        return NotFound(f"file {refused.file_id} not found", code="file_not_found", details=details)
+    return Conflict(
+        f"file {refused.file_id} is {refused.file_status}, not ready",
+        code="file_not_ready",
+        details={**details, "status": refused.file_status},
+    )
+
+
+def _queue(reply: MessageRecord, size: str | None) -> None:
+    job = GenerationJob(
+        kind=reply.job or "chat",
+        owner=reply.owner,
+        thread_id=reply.thread_id,
+        message_id=reply.reply_to or "",
+        reply_id=reply.id,
+        model=reply.model,
+        size=size,
+    )
+    try:
+        jobs.send_generation(job)
+    except jobs.QueueUnavailable as error:
+        raise ServiceUnavailable(
+            "the message is saved but its reply could not be queued; retry with the same Idempotency-Key",
+            code="queue_unavailable",
+            details={"messageId": reply.reply_to, "replyId": reply.id},
+        ) from error
+
+
+def _replay(owner: str, thread_id: str, key: str, request_hash: str, size: str | None) -> SavedMessage:
+    """A retry with a key already used: the same body returns what was saved (and
+    re-queues a reply still pending); another body is refused."""
+    record = rows.get_idempotency(owner, thread_id, key)
+    if record is None:
+        raise Conflict("the Idempotency-Key is being used by a request in flight; retry", code="conflict")
+    if record.request_hash != request_hash:
+        raise Unprocessable(
+            "this Idempotency-Key was used with a different request", code="idempotency_key_reused"
+        )
+    message = rows.get_message(owner, thread_id, record.message_id)
+    if message is None:
+        raise Conflict("the message saved under this Idempotency-Key was deleted", code="message_deleted")
+    reply = rows.get_message(owner, thread_id, record.reply_id) if record.reply_id else None
+    if reply and reply.status == "pending":
+        _queue(reply, size)
+    return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
+
+
+# ---- reading -------------------------------------------------------------------
+
+
+def _part_out(part: Part, files: dict[str, FileRecord], urls: dict[str, tuple[str, str]]) -> PartOut:
+    if isinstance(part, TextPart):
+        return PartOut(type="text", text=part.text)
+    out = PartOut(
+        type=part.type,
+        file_id=part.file_id,
+        url=part.url,
+        data=part.data,
+        media_type=part.media_type,
+        filename=getattr(part, "filename", None),
+    )
+    record = files.get(part.file_id) if part.file_id else None
+    if record is not None:
+        if record.status == "ready":
+            if record.id not in urls:
+                urls[record.id] = download_url(record)
+            out.url, out.url_expires_at = urls[record.id]
+        out.media_type = out.media_type or record.media_type
+        out.filename = out.filename or record.filename
+        out.size = record.size
+    return out
+
+
+def message_out(
+    record: MessageRecord,
+    files: dict[str, FileRecord] | None = None,
+    urls: dict[str, tuple[str, str]] | None = None,
+) -> MessageOut:
+    """The API view of a message; file parts get URLs for the `files` given."""
+    files = files or {}
+    urls = {} if urls is None else urls
+    return MessageOut(
+        id=record.id,
+        thread_id=record.thread_id,
+        role=record.role,
+        content=[_part_out(p, files, urls) for p in record.content],
+        file_ids=record.file_ids,
+        status=record.status,
+        error=record.error,
+        model=record.model,
+        usage=record.usage,
+        finish_reason=record.finish_reason,
+        reply_to=record.reply_to,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _part_file_ids(records: list[MessageRecord]) -> list[str]:
+    return [p.file_id for r in records for p in r.content if not isinstance(p, TextPart) and p.file_id]
+
+
+def list_messages(owner: str, thread_id: str, limit: int, cursor: str | None) -> MessagePage:
+    """Newest first: one Query for the page, one BatchGetItem for its thread and files."""
+    records, next_cursor = rows.list_messages(owner, thread_id, limit, cursor)
+    thread, files = rows.batch_get_files_and_thread(owner, thread_id, _part_file_ids(records))
+    if thread is None or thread.status != "active":
+        raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+    urls: dict[str, tuple[str, str]] = {}
+    return MessagePage(items=[message_out(r, files, urls) for r in records], next_cursor=next_cursor)
+
+
+def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
+    record = rows.get_message(owner, thread_id, message_id)
+    thread, files = rows.batch_get_files_and_thread(
+        owner, thread_id, _part_file_ids([record] if record else [])
+    )
+    if thread is None or thread.status != "active":
+        raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+    if record is None:
+        raise NotFound(f"message {message_id} not found", code="message_not_found")
+    return message_out(record, files)
+
+
+def delete_message(owner: str, thread_id: str, message_id: str) -> None:
+    """Delete one message and release its references in the same transaction."""
+    for _ in range(_SAVE_ATTEMPTS):
+        record = rows.get_message(owner, thread_id, message_id)
+        if record is None:
+            raise NotFound(f"message {message_id} not found", code="message_not_found")
+        if rows.delete_message(record, now_ms()):
+            return
+    raise Conflict("the message changed while it was being deleted; retry", code="conflict")

@@ -1,0 +1,25 @@
+"""Queue message bodies. Every job names its owner, so a worker only ever reads that
+owner's rows."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from agentfiles.models.common import CamelModel
+from agentfiles.models.messages import ImageSize
+
+
+class GenerationJob(CamelModel):
+    kind: Literal["chat", "image"]
+    owner: str
+    thread_id: str
+    message_id: str
+    reply_id: str
+    model: str | None = None
+    size: ImageSize | None = None
+
+
+class ThreadCleanupJob(CamelModel):
+    kind: Literal["delete_thread"] = "delete_thread"
+    owner: str
+    thread_id: str

@@ -1,0 +1,179 @@
+"""Messages and their content parts.
+
+A part names its bytes one way: a `fileId` (a file of this owner, which the message
+holds one reference on), an external `url`, or inline base64 `data`. Parts read
+back carry freshly minted URLs for their files; URLs are never stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from agentfiles.ids import ULID_PATTERN
+from agentfiles.models.common import CamelModel, RequestModel
+
+MessageRole = Literal["user", "assistant"]
+MessageStatus = Literal["pending", "streaming", "success", "failed"]
+MAX_TEXT_CHARS = 100_000
+
+
+class TextPart(RequestModel):
+    type: Literal["text"] = "text"
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class _SourcedPart(RequestModel):
+    file_id: str | None = Field(None, pattern=ULID_PATTERN)
+    url: str | None = Field(
+        None, max_length=4096, description="An external http(s) URL, passed to the model as is"
+    )
+    data: str | None = Field(None, description="Inline base64; large data is stored as a file before saving")
+    media_type: str | None = Field(None, max_length=255)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("https://", "http://")):
+            raise ValueError("url must be http(s)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _SourcedPart:
+        given = [name for name in ("file_id", "url", "data") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of fileId, url, data")
+        if self.data and not self.media_type:
+            raise ValueError("mediaType is required with data")
+        return self
+
+
+class ImagePart(_SourcedPart):
+    type: Literal["image"]
+
+
+class FilePart(_SourcedPart):
+    type: Literal["file"]
+    filename: str | None = Field(None, max_length=255)
+
+    @model_validator(mode="after")
+    def _typed(self) -> FilePart:
+        if (self.url or self.data) and not self.media_type:
+            raise ValueError("mediaType is required for a file part given by url or data")
+        return self
+
+
+Part = Annotated[TextPart | ImagePart | FilePart, Field(discriminator="type")]
+
+
+class PartOut(CamelModel):
+    """A part as read back: file parts carry a download URL minted for this read."""
+
+    type: Literal["text", "image", "file"]
+    text: str | None = None
+    file_id: str | None = None
+    url: str | None = None
+    url_expires_at: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
+    size: int | None = None
+
+
+class MessageError(CamelModel):
+    code: str
+    message: str
+
+
+class Usage(CamelModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class MessageRecord(CamelModel):
+    """A message row (pk `OWNER#{owner}#THREAD#{threadId}`, sk `MSG#{id}`)."""
+
+    id: str
+    thread_id: str
+    owner: str
+    role: MessageRole
+    content: list[Part] = Field(default_factory=list)
+    file_ids: list[str] = Field(
+        default_factory=list, description="Distinct files this message holds a reference on"
+    )
+    status: MessageStatus
+    error: MessageError | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    reply_to: str | None = None
+    job: Literal["chat", "image"] | None = None
+    created_at: str
+    updated_at: str
+
+
+class MessageOut(CamelModel):
+    id: str
+    thread_id: str
+    role: MessageRole
+    content: list[PartOut]
+    file_ids: list[str]
+    status: MessageStatus
+    error: MessageError | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    reply_to: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class SaveMessageRequest(RequestModel):
+    content: list[Part] | str = Field(description="Parts, or a plain string for one text part")
+    file_ids: list[Annotated[str, Field(pattern=ULID_PATTERN)]] = Field(
+        default_factory=list, max_length=100, description="Files to reference without a part"
+    )
+    generate: bool = Field(True, description="Queue an assistant reply")
+    model: str | None = Field(None, min_length=1, max_length=128)
+
+    @field_validator("content")
+    @classmethod
+    def _not_empty(cls, value: list[Part] | str) -> list[Part] | str:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("content must not be empty")
+            if len(value) > MAX_TEXT_CHARS:
+                raise ValueError(f"content is limited to {MAX_TEXT_CHARS} characters")
+        elif not value:
+            raise ValueError("content must have at least one part")
+        elif len(value) > 100:
+            raise ValueError("content is limited to 100 parts")
+        return value
+
+    def parts(self) -> list[Part]:
+        return [TextPart(text=self.content)] if isinstance(self.content, str) else list(self.content)
+
+
+ImageSize = Literal["256x256", "512x512", "1024x1024", "1024x1536", "1536x1024", "auto"]
+
+
+class ImageRequest(RequestModel):
+    prompt: str = Field(min_length=1, max_length=4000)
+    model: str | None = Field(None, min_length=1, max_length=128)
+    size: ImageSize = "1024x1024"
+
+
+class MessageResponse(CamelModel):
+    message: MessageOut
+
+
+class SavedMessage(CamelModel):
+    message: MessageOut
+    reply: MessageOut | None = None
+
+
+class MessagePage(CamelModel):
+    items: list[MessageOut]
+    next_cursor: str | None = None

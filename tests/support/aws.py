@@ -1,0 +1,170 @@
+"""An in-process AWS (moto) with the system's resources, and the functions wired to it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from agentfiles.data import clients
+from agentfiles.settings import get_settings
+from agentfiles_local.events import LambdaContext, http_api_event, sqs_event, sqs_record
+from agentfiles_local.provision import Resources, provision
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LocalAws:
+    """The provisioned resources plus ways to call the functions as AWS would."""
+
+    resources: Resources
+
+    @property
+    def s3(self) -> Any:
+        return boto3.client("s3", region_name="us-east-1")
+
+    @property
+    def sqs(self) -> Any:
+        return boto3.client("sqs", region_name="us-east-1")
+
+    @property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", region_name="us-east-1")
+
+    def call_api(
+        self,
+        method: str,
+        path: str,
+        *,
+        sub: str | None = "alice",
+        json_body: Any = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        from functions.api.handler import lambda_handler
+
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        body = json.dumps(json_body) if json_body is not None else None
+        claims = {"sub": sub} if sub else None
+        event = http_api_event(method, path, headers=all_headers, query=query, body=body, claims=claims)
+        response = lambda_handler(event, LambdaContext("api", 29))
+        raw = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            raw = base64.b64decode(raw).decode()
+        parsed = json.loads(raw) if raw and raw.lstrip().startswith(("{", "[")) else raw
+        return Reply(response["statusCode"], parsed, response.get("headers") or {})
+
+    def drain(self, queue: str, max_messages: int = 10) -> list[dict[str, Any]]:
+        """Receive what is waiting on a queue, as Lambda's poller would (and delete it)."""
+        url = self.resources.queue_urls[queue]
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=max_messages, MessageSystemAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            found.extend(batch)
+
+    def sqs_event_for(self, queue: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        arn = self.resources.queue_arns[queue]
+        return sqs_event(
+            [
+                sqs_record(
+                    m["Body"],
+                    arn,
+                    message_id=m["MessageId"],
+                    receipt_handle=m["ReceiptHandle"],
+                    receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                )
+                for m in messages
+            ]
+        )
+
+    def run_upload_trigger(self) -> dict[str, Any]:
+        from functions.upload_trigger.handler import lambda_handler
+
+        messages = self.drain("uploads")
+        return lambda_handler(self.sqs_event_for("uploads", messages), LambdaContext("upload_trigger", 60))
+
+    def file_row(self, owner: str, file_id: str) -> dict[str, Any] | None:
+        from agentfiles.data.table import from_item
+
+        item = self.dynamodb.get_item(
+            TableName=self.resources.table_name,
+            Key={"pk": {"S": f"OWNER#{owner}"}, "sk": {"S": f"FILE#{file_id}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return from_item(item) if item else None
+
+    def object_keys(self) -> set[str]:
+        response = self.s3.list_objects_v2(Bucket=self.resources.bucket_name)
+        return {o["Key"] for o in response.get("Contents", [])}
+
+    def upload(
+        self,
+        data: bytes,
+        media_type: str,
+        *,
+        sub: str = "alice",
+        filename: str = "f",
+        declare_sha: bool = True,
+        body: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Register, PUT (the bytes given, or `body` instead) and run the trigger: a file as a
+        client's upload leaves it."""
+        import hashlib
+
+        request: dict[str, Any] = {"filename": filename, "mediaType": media_type, "size": len(data)}
+        if declare_sha:
+            request["sha256"] = hashlib.sha256(data).hexdigest()
+        reply = self.call_api("POST", "/files/uploads", sub=sub, json_body=request)
+        assert reply.status in (200, 201), reply.body
+        if reply.body["upload"] is None:
+            return reply.body["file"]
+        key = f"{sub}/{reply.body['file']['id']}"
+        self.s3.put_object(
+            Bucket=self.resources.bucket_name,
+            Key=key,
+            Body=body if body is not None else data,
+            ContentType=media_type,
+        )
+        self.run_upload_trigger()
+        return self.call_api("GET", f"/files/{reply.body['file']['id']}", sub=sub).body["file"]
+
+
+def start_local_aws(monkeypatch: Any, **settings: str) -> Iterator[LocalAws]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "agentfiles",
+        "POWERTOOLS_SERVICE_NAME": "agentfiles-test",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clients.reset()
+        resources = provision()
+        for name, value in {**resources.function_environment(), **settings}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        yield LocalAws(resources)
+    clients.reset()
+    get_settings.cache_clear()
