@@ -8,6 +8,7 @@ from pathlib import Path
 from agentfiles_local.events import LambdaContext, s3_notification, sqs_event, sqs_record
 from functions.upload_trigger.handler import lambda_handler
 from tests.support import samples
+from tests.support.calls import count_calls
 
 EVENTS = Path(__file__).parents[2] / "events"
 
@@ -27,20 +28,6 @@ def _put(aws, sub: str, file_id: str, data: bytes, media_type: str) -> None:
     aws.s3.put_object(
         Bucket=aws.resources.bucket_name, Key=f"{sub}/{file_id}", Body=data, ContentType=media_type
     )
-
-
-class CallCounter:
-    """Counts S3 calls and the bytes their bodies carried, through botocore events."""
-
-    def __init__(self, client):
-        self.calls: list[tuple[str, dict]] = []
-        client.meta.events.register("provide-client-params.s3.*", self._record)
-
-    def _record(self, params, model, **_):
-        self.calls.append((model.name, dict(params)))
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 def test_the_s3_test_event_is_skipped(aws):
@@ -147,11 +134,11 @@ def test_redelivery_of_the_same_record_changes_nothing(aws):
     lambda_handler(event, LambdaContext("upload_trigger", 60))
     before = aws.file_row("alice", file["id"])
     # When the same record arrives again
-    counter = CallCounter(__import__("agentfiles.data.clients", fromlist=["s3"]).s3())
-    assert lambda_handler(event, LambdaContext("upload_trigger", 60)) == {"batchItemFailures": []}
+    with count_calls() as calls:
+        assert lambda_handler(event, LambdaContext("upload_trigger", 60)) == {"batchItemFailures": []}
     # Then the row is unchanged and S3 was not even read
     assert aws.file_row("alice", file["id"]) == before
-    assert counter.names() == []
+    assert calls.names() == ["GetItem"]
 
 
 def test_a_checksum_s3_verified_means_one_head_and_one_4kib_read_whatever_the_size(aws):
@@ -169,12 +156,14 @@ def test_a_checksum_s3_verified_means_one_head_and_one_4kib_read_whatever_the_si
         parsed["ChecksumSHA256"] = blobs.sha256_hex_to_b64(samples.sha256(data))
 
     s3.meta.events.register("after-call.s3.HeadObject", report_checksum)
-    counter = CallCounter(s3)
+    messages = aws.drain("uploads")
     # When the trigger checks a 200 KB object
-    aws.run_upload_trigger()
+    with count_calls() as calls:
+        lambda_handler(aws.sqs_event_for("uploads", messages), LambdaContext("upload_trigger", 60))
     # Then it made one HEAD and one ranged GET of 4 KiB, and the file is ready
-    assert counter.names() == ["HeadObject", "GetObject"]
-    assert counter.calls[1][1]["Range"] == "bytes=0-4095"
+    s3_calls = [(name, params) for service, name, params in calls.calls if service == "s3"]
+    assert [name for name, _ in s3_calls] == ["HeadObject", "GetObject"]
+    assert s3_calls[1][1]["headers"]["Range"] == "bytes=0-4095"
     assert aws.file_row("alice", file["id"])["status"] == "ready"
 
 

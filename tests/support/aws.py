@@ -100,6 +100,30 @@ class LocalAws:
         messages = self.drain("uploads")
         return lambda_handler(self.sqs_event_for("uploads", messages), LambdaContext("upload_trigger", 60))
 
+    def run_maintenance(self) -> dict[str, Any]:
+        from functions.maintenance.handler import lambda_handler
+
+        messages = self.drain("maintenance")
+        return lambda_handler(self.sqs_event_for("maintenance", messages), LambdaContext("maintenance", 120))
+
+    def small_file(
+        self, data: bytes, media_type: str, *, sub: str = "alice", filename: str = "f"
+    ) -> dict[str, Any]:
+        """A ready file through POST /files."""
+        body = {"filename": filename, "mediaType": media_type, "data": base64.b64encode(data).decode()}
+        reply = self.call_api("POST", "/files", sub=sub, json_body=body)
+        assert reply.status in (200, 201), reply.body
+        return reply.body["file"]
+
+    def new_thread(self, sub: str = "alice", title: str | None = None) -> str:
+        reply = self.call_api("POST", "/threads", sub=sub, json_body={"title": title} if title else {})
+        assert reply.status == 201, reply.body
+        return reply.body["thread"]["id"]
+
+    def refcount(self, owner: str, file_id: str) -> int | None:
+        row = self.file_row(owner, file_id)
+        return None if row is None else row["refcount"]
+
     def file_row(self, owner: str, file_id: str) -> dict[str, Any] | None:
         from agentfiles.data.table import from_item
 

@@ -29,3 +29,16 @@ def pdf(pages: int = 2) -> bytes:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def noisy_png(width: int = 64, height: int = 64, seed: int = 1) -> bytes:
+    """A PNG that does not compress: its size grows with its pixels."""
+    import random
+
+    rng = random.Random(seed)
+    image = Image.frombytes(
+        "RGB", (width, height), bytes(rng.randrange(256) for _ in range(width * height * 3))
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

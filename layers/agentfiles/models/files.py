@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from agentfiles.models.common import CamelModel, RequestModel
+from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
 FileStatus = Literal["pending", "ready", "rejected", "deleting"]
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -42,7 +42,7 @@ class FileRecord(CamelModel):
     rejection: Rejection | None = None
 
 
-class FileOut(CamelModel):
+class FileOut(OmitNone):
     """A file as the API shows it; `url` is minted fresh on each read."""
 
     id: str

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from agentfiles.ids import ULID_PATTERN
-from agentfiles.models.common import CamelModel, RequestModel
+from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
 MessageRole = Literal["user", "assistant"]
 MessageStatus = Literal["pending", "streaming", "success", "failed"]
@@ -67,7 +67,7 @@ class FilePart(_SourcedPart):
 Part = Annotated[TextPart | ImagePart | FilePart, Field(discriminator="type")]
 
 
-class PartOut(CamelModel):
+class PartOut(OmitNone):
     """A part as read back: file parts carry a download URL minted for this read."""
 
     type: Literal["text", "image", "file"]
@@ -114,7 +114,7 @@ class MessageRecord(CamelModel):
     updated_at: str
 
 
-class MessageOut(CamelModel):
+class MessageOut(OmitNone):
     id: str
     thread_id: str
     role: MessageRole

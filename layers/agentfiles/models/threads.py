@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from agentfiles.models.common import CamelModel, RequestModel
+from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
 ThreadStatus = Literal["active", "deleting"]
 
@@ -20,7 +20,7 @@ class ThreadRecord(CamelModel):
     updated_at: str
 
 
-class ThreadOut(CamelModel):
+class ThreadOut(OmitNone):
     id: str
     title: str | None = None
     status: ThreadStatus

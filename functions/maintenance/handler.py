@@ -1,0 +1,36 @@
+"""SQS → this function: background work the API hands off, today the removal of a
+deleted thread's messages (in pages, each releasing its references)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentfiles.data import jobs
+from agentfiles.logic.threads import purge_thread
+from agentfiles.models.jobs import ThreadCleanupJob
+from agentfiles.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    job = ThreadCleanupJob.model_validate_json(record.body)
+    logger.append_keys(thread_id=job.thread_id)
+    if purge_thread(job.owner, job.thread_id, lambda_context.get_remaining_time_in_millis):
+        metrics.add_metric(name="ThreadsPurged", unit=MetricUnit.Count, value=1)
+        logger.info("thread purged")
+    else:
+        # Out of time for this invocation: continue in a fresh one.
+        jobs.send_thread_cleanup(job)
+        logger.info("thread purge continues in a new job")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
