@@ -1,0 +1,1 @@
+"""The CDK app: one construct per concern, wired in `infra.stack`."""

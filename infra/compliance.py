@@ -1,0 +1,27 @@
+"""cdk-nag acknowledgments: each names one finding and says why it is accepted."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from constructs import IConstruct
+
+PACK = "AwsSolutions"
+
+
+def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
+    """Accept one finding (`AwsSolutions-S1`, `AwsSolutions-IAM5[Resource::*]`) on
+    `scope` and everything under it."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{finding}", reason=reason))
+
+
+def arn_wildcard_finding(resource: IConstruct, suffix: str) -> str:
+    """The IAM5 finding id for `<resource ARN><suffix>`, as cdk-nag spells it.
+
+    cdk-nag v3 acknowledges each wildcard resource on its own, by the logical id of
+    the resource it widens, so the id is computed rather than written out.
+    """
+    cfn = resource.node.default_child
+    assert isinstance(cfn, CfnResource), f"{resource.node.path} has no CloudFormation resource"
+    stack = Stack.of(resource)
+    logical_id = stack.resolve(stack.get_logical_id(cfn))
+    return f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>{suffix}]"

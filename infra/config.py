@@ -1,0 +1,150 @@
+"""What a deployment may choose, read once from CDK context (`cdk.json` or `-c key=value`).
+
+Values from `-c` arrive as strings and values from `cdk.json` as JSON, so every
+reader accepts both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentfiles import topology
+from agentfiles.settings import Settings
+from infra.constants import REPO_ROOT
+
+PRODUCTION_STAGE = "prod"
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+
+class ConfigError(ValueError):
+    """A context value that cannot make a working deployment."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"context {name!r} must be true or false, not {value!r}")
+
+
+def _number(name: str, value: Any, minimum: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context {name!r} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"context {name!r} must be at least {minimum}, not {value!r}")
+    return number
+
+
+def _whole(name: str, value: Any, minimum: int) -> int:
+    number = _number(name, value, minimum)
+    if not number.is_integer():
+        raise ConfigError(f"context {name!r} must be a whole number, not {value!r}")
+    return int(number)
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return tuple(text for item in items if (text := str(item).strip()))
+
+
+def _default(field: str) -> Any:
+    # The functions' own defaults are the stack's defaults: one value, one place.
+    return Settings.model_fields[field].default
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    stage: str = "dev"
+    cors_origins: tuple[str, ...] = ("*",)
+    jwt_issuer: str | None = None
+    jwt_audience: tuple[str, ...] = ()
+    openai_secret_arn: str | None = None
+    openai_base_url: str | None = None
+    model: str | None = None
+    image_model: str | None = None
+    public_urls: bool = False
+    vacuum_schedule_minutes: int = topology.VACUUM_SCHEDULE_MINUTES
+    grace_seconds: int = _default("grace_seconds")
+    throttle_burst: int = 100
+    throttle_rate: float = 50.0
+    log_level: str = "INFO"
+    log_retention_days: int = 30
+    alarm_email: str | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.jwt_issuer) != bool(self.jwt_audience):
+            raise ConfigError("context 'jwtIssuer' and 'jwtAudience' go together: give both or neither")
+        if self.jwt_issuer and not self.jwt_issuer.startswith("https://"):
+            raise ConfigError("context 'jwtIssuer' must be an https:// URL")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("context 'logLevel' must be DEBUG, INFO, WARNING or ERROR")
+        if self.openai_secret_arn and not self.openai_secret_arn.startswith("arn:"):
+            raise ConfigError("context 'openaiSecretArn' must be a secret's full ARN")
+
+    @property
+    def production(self) -> bool:
+        return self.stage == PRODUCTION_STAGE
+
+    @property
+    def stack_name(self) -> str:
+        return f"agentfiles-{self.stage}"
+
+    @classmethod
+    def from_context(cls, get: Any) -> DeploymentConfig:
+        """`get` is `node.try_get_context`: a missing key gives None."""
+        defaults = cls()
+
+        def pick(key: str, parse: Any, default: Any) -> Any:
+            value = get(key)
+            return default if value is None else parse(key, value)
+
+        return cls(
+            stage=_text(get("stage")) or defaults.stage,
+            cors_origins=_list(get("corsOrigins")) or defaults.cors_origins,
+            jwt_issuer=_text(get("jwtIssuer")),
+            jwt_audience=_list(get("jwtAudience")),
+            openai_secret_arn=_text(get("openaiSecretArn")),
+            openai_base_url=_text(get("openaiBaseUrl")),
+            model=_text(get("model")),
+            image_model=_text(get("imageModel")),
+            public_urls=pick("publicUrls", _flag, defaults.public_urls),
+            vacuum_schedule_minutes=pick(
+                "vacuumScheduleMinutes", lambda k, v: _whole(k, v, 1), defaults.vacuum_schedule_minutes
+            ),
+            grace_seconds=pick("graceSeconds", lambda k, v: _whole(k, v, 0), defaults.grace_seconds),
+            throttle_burst=pick("throttleBurst", lambda k, v: _whole(k, v, 1), defaults.throttle_burst),
+            throttle_rate=pick("throttleRate", lambda k, v: _number(k, v, 1), defaults.throttle_rate),
+            log_level=(_text(get("logLevel")) or defaults.log_level).upper(),
+            log_retention_days=pick(
+                "logRetentionDays", lambda k, v: _whole(k, v, 1), defaults.log_retention_days
+            ),
+            alarm_email=_text(get("alarmEmail")),
+        )
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> Mapping[str, Any]:
+    """The context in `cdk.json` (feature flags and defaults).
+
+    The CDK CLI passes it to the app itself; `python app.py` and the tests do not run
+    through the CLI, so they load it here and synthesize the same template.
+    """
+    return json.loads(path.read_text())["context"]

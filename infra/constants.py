@@ -1,0 +1,66 @@
+"""Names and lists the stack and its tests share. No CDK import here, so the API
+function's tests can read the route list without loading the CDK."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentfiles import topology
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+DOMAIN_PACKAGE_DIR = REPO_ROOT / "layers" / "agentfiles"
+REQUIREMENTS_DIR = REPO_ROOT / "layers" / "requirements"
+
+HANDLER = "handler.lambda_handler"
+SERVICE_PREFIX = "agentfiles"
+METRICS_NAMESPACE = "agentfiles"
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    path: str
+    public: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+# Every route of the HTTP contract, in one place: the stack maps each to the API
+# function, and a test can hold this list against the function's OpenAPI paths.
+API_ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("GET", "/health", public=True),
+    ApiRoute("GET", "/openapi.json", public=True),
+    ApiRoute("GET", "/docs", public=True),
+    ApiRoute("POST", "/files/uploads"),
+    ApiRoute("POST", "/files"),
+    ApiRoute("GET", "/files"),
+    ApiRoute("GET", "/files/{fileId}"),
+    ApiRoute("DELETE", "/files/{fileId}"),
+    ApiRoute("POST", "/threads"),
+    ApiRoute("GET", "/threads"),
+    ApiRoute("GET", "/threads/{threadId}"),
+    ApiRoute("DELETE", "/threads/{threadId}"),
+    ApiRoute("POST", "/threads/{threadId}/messages"),
+    ApiRoute("GET", "/threads/{threadId}/messages"),
+    ApiRoute("GET", "/threads/{threadId}/messages/{messageId}"),
+    ApiRoute("DELETE", "/threads/{threadId}/messages/{messageId}"),
+    ApiRoute("POST", "/threads/{threadId}/images"),
+)
+
+# Headers a browser may send to the API and to a presigned S3 URL.
+API_ALLOWED_HEADERS = ("authorization", "content-type", "idempotency-key")
+UPLOAD_ALLOWED_HEADERS = ("content-type", "if-none-match", "x-amz-checksum-sha256")
+
+# Third-party packages for the layers, one pinned set per file. The model set adds
+# the OpenAI client; only functions that call a model get it (it costs ~0.3 s and
+# ~50 MB at cold start).
+COMMON_REQUIREMENTS = "common"
+MODEL_REQUIREMENTS = "model"
+
+
+def requirements_for(function_name: str) -> str:
+    return MODEL_REQUIREMENTS if topology.FUNCTIONS[function_name].needs_model else COMMON_REQUIREMENTS

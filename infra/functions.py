@@ -1,0 +1,419 @@
+"""The Lambda functions, their layers, roles and queue consumers.
+
+Layers are built on this machine, without Docker: the domain package is copied,
+and third-party packages are installed by pip for the Lambda platform (arm64
+wheels only, so nothing is compiled here).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from agentfiles import topology
+from infra.compliance import acknowledge, arn_wildcard_finding
+from infra.config import DeploymentConfig
+from infra.constants import (
+    COMMON_REQUIREMENTS,
+    DOMAIN_PACKAGE_DIR,
+    FUNCTIONS_DIR,
+    HANDLER,
+    METRICS_NAMESPACE,
+    MODEL_REQUIREMENTS,
+    REQUIREMENTS_DIR,
+    SERVICE_PREFIX,
+    requirements_for,
+)
+from infra.queues import WorkQueues
+from infra.storage import Storage
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PIP_PLATFORM = "manylinux2014_aarch64"
+LAYER_PYTHON_DIR = "python"  # Lambda puts /opt/python on sys.path
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+_APPLICATION_LOG_LEVELS = {
+    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
+    "INFO": lambda_.ApplicationLogLevel.INFO,
+    "WARNING": lambda_.ApplicationLogLevel.WARN,
+    "ERROR": lambda_.ApplicationLogLevel.ERROR,
+}
+
+
+def runtime_python_version() -> str:
+    return RUNTIME.name.removeprefix("python")
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        allowed = ", ".join(str(value) for value in _RETENTION)
+        raise ValueError(f"logRetentionDays must be one of {allowed}, not {days}") from None
+
+
+@jsii.implements(ILocalBundling)
+class CopyPackage:
+    """Puts a pure-Python package at `python/<name>/` of the layer."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        shutil.copytree(self.source, Path(output_dir) / LAYER_PYTHON_DIR / self.source.name, ignore=_IGNORED)
+        return True
+
+
+@jsii.implements(ILocalBundling)
+class PipInstall:
+    """Installs a requirements file for the Lambda platform with this machine's pip."""
+
+    def __init__(self, requirements: Path) -> None:
+        self.requirements = requirements
+
+    def command(self, target: str) -> list[str]:
+        return [
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            # Bytecode compiled here would be for this interpreter, not the runtime's.
+            "--no-compile",
+            "--platform",
+            PIP_PLATFORM,
+            "--implementation",
+            "cp",
+            "--python-version",
+            runtime_python_version(),
+            "--only-binary=:all:",
+            "--target",
+            target,
+            "--requirement",
+            str(self.requirements),
+        ]
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        command = self.command(str(Path(output_dir) / LAYER_PYTHON_DIR))
+        result = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True)
+        if result.returncode != 0:
+            # Failing here beats returning False: CDK would then try Docker, which
+            # this build does not use.
+            raise RuntimeError(f"pip could not build the layer from {self.requirements}:\n{result.stderr}")
+        return True
+
+
+def domain_layer(scope: Construct) -> lambda_.LayerVersion:
+    return lambda_.LayerVersion(
+        scope,
+        "DomainLayer",
+        description="The agentfiles domain package",
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        code=lambda_.Code.from_asset(
+            str(DOMAIN_PACKAGE_DIR),
+            bundling=BundlingOptions(
+                image=RUNTIME.bundling_image,
+                # Never run: local bundling always succeeds. It documents the copy and
+                # keeps this asset's hash apart from the other layers'.
+                command=["cp", "-r", ".", f"/asset-output/{LAYER_PYTHON_DIR}/{DOMAIN_PACKAGE_DIR.name}"],
+                local=CopyPackage(DOMAIN_PACKAGE_DIR),
+            ),
+        ),
+    )
+
+
+def dependencies_layer(scope: Construct, requirements_set: str) -> lambda_.LayerVersion:
+    pip = PipInstall(REQUIREMENTS_DIR / f"{requirements_set}.txt")
+    return lambda_.LayerVersion(
+        scope,
+        f"{requirements_set.capitalize()}DependenciesLayer",
+        description=f"Third-party packages: layers/requirements/{requirements_set}.txt",
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[ARCHITECTURE],
+        code=lambda_.Code.from_asset(
+            str(REQUIREMENTS_DIR),
+            bundling=BundlingOptions(
+                image=RUNTIME.bundling_image,
+                # The same install, as a container would run it; it also gives each
+                # requirements set its own asset hash, though they share a folder.
+                command=pip.command(f"/asset-output/{LAYER_PYTHON_DIR}"),
+                local=pip,
+            ),
+        ),
+    )
+
+
+def _allow(actions: list[str], *resources: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=actions, resources=list(resources))
+
+
+class Functions(Construct):
+    """One function per entry of `topology.FUNCTIONS`, each with its own role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        storage: Storage,
+        queues: WorkQueues,
+        public_base_url: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.storage = storage
+        self.queues = queues
+        self.public_base_url = public_base_url
+        self.objects_arn = storage.bucket.arn_for_objects("*")
+        removal = RemovalPolicy.RETAIN if config.production else RemovalPolicy.DESTROY
+        self.openai_secret = self._openai_secret(removal)
+
+        domain = domain_layer(self)
+        self.layers: dict[str, list[lambda_.ILayerVersion]] = {}
+        dependency_layers = {
+            name: dependencies_layer(self, name) for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS)
+        }
+        self.by_name: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        for spec in topology.FUNCTIONS.values():
+            layers = [domain, dependency_layers[requirements_for(spec.name)]]
+            self.layers[spec.name] = layers
+            self.by_name[spec.name] = self._function(spec, layers, removal)
+
+        for work in queues.by_name.values():
+            self.by_name[work.spec.consumer].add_event_source(
+                event_sources.SqsEventSource(
+                    work.queue,
+                    batch_size=work.spec.batch_size,
+                    max_batching_window=(
+                        Duration.seconds(work.spec.batching_window_seconds)
+                        if work.spec.batching_window_seconds
+                        else None
+                    ),
+                    # Failed records return to the queue one by one; the rest of the
+                    # batch is not redone.
+                    report_batch_item_failures=True,
+                )
+            )
+
+    def __getitem__(self, name: str) -> lambda_.Function:
+        return self.by_name[name]
+
+    def _openai_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
+        if self.config.openai_secret_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(
+                self, "OpenAiApiKey", self.config.openai_secret_arn
+            )
+        secret = secretsmanager.Secret(
+            self,
+            "OpenAiApiKey",
+            description="API key of the OpenAI-compatible endpoint: set the key itself as the secret string",
+            removal_policy=removal,
+        )
+        acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            "The value is an API key issued by the model provider; it is rotated there and then "
+            "written here, so Secrets Manager has no rotation function to run.",
+        )
+        return secret
+
+    def _environment(self, name: str) -> dict[str, str]:
+        config = self.config
+        environment = {
+            "TABLE_NAME": self.storage.table.table_name,
+            "BUCKET_NAME": self.storage.bucket.bucket_name,
+            "GENERATIONS_QUEUE_URL": self.queues["generations"].queue.queue_url,
+            "GENERATIONS_DLQ_URL": self.queues["generations"].dlq.queue_url,
+            "MAINTENANCE_QUEUE_URL": self.queues["maintenance"].queue.queue_url,
+            "POWERTOOLS_SERVICE_NAME": f"{SERVICE_PREFIX}-{name}",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_LEVEL": config.log_level,
+        }
+        if topology.FUNCTIONS[name].needs_model:
+            environment["OPENAI_API_KEY_SECRET_ARN"] = self.openai_secret.secret_arn
+            optional = {
+                "OPENAI_BASE_URL": config.openai_base_url,
+                "MODEL": config.model,
+                "IMAGE_MODEL": config.image_model,
+            }
+            environment.update({key: value for key, value in optional.items() if value})
+            # The model fetches images by URL: presigned by default, or through the
+            # CloudFront distribution when the stack has one.
+            if self.public_base_url:
+                environment["URL_MODE"] = "public"
+                environment["PUBLIC_BASE_URL"] = self.public_base_url
+            else:
+                environment["URL_MODE"] = "presigned"
+        if name == "vacuum":
+            environment["GRACE_SECONDS"] = str(config.grace_seconds)
+        return environment
+
+    def _function(
+        self, spec: topology.FunctionSpec, layers: list[lambda_.ILayerVersion], removal: RemovalPolicy
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self,
+            f"{spec.name}-logs",
+            retention=log_retention(self.config.log_retention_days),
+            removal_policy=removal,
+        )
+        self.log_groups[spec.name] = log_group
+        role = iam.Role(
+            self,
+            f"{spec.name}-role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"agentfiles {spec.name} function",
+        )
+        # Instead of AWSLambdaBasicExecutionRole: write to this function's own log group only.
+        role.add_to_policy(_allow(["logs:CreateLogStream", "logs:PutLogEvents"], log_group.log_group_arn))
+        statements = self._permissions(spec.name)
+        for statement in statements:
+            role.add_to_policy(statement)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+        )
+        if any(self.objects_arn in statement.resources for statement in statements):
+            acknowledge(
+                role,
+                arn_wildcard_finding(self.storage.bucket, "/*"),
+                "Object keys are made by the server per owner and file ({owner}/{fileId}); the function "
+                "acts for every owner, so it needs the bucket's objects, and nothing outside the bucket.",
+            )
+        return lambda_.Function(
+            self,
+            spec.name,
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / spec.name), exclude=["__pycache__", "*.pyc"]),
+            layers=layers,
+            role=role,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            environment=self._environment(spec.name),
+            logging_format=lambda_.LoggingFormat.JSON,
+            # Lambda drops JSON lines below this level; the same level Powertools uses.
+            application_log_level_v2=_APPLICATION_LOG_LEVELS[self.config.log_level],
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+
+    def _permissions(self, name: str) -> list[iam.PolicyStatement]:
+        """What each function does, beyond consuming its queue (the event source grants that)."""
+        table = self.storage.table.table_arn
+        objects = self.objects_arn
+        generations = self.queues["generations"]
+        maintenance = self.queues["maintenance"].queue.queue_arn
+        match name:
+            case "api":
+                return [
+                    _allow(
+                        [
+                            "dynamodb:GetItem",
+                            "dynamodb:PutItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem",
+                            "dynamodb:Query",
+                            "dynamodb:BatchGetItem",
+                            # TransactWriteItems is authorised by the item actions it contains.
+                            "dynamodb:ConditionCheckItem",
+                        ],
+                        table,
+                    ),
+                    # Presigned PUT and GET URLs carry the signer's permissions.
+                    _allow(["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], objects),
+                    _allow(["sqs:SendMessage"], generations.queue.queue_arn, maintenance),
+                ]
+            case "upload_trigger":
+                return [
+                    _allow(
+                        [
+                            "dynamodb:GetItem",
+                            "dynamodb:PutItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem",
+                        ],
+                        table,
+                    ),
+                    # GetObject also covers HEAD; DeleteObject removes rejected uploads.
+                    _allow(["s3:GetObject", "s3:DeleteObject"], objects),
+                ]
+            case "generate":
+                return [
+                    _allow(
+                        [
+                            "dynamodb:GetItem",
+                            "dynamodb:PutItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:Query",
+                            "dynamodb:BatchGetItem",
+                            "dynamodb:ConditionCheckItem",
+                        ],
+                        table,
+                    ),
+                    _allow(["s3:GetObject", "s3:PutObject"], objects),
+                    # Backoff for retryable model errors: the message's visibility is extended.
+                    _allow(["sqs:ChangeMessageVisibility"], generations.queue.queue_arn),
+                    _allow(["sqs:SendMessage"], generations.dlq.queue_arn),
+                    _allow(["secretsmanager:GetSecretValue"], self.openai_secret.secret_arn),
+                ]
+            case "maintenance":
+                return [
+                    _allow(
+                        [
+                            "dynamodb:GetItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem",
+                            "dynamodb:Query",
+                            "dynamodb:ConditionCheckItem",
+                        ],
+                        table,
+                    ),
+                    # A long thread is removed in pages; the next page is a new message.
+                    _allow(["sqs:SendMessage"], maintenance),
+                ]
+            case "vacuum":
+                indexes = [f"{table}/index/{index.name}" for index in topology.INDEXES]
+                return [
+                    _allow(["dynamodb:Query"], table, *indexes),
+                    _allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], table),
+                    _allow(["s3:DeleteObject"], objects),
+                    # Stuck work found by the sweep is sent again.
+                    _allow(["sqs:SendMessage"], generations.queue.queue_arn, maintenance),
+                ]
+        raise ValueError(f"no permissions declared for function {name!r}")

@@ -1,0 +1,88 @@
+"""Alarms for what needs a person: dead letters, function errors and throttles, API 5xx."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.api import Api
+from infra.compliance import acknowledge
+from infra.config import DeploymentConfig
+from infra.functions import Functions
+from infra.queues import WorkQueues
+
+PERIOD = Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        queues: WorkQueues,
+        schedule_dlq: sqs.IQueue,
+        functions: Functions,
+        api: Api,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Alarms", display_name="agentfiles alarms", enforce_ssl=True)
+        acknowledge(
+            self.topic,
+            "AwsSolutions-SNS2",
+            "Alarm notifications carry alarm names and states, no customer data; CloudWatch "
+            "cannot publish to a topic under the AWS-managed SNS key, and a customer key for "
+            "this alone would add cost and a key policy to keep.",
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+
+        dead_letters = {f"{work.spec.name}-dlq": work.dlq for work in queues.by_name.values()}
+        dead_letters["vacuum-schedule-dlq"] = schedule_dlq
+        for name, dlq in dead_letters.items():
+            # Any message here is work that failed for good and waits for a person.
+            self._alarm(
+                f"{name}-depth",
+                dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                f"Messages are waiting in the {name} dead-letter queue",
+            )
+        for name, function in functions.by_name.items():
+            self._alarm(
+                f"{name}-errors",
+                function.metric_errors(period=PERIOD, statistic="Sum"),
+                f"The {name} function failed",
+            )
+            self._alarm(
+                f"{name}-throttles",
+                function.metric_throttles(period=PERIOD, statistic="Sum"),
+                f"The {name} function was throttled",
+            )
+        self._alarm(
+            "api-5xx",
+            api.http_api.metric_server_error(period=PERIOD, statistic="Sum"),
+            "The HTTP API answered with a server error",
+        )
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, description: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            # No data means nothing happened: no messages, no invocations.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)
