@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -30,17 +33,17 @@ class LocalAws:
 
     resources: Resources
 
-    @property
+    @cached_property
     def s3(self) -> Any:
-        return boto3.client("s3", region_name="us-east-1")
+        return clients.session().client("s3", region_name="us-east-1")
 
-    @property
+    @cached_property
     def sqs(self) -> Any:
-        return boto3.client("sqs", region_name="us-east-1")
+        return clients.session().client("sqs", region_name="us-east-1")
 
-    @property
+    @cached_property
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", region_name="us-east-1")
+        return clients.session().client("dynamodb", region_name="us-east-1")
 
     def call_api(
         self,
@@ -170,25 +173,34 @@ class LocalAws:
         return self.call_api("GET", f"/files/{reply.body['file']['id']}", sub=sub).body["file"]
 
 
-def start_local_aws(monkeypatch: Any, **settings: str) -> Iterator[LocalAws]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "agentfiles",
-        "POWERTOOLS_SERVICE_NAME": "agentfiles-test",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+_BASE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_METRICS_NAMESPACE": "agentfiles",
+    "POWERTOOLS_SERVICE_NAME": "agentfiles-test",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+@contextmanager
+def local_aws(**settings: str) -> Iterator[LocalAws]:
+    """moto with the system's resources, the functions' environment pointing at them;
+    the environment is restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(_BASE_ENVIRONMENT)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            clients.reset()
+            resources = provision()
+            os.environ.update({**resources.function_environment(), **settings})
+            get_settings.cache_clear()
+            yield LocalAws(resources)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
         clients.reset()
-        resources = provision()
-        for name, value in {**resources.function_environment(), **settings}.items():
-            monkeypatch.setenv(name, value)
         get_settings.cache_clear()
-        yield LocalAws(resources)
-    clients.reset()
-    get_settings.cache_clear()

@@ -45,6 +45,8 @@ def secrets() -> Any:
 
 
 def reset() -> None:
-    """Forget every client (tests and the local stack call this after moving endpoints)."""
-    for factory in (session, dynamodb, s3, sqs, secrets):
+    """Forget every client (tests and the local stack call this after moving endpoints).
+    The session stays: it holds botocore's parsed service models, which are costly to
+    load again and do not depend on the endpoint."""
+    for factory in (dynamodb, s3, sqs, secrets):
         factory.cache_clear()

@@ -1,0 +1,60 @@
+"""What the infra tests share: the synthesized stacks and how to look into them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk.assertions import Template
+from constructs import IConstruct
+
+from infra.stack import AgentFilesStack
+
+# The other branch of every context option, as strings the way `-c key=value` passes them.
+PROD_CONTEXT = {
+    "stage": "prod",
+    "publicUrls": "true",
+    "jwtIssuer": "https://login.example.com/",
+    "jwtAudience": "agentfiles-web,agentfiles-cli",
+    "openaiSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openai-key-AbCdEf",
+    "openaiBaseUrl": "https://models.example.com/v1",
+    "model": "gpt-test",
+    "imageModel": "image-test",
+    "vacuumScheduleMinutes": "15",
+    "graceSeconds": "3600",
+    "throttleBurst": "20",
+    "throttleRate": "10",
+    "logLevel": "debug",
+    "logRetentionDays": "90",
+    "alarmEmail": "ops@example.com",
+    "corsOrigins": "https://app.example.com",
+}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    stack: AgentFilesStack
+    template: Template
+    data: dict[str, Any]
+    path: Path
+
+    def logical_id(self, construct: IConstruct) -> str:
+        cfn = construct.node.default_child or construct
+        stack = Stack.of(construct)
+        return stack.resolve(stack.get_logical_id(cfn))  # type: ignore[arg-type]
+
+    def resource(self, construct: IConstruct) -> dict[str, Any]:
+        return self.data["Resources"][self.logical_id(construct)]
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {key: value for key, value in self.data["Resources"].items() if value["Type"] == resource_type}
+
+
+@dataclass(frozen=True)
+class Assembly:
+    dev: Synthesized
+    prod: Synthesized
+    synth_error: str | None
+    validation_report: dict[str, Any] | None

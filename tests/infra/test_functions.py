@@ -1,0 +1,260 @@
+"""The Lambda functions: runtime, logging, environment, layers, and how layers are built."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentfiles import topology
+from agentfiles.settings import Settings
+from infra import functions as infra_functions
+from infra.constants import REQUIREMENTS_DIR
+from tests.infra.synthesis import Synthesized
+
+FUNCTION_NAMES = list(topology.FUNCTIONS)
+SHARED_ENVIRONMENT = {
+    "TABLE_NAME",
+    "BUCKET_NAME",
+    "GENERATIONS_QUEUE_URL",
+    "GENERATIONS_DLQ_URL",
+    "MAINTENANCE_QUEUE_URL",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_LEVEL",
+}
+MODEL_ENVIRONMENT = {"OPENAI_API_KEY_SECRET_ARN", "OPENAI_BASE_URL", "MODEL", "IMAGE_MODEL", "URL_MODE"}
+MODEL_ENVIRONMENT |= {"PUBLIC_BASE_URL"}
+
+
+def _function(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    return synthesized.resource(synthesized.stack.functions[name])["Properties"]
+
+
+def _environment(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    return _function(synthesized, name)["Environment"]["Variables"]
+
+
+def _layer_ids(synthesized: Synthesized) -> dict[str, str]:
+    """Layer logical ids by what they hold, read from their descriptions."""
+    layers = {}
+    for layer_id, layer in synthesized.of_type("AWS::Lambda::LayerVersion").items():
+        description = layer["Properties"]["Description"]
+        match = re.search(r"layers/requirements/(\w+)\.txt", description)
+        layers[match.group(1) if match else "domain"] = layer_id
+    return layers
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_given_a_function_spec_when_synthesized_then_it_runs_python_on_arm64_with_its_limits(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given a function of the topology
+    spec = topology.FUNCTIONS[name]
+
+    # When synthesized
+    props = _function(any_stack, name)
+
+    # Then it runs a current Python on arm64 with the timeout and memory of its spec
+    assert props["Runtime"] == "python3.14"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "handler.lambda_handler"
+    assert props["Timeout"] == spec.timeout_seconds
+    assert props["MemorySize"] == spec.memory_mb
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    # And no function-level DLQ: SQS DLQs and the schedule's DLQ catch failures
+    assert "DeadLetterConfig" not in props
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_given_a_function_when_synthesized_then_it_logs_json_to_its_own_retained_log_group(
+    dev: Synthesized, prod: Synthesized, name: str
+) -> None:
+    for synthesized, retention, level in ((dev, 30, "INFO"), (prod, 90, "DEBUG")):
+        # Given the function / When synthesized
+        logging = _function(synthesized, name)["LoggingConfig"]
+        log_group = synthesized.stack.functions.log_groups[name]
+
+        # Then it writes JSON lines, at the configured level, to its own log group with retention
+        assert logging["LogFormat"] == "JSON"
+        assert logging["ApplicationLogLevel"] == level
+        assert logging["SystemLogLevel"] == "WARN"
+        assert logging["LogGroup"] == {"Ref": synthesized.logical_id(log_group)}
+        assert synthesized.resource(log_group)["Properties"]["RetentionInDays"] == retention
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_given_a_function_when_synthesized_then_its_environment_names_the_shared_resources(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given the stack's table, bucket and queues
+    stack = any_stack.stack
+    generations = stack.queues["generations"]
+
+    # When synthesized
+    environment = _environment(any_stack, name)
+
+    # Then every function finds them under the names settings.py reads
+    assert environment["TABLE_NAME"] == {"Ref": any_stack.logical_id(stack.storage.table)}
+    assert environment["BUCKET_NAME"] == {"Ref": any_stack.logical_id(stack.storage.bucket)}
+    assert environment["GENERATIONS_QUEUE_URL"] == {"Ref": any_stack.logical_id(generations.queue)}
+    assert environment["GENERATIONS_DLQ_URL"] == {"Ref": any_stack.logical_id(generations.dlq)}
+    assert environment["MAINTENANCE_QUEUE_URL"] == {
+        "Ref": any_stack.logical_id(stack.queues["maintenance"].queue)
+    }
+    assert environment["POWERTOOLS_SERVICE_NAME"] == f"agentfiles-{name}"
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "agentfiles"
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_given_a_function_when_synthesized_then_every_variable_is_one_the_code_reads(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given the aliases of the settings model (and Powertools' own variables)
+    known = {field.alias for field in Settings.model_fields.values()} | SHARED_ENVIRONMENT
+
+    # When synthesized / Then no variable is set that nothing reads
+    assert set(_environment(any_stack, name)) <= known
+
+
+def test_given_defaults_when_synthesized_then_generate_reads_a_created_secret_and_presigns(
+    dev: Synthesized,
+) -> None:
+    # Given no model context / When synthesized
+    environment = _environment(dev, "generate")
+    secret = dev.stack.functions.openai_secret
+
+    # Then generate reads the key from the secret the stack created, and presigns image URLs
+    assert environment["OPENAI_API_KEY_SECRET_ARN"] == {"Ref": dev.logical_id(secret)}
+    assert environment["URL_MODE"] == "presigned"
+    assert not {"PUBLIC_BASE_URL", "OPENAI_BASE_URL", "MODEL", "IMAGE_MODEL"} & set(environment)
+    assert len(dev.of_type("AWS::SecretsManager::Secret")) == 1
+
+
+def test_given_model_context_and_public_urls_when_synthesized_then_generate_gets_them(
+    prod: Synthesized,
+) -> None:
+    # Given an existing secret, a model endpoint and public URLs in context / When synthesized
+    environment = _environment(prod, "generate")
+    distribution_id = prod.logical_id(prod.stack.public_urls.distribution)
+
+    # Then generate uses them, and the images go to the model through CloudFront
+    assert environment["OPENAI_API_KEY_SECRET_ARN"] == (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:openai-key-AbCdEf"
+    )
+    assert environment["OPENAI_BASE_URL"] == "https://models.example.com/v1"
+    assert environment["MODEL"] == "gpt-test"
+    assert environment["IMAGE_MODEL"] == "image-test"
+    assert environment["URL_MODE"] == "public"
+    assert environment["PUBLIC_BASE_URL"] == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
+    }
+    # And no secret is created when one is given
+    assert not prod.of_type("AWS::SecretsManager::Secret")
+
+
+def test_given_grace_context_when_synthesized_then_only_the_vacuum_gets_it(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    # Given the default grace (dev) and graceSeconds=3600 (prod) / When synthesized
+    # Then the vacuum reads it
+    assert _environment(dev, "vacuum")["GRACE_SECONDS"] == str(Settings.model_fields["grace_seconds"].default)
+    assert _environment(prod, "vacuum")["GRACE_SECONDS"] == "3600"
+    # And the model settings stay with the function that calls the model
+    for name in FUNCTION_NAMES:
+        environment = set(_environment(prod, name))
+        if name != "vacuum":
+            assert "GRACE_SECONDS" not in environment
+        if not topology.FUNCTIONS[name].needs_model:
+            assert not environment & MODEL_ENVIRONMENT, name
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_given_a_function_when_synthesized_then_it_has_the_domain_layer_and_its_dependency_set(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given the three layers: domain package, common dependencies, model dependencies
+    layers = _layer_ids(any_stack)
+    assert set(layers) == {"domain", "common", "model"}
+
+    # When synthesized
+    used = {layer["Ref"] for layer in _function(any_stack, name)["Layers"]}
+
+    # Then the function gets the domain package and exactly one dependency set:
+    # the model set (with openai) only where a model is called
+    expected_set = "model" if topology.FUNCTIONS[name].needs_model else "common"
+    assert used == {layers["domain"], layers[expected_set]}
+
+
+def test_given_the_api_function_when_synthesized_then_it_does_not_load_openai(dev: Synthesized) -> None:
+    # Given the layers / When synthesized
+    layers = _layer_ids(dev)
+    used = {layer["Ref"] for layer in _function(dev, "api")["Layers"]}
+
+    # Then the API function's cold start does not pay for the model client
+    assert layers["model"] not in used
+    assert "openai" not in (REQUIREMENTS_DIR / "common.txt").read_text()
+
+
+def test_given_the_layers_when_synthesized_then_they_are_built_for_arm64_and_the_runtime(
+    any_stack: Synthesized,
+) -> None:
+    # Given every layer / When synthesized / Then each declares the functions' runtime and architecture
+    for layer in any_stack.of_type("AWS::Lambda::LayerVersion").values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_given_the_requirements_files_when_read_then_every_package_is_pinned() -> None:
+    # Given the dependency sets
+    for path in sorted(REQUIREMENTS_DIR.glob("*.txt")):
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        requirements = [line for line in lines if line and not line.startswith("-r ")]
+
+        # Then each names one exact version
+        assert requirements, path
+        for requirement in requirements:
+            assert re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.]*", requirement), (path, requirement)
+        # And boto3 is not shipped: the runtime provides it
+        assert not any(r.startswith(("boto3", "botocore")) for r in requirements), path
+    model = (REQUIREMENTS_DIR / "model.txt").read_text()
+    assert "-r common.txt" in model
+    assert re.search(r"^openai==", model, re.MULTILINE)
+
+
+def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_the_lambda_platform() -> None:
+    # Given the builder of the common set
+    builder = infra_functions.PipInstall(REQUIREMENTS_DIR / "common.txt")
+
+    # When it makes its pip command
+    command = builder.command("/out/python")
+
+    # Then pip installs binary wheels for arm64 Linux and the runtime's Python, into the layer
+    joined = " ".join(command)
+    assert "--platform manylinux2014_aarch64" in joined
+    assert "--only-binary=:all:" in command
+    assert f"--python-version {infra_functions.runtime_python_version()}" in joined
+    assert infra_functions.runtime_python_version() == "3.14"
+    assert "--target /out/python" in joined
+    assert f"--requirement {REQUIREMENTS_DIR / 'common.txt'}" in joined
+
+
+def test_given_the_domain_package_when_bundled_locally_then_it_lands_under_python_without_caches(
+    tmp_path: Path,
+) -> None:
+    # Given a package folder with a bytecode cache
+    package = tmp_path / "src" / "mypackage"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
+    output = tmp_path / "out"
+
+    # When the local bundler copies it (it ignores Docker's options)
+    bundled = infra_functions.CopyPackage(package).try_bundle(str(output), None)  # type: ignore[arg-type]
+
+    # Then it is at python/<name>/, where Lambda's sys.path finds it, without the cache
+    assert bundled is True
+    assert (output / "python" / "mypackage" / "__init__.py").exists()
+    assert not (output / "python" / "mypackage" / "__pycache__").exists()

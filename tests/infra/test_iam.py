@@ -1,0 +1,207 @@
+"""Least privilege: each function's role allows exactly what that function does."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from agentfiles import topology
+from tests.infra.synthesis import Synthesized
+
+CONSUME = {
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueUrl",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+}
+# Granted by active tracing; X-Ray has no resource-level permissions for these two.
+TRACING = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+LOGGING = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def _resource_name(resource: Any) -> str:
+    """A readable name for a policy resource: `Table.Arn`, `Files.Arn/*`, `*`, or a literal ARN."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::GetAtt" in resource:
+        logical_id, attribute = resource["Fn::GetAtt"]
+        return f"{logical_id}.{attribute}"
+    if "Ref" in resource:
+        return resource["Ref"]
+    if "Fn::Join" in resource:
+        separator, parts = resource["Fn::Join"]
+        return separator.join(_resource_name(part) for part in parts)
+    raise AssertionError(f"unexpected resource form {resource!r}")
+
+
+def _grants(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
+    """Every (action → resources) the function's role allows, across all its policies."""
+    role = synthesized.stack.functions[name].role
+    role_id = synthesized.logical_id(role)
+    grants: dict[str, set[str]] = defaultdict(set)
+    policies = [
+        policy["Properties"]
+        for policy in synthesized.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+    ]
+    assert policies, f"{name} has no policy"
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            for action in actions:
+                grants[action] |= {_resource_name(resource) for resource in resources}
+    return dict(grants)
+
+
+def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
+    """The permission table of the design, resolved to this template's logical ids."""
+    stack = synthesized.stack
+    table = f"{synthesized.logical_id(stack.storage.table)}.Arn"
+    objects = f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    queue = {work: f"{synthesized.logical_id(stack.queues[work].queue)}.Arn" for work in topology.QUEUES}
+    generations_dlq = f"{synthesized.logical_id(stack.queues['generations'].dlq)}.Arn"
+    secret = stack.functions.openai_secret
+    secret_arn = (
+        stack.config.openai_secret_arn
+        if stack.config.openai_secret_arn
+        else synthesized.logical_id(secret)  # a created secret's Ref is its ARN
+    )
+    log_group = f"{synthesized.logical_id(stack.functions.log_groups[name])}.Arn"
+
+    def allow(actions: set[str], *resources: str) -> dict[str, set[str]]:
+        return {action: set(resources) for action in actions}
+
+    grants = {**allow(LOGGING, log_group), **allow(TRACING, "*")}
+    if name == "api":
+        grants |= allow(
+            {
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
+            },
+            table,
+        )
+        grants |= allow({"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}, objects)
+        grants |= allow({"sqs:SendMessage"}, queue["generations"], queue["maintenance"])
+    elif name == "upload_trigger":
+        grants |= allow(
+            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, table
+        )
+        grants |= allow({"s3:GetObject", "s3:DeleteObject"}, objects)
+        grants |= allow(CONSUME, queue["uploads"])
+    elif name == "generate":
+        grants |= allow(
+            {
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
+            },
+            table,
+        )
+        grants |= allow({"s3:GetObject", "s3:PutObject"}, objects)
+        grants |= allow(CONSUME, queue["generations"])
+        grants |= allow({"sqs:SendMessage"}, generations_dlq)
+        grants |= allow({"secretsmanager:GetSecretValue"}, secret_arn)
+    elif name == "maintenance":
+        grants |= allow(
+            {
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            },
+            table,
+        )
+        grants |= allow(CONSUME, queue["maintenance"])
+        grants |= allow({"sqs:SendMessage"}, queue["maintenance"])
+    elif name == "vacuum":
+        grants |= allow({"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, table)
+        grants |= allow(
+            {"dynamodb:Query"},
+            table,
+            *(f"{table}/index/{index.name}" for index in topology.INDEXES),
+        )
+        grants |= allow({"s3:DeleteObject"}, objects)
+        grants |= allow({"sqs:SendMessage"}, queue["generations"], queue["maintenance"])
+    else:
+        raise AssertionError(f"no expectation for {name}")
+    return grants
+
+
+@pytest.mark.parametrize("name", list(topology.FUNCTIONS))
+def test_given_a_function_when_its_role_is_synthesized_then_it_allows_exactly_its_listed_actions(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given the permission table of the design / When the role's policies are read
+    grants = _grants(any_stack, name)
+
+    # Then actions and resources are exactly the expected ones, nothing more, nothing less
+    assert grants == _expected(any_stack, name)
+
+
+@pytest.mark.parametrize("name", list(topology.FUNCTIONS))
+def test_given_a_function_role_when_synthesized_then_no_action_is_a_wildcard_and_only_xray_is_unscoped(
+    any_stack: Synthesized, name: str
+) -> None:
+    # Given the function's grants / When read
+    grants = _grants(any_stack, name)
+
+    # Then no action has a wildcard, and only X-Ray (which cannot be scoped) has resource "*"
+    assert not [action for action in grants if "*" in action]
+    assert {action for action, resources in grants.items() if "*" in resources} == TRACING
+    # And the only resource wildcard is the bucket's objects (keys are per owner and file)
+    objects = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/*"
+    for action, resources in grants.items():
+        for resource in resources - {"*", objects}:
+            assert "*" not in resource, (action, resource)
+
+
+def test_given_the_functions_when_synthesized_then_each_has_its_own_role_without_managed_policies(
+    any_stack: Synthesized,
+) -> None:
+    # Given every function / When synthesized
+    roles = {
+        name: any_stack.resource(function)["Properties"]["Role"]["Fn::GetAtt"][0]
+        for name, function in any_stack.stack.functions.by_name.items()
+    }
+
+    # Then no two share a role
+    assert len(set(roles.values())) == len(roles)
+    for role_id in roles.values():
+        role = any_stack.data["Resources"][role_id]["Properties"]
+        # And each role is only for Lambda, with no AWS-managed policy attached
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ]
+        assert "ManagedPolicyArns" not in role
+        assert "Policies" not in role
+
+
+def test_given_the_openai_secret_when_synthesized_then_only_generate_may_read_it(
+    any_stack: Synthesized,
+) -> None:
+    # Given every function / When their grants are read
+    readers = {
+        name
+        for name in topology.FUNCTIONS
+        if any(action.startswith("secretsmanager:") for action in _grants(any_stack, name))
+    }
+
+    # Then only the function that calls the model can read the key
+    assert readers == {name for name, spec in topology.FUNCTIONS.items() if spec.needs_model} == {"generate"}
