@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import boto3
 from moto import mock_aws
 
 from agentfiles.data import clients
