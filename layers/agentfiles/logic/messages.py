@@ -109,6 +109,7 @@ def _new_exchange(
     generate: bool,
     model: str | None,
     job: str = "chat",
+    size: str | None = None,
 ) -> tuple[MessageRecord, MessageRecord | None, int]:
     now = now_ms()
     iso = iso_from_ms(now)
@@ -136,6 +137,7 @@ def _new_exchange(
             model=model or (settings.image_model if job == "image" else settings.model),
             reply_to=message_id,
             job=job,
+            image_size=size,
             created_at=iso,
             updated_at=iso,
         )
@@ -194,7 +196,7 @@ def _save(
 ) -> SavedMessage:
     settings = get_settings()
     for _ in range(_SAVE_ATTEMPTS):
-        message, reply, now = _new_exchange(owner, thread_id, content, file_ids, generate, model, job)
+        message, reply, now = _new_exchange(owner, thread_id, content, file_ids, generate, model, job, size)
         idempotency = None
         if idempotency_key:
             idempotency = IdempotencyRecord(
@@ -212,14 +214,14 @@ def _save(
             if refused.reason == "conflict":
                 continue
             if refused.reason == "idempotency_key_used":
-                return _replay(owner, thread_id, idempotency_key or "", request_hash, size)
+                return _replay(owner, thread_id, idempotency_key or "", request_hash)
             if refused.reason == "thread_unavailable":
                 raise NotFound(f"thread {thread_id} not found", code="thread_not_found") from refused
             raise _file_problem(refused) from refused
     else:
         raise Conflict("the message could not be saved for concurrent changes; retry", code="conflict")
     if reply:
-        _queue(reply, size)
+        queue_reply(reply)
     return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
 
 
@@ -234,18 +236,22 @@ def _file_problem(refused: SaveRefused) -> Exception:
     )
 
 
-def _queue(reply: MessageRecord, size: str | None) -> None:
-    job = GenerationJob(
+def generation_job(reply: MessageRecord) -> GenerationJob:
+    """The job that makes a pending reply: everything it needs is on the reply."""
+    return GenerationJob(
         kind=reply.job or "chat",
         owner=reply.owner,
         thread_id=reply.thread_id,
         message_id=reply.reply_to or "",
         reply_id=reply.id,
         model=reply.model,
-        size=size,
+        size=reply.image_size,
     )
+
+
+def queue_reply(reply: MessageRecord) -> None:
     try:
-        jobs.send_generation(job)
+        jobs.send_generation(generation_job(reply))
     except jobs.QueueUnavailable as error:
         raise ServiceUnavailable(
             "the message is saved but its reply could not be queued; retry with the same Idempotency-Key",
@@ -254,7 +260,7 @@ def _queue(reply: MessageRecord, size: str | None) -> None:
         ) from error
 
 
-def _replay(owner: str, thread_id: str, key: str, request_hash: str, size: str | None) -> SavedMessage:
+def _replay(owner: str, thread_id: str, key: str, request_hash: str) -> SavedMessage:
     """A retry with a key already used: the same body returns what was saved (and
     re-queues a reply still pending); another body is refused."""
     record = rows.get_idempotency(owner, thread_id, key)
@@ -269,7 +275,7 @@ def _replay(owner: str, thread_id: str, key: str, request_hash: str, size: str |
         raise Conflict("the message saved under this Idempotency-Key was deleted", code="message_deleted")
     reply = rows.get_message(owner, thread_id, record.reply_id) if record.reply_id else None
     if reply and reply.status == "pending":
-        _queue(reply, size)
+        queue_reply(reply)
     return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
 
 

@@ -109,7 +109,8 @@ class MessageRecord(CamelModel):
     usage: Usage | None = None
     finish_reason: str | None = None
     reply_to: str | None = None
-    job: Literal["chat", "image"] | None = None
+    job: Literal["chat", "image"] | None = Field(None, description="On a reply: the generation asked for")
+    image_size: str | None = None
     created_at: str
     updated_at: str
 
