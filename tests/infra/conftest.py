@@ -4,13 +4,13 @@
 - `prod`: the other branch of every option, given as strings the way `-c key=value`
   passes them (production, external JWT issuer, existing secret, CloudFront, email).
 
-Assets are not bundled (`aws:cdk:bundling-stacks` = []), so no pip and no Docker run.
+Assets are not bundled (`aws:cdk:bundling-stacks` = []), so no pip and no Docker run;
+building and synthesizing both stacks takes about five seconds (once per xdist worker).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Template
@@ -18,15 +18,6 @@ from aws_cdk.assertions import Template
 from infra.config import DeploymentConfig
 from infra.stack import AgentFilesStack, add_checks, new_app
 from tests.infra.synthesis import PROD_CONTEXT, Assembly, Synthesized
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under xdist, keep every infra test on one worker so the app is synthesized once.
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("infra-synth"))
 
 
 @pytest.fixture(scope="session")
