@@ -1,0 +1,5 @@
+"""Benchmarks that print ratios against a baseline measured in the same run.
+
+They are never part of pass/fail: run them with `make bench` (all) or
+`python -m bench NAME` (one).
+"""
