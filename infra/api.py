@@ -70,6 +70,7 @@ class Api(Construct):
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
+            api_name=config.stack_name,
             description="agentfiles: files, threads and messages",
             # The stage is made below, with throttling and access logs.
             create_default_stage=False,
@@ -131,6 +132,7 @@ class Api(Construct):
         pool = cognito.UserPool(
             self,
             "UserPool",
+            user_pool_name=config.stack_name,
             # Users are invited by an administrator; open sign-up is a product decision.
             self_sign_up_enabled=False,
             sign_in_aliases=cognito.SignInAliases(email=True),
