@@ -42,7 +42,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 PIP_PLATFORM = "manylinux2014_aarch64"
 LAYER_PYTHON_DIR = "python"  # Lambda puts /opt/python on sys.path
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+# Bytecode caches differ from machine to machine; leaving them out keeps asset hashes stable.
+_CACHES = ["__pycache__", "*.pyc"]
+_IGNORED = shutil.ignore_patterns(*_CACHES)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -95,7 +97,12 @@ class CopyPackage:
 
 @jsii.implements(ILocalBundling)
 class PipInstall:
-    """Installs a requirements file for the Lambda platform with this machine's pip."""
+    """Installs a requirements file for the Lambda platform with this machine's pip.
+
+    pip runs in the requirements folder and names the file relatively, as a bundling
+    container would in /asset-input: the command is part of the asset hash, which must
+    not depend on where the repository is checked out.
+    """
 
     def __init__(self, requirements: Path) -> None:
         self.requirements = requirements
@@ -118,12 +125,17 @@ class PipInstall:
             "--target",
             target,
             "--requirement",
-            str(self.requirements),
+            self.requirements.name,
         ]
 
     def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
         command = self.command(str(Path(output_dir) / LAYER_PYTHON_DIR))
-        result = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=self.requirements.parent,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             # Failing here beats returning False: CDK would then try Docker, which
             # this build does not use.
@@ -140,6 +152,7 @@ def domain_layer(scope: Construct) -> lambda_.LayerVersion:
         compatible_architectures=[ARCHITECTURE],
         code=lambda_.Code.from_asset(
             str(DOMAIN_PACKAGE_DIR),
+            exclude=_CACHES,
             bundling=BundlingOptions(
                 image=RUNTIME.bundling_image,
                 # Never run: local bundling always succeeds. It documents the copy and
@@ -199,7 +212,6 @@ class Functions(Construct):
         self.openai_secret = self._openai_secret(removal)
 
         domain = domain_layer(self)
-        self.layers: dict[str, list[lambda_.ILayerVersion]] = {}
         dependency_layers = {
             name: dependencies_layer(self, name) for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS)
         }
@@ -207,7 +219,6 @@ class Functions(Construct):
         self.log_groups: dict[str, logs.LogGroup] = {}
         for spec in topology.FUNCTIONS.values():
             layers = [domain, dependency_layers[requirements_for(spec.name)]]
-            self.layers[spec.name] = layers
             self.by_name[spec.name] = self._function(spec, layers, removal)
 
         for work in queues.by_name.values():
@@ -319,7 +330,7 @@ class Functions(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / spec.name), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / spec.name), exclude=_CACHES),
             layers=layers,
             role=role,
             timeout=Duration.seconds(spec.timeout_seconds),

@@ -58,12 +58,11 @@ def test_given_acknowledged_findings_when_read_then_each_has_a_reason_and_is_on_
     assert acknowledged
 
     for finding in acknowledged:
+        rule = finding["ruleName"]
         # Then each carries a real reason
-        assert len(finding["reason"].strip()) >= 40, finding["ruleName"]
+        assert len(finding["reason"].strip()) >= 40, rule
         # And is one the team accepted on purpose
-        assert any(re.fullmatch(pattern, finding["ruleName"]) for pattern in ACCEPTED_FINDINGS), finding[
-            "ruleName"
-        ]
+        assert any(re.fullmatch(pattern, rule) for pattern in ACCEPTED_FINDINGS), rule
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
