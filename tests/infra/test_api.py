@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from infra.constants import API_ROUTES
@@ -146,3 +147,28 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
         assert cors["AllowOrigins"] == origins
         assert set(cors["AllowMethods"]) >= {"GET", "POST", "DELETE"}
         assert set(cors["AllowHeaders"]) >= {"authorization", "content-type", "idempotency-key"}
+
+
+def _camel_parameters(path: str) -> str:
+    """`/files/{file_id}` (the function's OpenAPI) → `/files/{fileId}` (the HTTP API's)."""
+    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), path)
+
+
+def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_routes() -> None:
+    # Given the routes the API function documents in its OpenAPI schema (imported here, so
+    # that a broken handler fails this test, not the collection of every infra test)
+    from functions.api.handler import app
+
+    schema = app.get_openapi_schema()
+    documented = {
+        f"{method.upper()} {_camel_parameters(path)}"
+        for path, item in schema.paths.items()
+        for method in ("get", "post", "put", "patch", "delete")
+        if getattr(item, method, None)
+    }
+
+    # When compared with the routes the stack deploys behind the authorizer
+    deployed = {route.key for route in API_ROUTES if not route.public}
+
+    # Then no route is deployed that the function does not serve, and none is served unreachable
+    assert documented == deployed
