@@ -13,7 +13,10 @@ from agentfiles.logic.threads import purge_thread
 from agentfiles.models.jobs import ThreadCleanupJob
 from agentfiles.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all of a batch failed, instead of failing the
+# invocation: the records return to the queue either way, and Lambda error alarms then
+# mean a crash, not a model that asked us to slow down.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:

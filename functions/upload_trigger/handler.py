@@ -14,7 +14,10 @@ from agentfiles.logic.inspection import inspect_upload
 from agentfiles.models.notifications import S3EventNotification
 from agentfiles.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record, even when all of a batch failed, instead of failing the
+# invocation: the records return to the queue either way, and Lambda error alarms then
+# mean a crash, not a model that asked us to slow down.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord) -> None:

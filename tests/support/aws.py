@@ -41,6 +41,10 @@ class LocalAws:
         return clients.session().client("sqs", region_name="us-east-1")
 
     @cached_property
+    def sm(self) -> Any:
+        return clients.session().client("secretsmanager", region_name="us-east-1")
+
+    @cached_property
     def dynamodb(self) -> Any:
         return clients.session().client("dynamodb", region_name="us-east-1")
 
@@ -95,6 +99,33 @@ class LocalAws:
                 for m in messages
             ]
         )
+
+    def deliver(self, queue: str, max_messages: int = 10) -> dict[str, Any] | None:
+        """One poll of `queue` as Lambda's event source mapping does it: receive, invoke
+        the consumer, delete what did not fail. None when the queue had nothing."""
+        import importlib
+
+        from agentfiles import topology
+
+        spec = topology.QUEUES[queue]
+        url = self.resources.queue_urls[queue]
+        batch = self.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(max_messages, spec.batch_size),
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            return None
+        handler = importlib.import_module(f"functions.{spec.consumer}.handler").lambda_handler
+        function = topology.FUNCTIONS[spec.consumer]
+        result = handler(
+            self.sqs_event_for(queue, batch), LambdaContext(spec.consumer, function.timeout_seconds)
+        )
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for message in batch:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return result
 
     def run_upload_trigger(self) -> dict[str, Any]:
         from functions.upload_trigger.handler import lambda_handler
@@ -185,7 +216,7 @@ _BASE_ENVIRONMENT = {
 
 
 @contextmanager
-def local_aws(**settings: str) -> Iterator[LocalAws]:
+def local_aws(visibility_timeout_seconds: int | None = None, **settings: str) -> Iterator[LocalAws]:
     """moto with the system's resources, the functions' environment pointing at them;
     the environment is restored afterwards."""
     saved = dict(os.environ)
@@ -194,7 +225,7 @@ def local_aws(**settings: str) -> Iterator[LocalAws]:
     try:
         with mock_aws():
             clients.reset()
-            resources = provision()
+            resources = provision(visibility_timeout_seconds=visibility_timeout_seconds)
             os.environ.update({**resources.function_environment(), **settings})
             get_settings.cache_clear()
             yield LocalAws(resources)

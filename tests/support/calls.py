@@ -29,7 +29,7 @@ class CallLog:
 def count_calls() -> Iterator[CallLog]:
     """Every call the data layer's clients make inside the block."""
     log = CallLog()
-    targets = [clients.dynamodb(), clients.s3(), clients.sqs()]
+    targets = [clients.dynamodb(), clients.s3(), clients.sqs(), clients.secrets()]
     for client in targets:
         client.meta.events.register("before-call.*.*", log)
     try:

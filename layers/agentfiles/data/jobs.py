@@ -27,3 +27,24 @@ def send_generation(job: GenerationJob) -> None:
 
 def send_thread_cleanup(job: ThreadCleanupJob, delay_seconds: int = 0) -> None:
     _send(get_settings().maintenance_queue_url, job.model_dump_json(by_alias=True), delay_seconds)
+
+
+def delay_generation_retry(receipt_handle: str, seconds: int) -> None:
+    """Back off before SQS hands the job out again (it comes back after `seconds`)."""
+    try:
+        clients.sqs().change_message_visibility(
+            QueueUrl=get_settings().generations_queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=seconds,
+        )
+    except (ClientError, BotoCoreError):
+        pass  # the queue's own visibility timeout applies instead
+
+
+def send_to_generation_dlq(body: str, reason: str) -> None:
+    """A body that can never be a job goes straight to the DLQ, with why."""
+    clients.sqs().send_message(
+        QueueUrl=get_settings().generations_dlq_url,
+        MessageBody=body,
+        MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+    )

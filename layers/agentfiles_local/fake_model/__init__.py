@@ -68,7 +68,8 @@ Test controls
   `{"endpoint": "chat.completions" | "images.generations", "model", "stream", "status",
   "saw": [{"kind": "image", "index", "format", "width", "height", "source": "data" |
   "url", "bytes", "media_type"?} | {"kind": "file", "format": "PDF", "pages",
-  "filename"?, ...}], ...}` plus `messages`, `text` and `reply` for chat, `prompt` and
+  "filename"?, ...}], ...}` plus `messages` (their count), `sent` (the messages as
+  received), `text` and `reply` for chat, `prompt` and
   `size` for images, `error` when it failed.
 - `configure(chunk_delay_s=..., word_count=...)` / `POST /_fake/config`: pace and
   length of later replies. `reset()` / `POST /_fake/reset`: forget calls and faults

@@ -310,6 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         conversation = read_conversation(payload.get("messages"))
         call["messages"] = len(conversation.messages)
+        # The messages as sent, so a test can check the shape of every part.
+        call["sent"] = payload.get("messages")
         call["text"] = conversation.last_user_text
         markers = conversation.markers
         if markers.fail is not None:

@@ -1,0 +1,310 @@
+"""Generation: answer a pending reply with the model, streaming its text into the
+reply, or draw a picture and attach it to the reply as a file it holds.
+
+One job, one reply: the reply's lease makes a second delivery of the job (or a
+second worker) a no-op, and each write after the lease is conditioned on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from agentfiles.data import blobs, replies
+from agentfiles.data import files as file_rows
+from agentfiles.data import messages as rows
+from agentfiles.logic.files import store_bytes
+from agentfiles.logic.sniff import IMAGE_TYPES, PDF, TEXT_TYPES, sniff
+from agentfiles.model_client import ModelFailure, classify, model_client
+from agentfiles.models.common import now_ms
+from agentfiles.models.files import FileRecord
+from agentfiles.models.jobs import GenerationJob
+from agentfiles.models.messages import FilePart, ImagePart, MessageError, MessageRecord, Part, TextPart, Usage
+from agentfiles.observability import logger
+from agentfiles.settings import get_settings
+
+MAX_TEXT_FILE_CHARS = 200_000
+MAX_RETRY_DELAY_S = 900
+
+
+class RetryLater(Exception):
+    """The job should come back: SQS redelivers it after `delay_s`."""
+
+    def __init__(self, reason: str, delay_s: int):
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class UnsupportedContent(Exception):
+    """A part the model cannot be given; the reply fails with this message."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the reply over, or it was deleted: stop writing."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # success | failed | skipped | lease_lost
+    model_calls: int = 0
+    writes: int = 0
+    chunks: int = 0
+    error_code: str | None = None
+
+
+def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcome:
+    settings = get_settings()
+    lease_id = uuid.uuid4().hex
+    now = now_ms()
+    reply = replies.take_lease(
+        job.owner, job.thread_id, job.reply_id, lease_id, now, now + settings.lease_seconds * 1000
+    )
+    if reply is None:
+        return _not_taken(job)
+    logger.append_keys(reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease_id)
+    last_attempt = receive_count >= max_receives
+    try:
+        if job.kind == "image":
+            return _draw(job, reply, lease_id)
+        return _answer(job, reply, lease_id)
+    except LeaseLost:
+        logger.info("lease lost; another worker or a delete owns the reply now")
+        return Outcome("lease_lost")
+    except UnsupportedContent as error:
+        return _fail(job, lease_id, MessageError(code="unsupported_content", message=str(error)))
+    except Exception as error:
+        failure = classify(error)
+        if failure is None:
+            if last_attempt:
+                _fail(
+                    job, lease_id, MessageError(code="internal_error", message="the reply could not be made")
+                )
+            else:
+                _release(job, lease_id)
+            raise
+        if not failure.retryable:
+            return _fail(job, lease_id, MessageError(code=failure.code, message=failure.message))
+        if last_attempt:
+            # The job goes to the DLQ after this; the reply says why it never came.
+            _fail(
+                job,
+                lease_id,
+                MessageError(code=failure.code, message=f"gave up after retries: {failure.message}"),
+            )
+        else:
+            _release(job, lease_id)
+        raise RetryLater(failure.code, _backoff(failure, receive_count)) from error
+
+
+def _not_taken(job: GenerationJob) -> Outcome:
+    """The lease was refused: the reply ended already (a duplicate delivery), is gone,
+    or another worker is streaming it right now."""
+    row = replies.read(job.owner, job.thread_id, job.reply_id)
+    if row is None or row["status"] in ("success", "failed"):
+        return Outcome("skipped")
+    wait_ms = max(0, int(row.get("leaseUntil", 0)) - now_ms())
+    raise RetryLater("reply is being written by another worker", min(MAX_RETRY_DELAY_S, wait_ms // 1000 + 1))
+
+
+def _backoff(failure: ModelFailure, receive_count: int) -> int:
+    base = get_settings().retry_base_seconds
+    delay = base * 2 ** max(0, receive_count - 1)
+    if failure.retry_after_s is not None:
+        delay = max(delay, int(failure.retry_after_s))
+    return min(MAX_RETRY_DELAY_S, delay)
+
+
+def _fail(job: GenerationJob, lease_id: str, error: MessageError) -> Outcome:
+    logger.warning("reply failed", extra={"code": error.code, "error_message": error.message})
+    replies.fail(job.owner, job.thread_id, job.reply_id, lease_id, error, now_ms())
+    return Outcome("failed", error_code=error.code)
+
+
+def _release(job: GenerationJob, lease_id: str) -> None:
+    settings = get_settings()
+    now = now_ms()
+    replies.release_lease(
+        job.owner,
+        job.thread_id,
+        job.reply_id,
+        lease_id,
+        now + settings.pending_reply_sweep_seconds * 1000,
+        now,
+    )
+
+
+# ---- chat ----------------------------------------------------------------------
+
+
+def _answer(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
+    settings = get_settings()
+    history = [
+        m
+        for m in rows.history(job.owner, job.thread_id, job.message_id, settings.history_messages)
+        if m.role == "user" or m.status == "success"
+    ]
+    if not history or history[-1].id != job.message_id:
+        raise UnsupportedContent("the message this reply answers was deleted")
+    file_ids = [p.file_id for m in history for p in m.content if not isinstance(p, TextPart) and p.file_id]
+    files = file_rows.batch_get(job.owner, file_ids) if file_ids else {}
+    messages = [chat_message(m, files) for m in history]
+    model = reply.model or settings.model
+
+    stream = model_client().chat.completions.create(
+        model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    pieces: list[str] = []
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    flush_every = settings.stream_flush_ms / 1000
+    last_flush = time.monotonic()
+    written = 0
+    writes = chunks = 0
+    try:
+        for chunk in stream:
+            chunks += 1
+            if chunk.usage:
+                usage = Usage(
+                    prompt_tokens=chunk.usage.prompt_tokens,
+                    completion_tokens=chunk.usage.completion_tokens,
+                    total_tokens=chunk.usage.total_tokens,
+                )
+            for choice in chunk.choices:
+                if choice.delta and choice.delta.content:
+                    pieces.append(choice.delta.content)
+                finish_reason = choice.finish_reason or finish_reason
+            if len(pieces) > written and time.monotonic() - last_flush >= flush_every:
+                # At most one write per flush interval, however many chunks arrive.
+                if not replies.write_progress(
+                    job.owner, job.thread_id, job.reply_id, lease_id, "".join(pieces), now_ms()
+                ):
+                    raise LeaseLost
+                written, writes, last_flush = len(pieces), writes + 1, time.monotonic()
+    finally:
+        stream.close()
+    if not replies.finish(
+        job.owner,
+        job.thread_id,
+        job.reply_id,
+        lease_id,
+        text="".join(pieces),
+        model=model,
+        usage=usage,
+        finish_reason=finish_reason,
+        now_ms=now_ms(),
+    ):
+        raise LeaseLost
+    return Outcome("success", model_calls=1, writes=writes + 1, chunks=chunks)
+
+
+def chat_message(message: MessageRecord, files: dict[str, FileRecord]) -> dict[str, Any]:
+    """One stored message as a Chat Completions message."""
+    if message.role == "assistant":
+        text = "\n".join(_assistant_text(p, files) for p in message.content)
+        return {"role": "assistant", "content": text}
+    return {"role": "user", "content": [part for p in message.content for part in _user_parts(p, files)]}
+
+
+def _assistant_text(part: Part, files: dict[str, FileRecord]) -> str:
+    if isinstance(part, TextPart):
+        return part.text
+    record = files.get(part.file_id or "")
+    return f"[{part.type}: {record.filename if record else part.file_id or part.url or 'inline'}]"
+
+
+def _user_parts(part: Part, files: dict[str, FileRecord]) -> list[dict[str, Any]]:
+    if isinstance(part, TextPart):
+        return [{"type": "text", "text": part.text}]
+    if part.url:
+        # External URLs pass through as given: images as image_url; a file the
+        # Chat Completions API cannot fetch is named by its URL.
+        if isinstance(part, ImagePart):
+            return [{"type": "image_url", "image_url": {"url": part.url}}]
+        return [{"type": "text", "text": f"Attached file: {part.url}"}]
+    if part.data:
+        content = base64.b64decode(part.data)
+        return _bytes_part(part.media_type or "", content, getattr(part, "filename", None) or "attachment")
+    record = files.get(part.file_id or "")
+    if record is None or record.status != "ready":
+        raise UnsupportedContent(f"file {part.file_id} is not available")
+    return _file_part(record, part)
+
+
+def _file_part(record: FileRecord, part: ImagePart | FilePart) -> list[dict[str, Any]]:
+    settings = get_settings()
+    media_type = record.media_type
+    if media_type in IMAGE_TYPES:
+        if settings.url_mode == "inline":
+            url = _data_url(media_type, blobs.read_all(record.s3_key))
+        elif settings.url_mode == "public":
+            if not settings.public_base_url:
+                raise UnsupportedContent("URL_MODE is public but PUBLIC_BASE_URL is not set")
+            url = blobs.public_url(settings.public_base_url, record.s3_key)
+        else:
+            url = blobs.presign_get(record.s3_key, settings.model_url_ttl_seconds)
+        return [{"type": "image_url", "image_url": {"url": url}}]
+    return _bytes_part(
+        media_type, blobs.read_all(record.s3_key), getattr(part, "filename", None) or record.filename
+    )
+
+
+def _bytes_part(media_type: str, content: bytes, filename: str) -> list[dict[str, Any]]:
+    if media_type in IMAGE_TYPES:
+        return [{"type": "image_url", "image_url": {"url": _data_url(media_type, content)}}]
+    if media_type == PDF:
+        return [{"type": "file", "file": {"filename": filename, "file_data": _data_url(PDF, content)}}]
+    if media_type in TEXT_TYPES:
+        text = content.decode("utf-8", errors="replace")
+        if len(text) > MAX_TEXT_FILE_CHARS:
+            text = text[:MAX_TEXT_FILE_CHARS] + "\n[... truncated]"
+        return [{"type": "text", "text": f"Attached file {filename} ({media_type}):\n{text}"}]
+    raise UnsupportedContent(f"{media_type} files cannot be given to the model")
+
+
+def _data_url(media_type: str, content: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(content).decode()}"
+
+
+# ---- images --------------------------------------------------------------------
+
+
+def _draw(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
+    settings = get_settings()
+    prompt_message = rows.get_message(job.owner, job.thread_id, job.message_id)
+    if prompt_message is None:
+        raise UnsupportedContent("the prompt message was deleted")
+    prompt = " ".join(p.text for p in prompt_message.content if isinstance(p, TextPart))
+    model = reply.model or settings.image_model
+    options: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1}
+    if job.size and job.size != "auto":
+        options["size"] = job.size
+    if not model.startswith("gpt-image"):
+        # gpt-image models always answer in base64 and refuse the parameter.
+        options["response_format"] = "b64_json"
+    result = model_client().images.generate(**options)
+    b64 = result.data[0].b64_json if result.data else None
+    if not b64:
+        raise UnsupportedContent("the model returned no image data")
+    content = base64.b64decode(b64)
+    media_type = sniff(content, complete=True)
+    if media_type not in IMAGE_TYPES:
+        raise UnsupportedContent("the model returned something that is not an image")
+    extension = media_type.rsplit("/", 1)[-1]
+    stored = store_bytes(job.owner, f"generated-{job.reply_id}.{extension}", media_type, content)
+    parts: list[Part] = [ImagePart(type="image", file_id=stored.record.id, media_type=media_type)]
+    if not replies.finish_with_file(
+        job.owner,
+        job.thread_id,
+        job.reply_id,
+        lease_id,
+        content=parts,
+        file_id=stored.record.id,
+        model=model,
+        now_ms=now_ms(),
+    ):
+        # The stored file holds no reference; the vacuum reclaims it after the grace.
+        raise LeaseLost
+    return Outcome("success", model_calls=1, writes=1)
