@@ -271,14 +271,14 @@ class Functions(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "LOG_LEVEL": config.log_level,
         }
+        if name == "api" or topology.FUNCTIONS[name].needs_model:
+            # The API names the model on each pending reply; the worker calls it.
+            models = {"MODEL": config.model, "IMAGE_MODEL": config.image_model}
+            environment.update({key: value for key, value in models.items() if value})
         if topology.FUNCTIONS[name].needs_model:
             environment["OPENAI_API_KEY_SECRET_ARN"] = self.openai_secret.secret_arn
-            optional = {
-                "OPENAI_BASE_URL": config.openai_base_url,
-                "MODEL": config.model,
-                "IMAGE_MODEL": config.image_model,
-            }
-            environment.update({key: value for key, value in optional.items() if value})
+            if config.openai_base_url:
+                environment["OPENAI_BASE_URL"] = config.openai_base_url
             # The model fetches images by URL: presigned by default, or through the
             # CloudFront distribution when the stack has one.
             if self.public_base_url:

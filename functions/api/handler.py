@@ -49,9 +49,9 @@ _ERRORS = {
         (503, "A dependency is unavailable; retry"),
     )
 }
-FileId = Annotated[str, Path(pattern=ULID_PATTERN, description="A file id (ULID)")]
-ThreadId = Annotated[str, Path(pattern=ULID_PATTERN, description="A thread id (ULID)")]
-MessageId = Annotated[str, Path(pattern=ULID_PATTERN, description="A message id (ULID)")]
+FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]
+ThreadId = Annotated[str, Path(alias="threadId", pattern=ULID_PATTERN, description="A thread id (ULID)")]
+MessageId = Annotated[str, Path(alias="messageId", pattern=ULID_PATTERN, description="A message id (ULID)")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -161,7 +161,7 @@ def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
 
 
 @app.get(
-    "/files/<file_id>",
+    "/files/<fileId>",
     summary="Read a file, with a fresh download URL when ready",
     tags=["files"],
     responses=_errors(404),
@@ -171,7 +171,7 @@ def get_file(file_id: FileId) -> FileResponse:
 
 
 @app.delete(
-    "/files/<file_id>",
+    "/files/<fileId>",
     summary="Delete a file that no message references",
     tags=["files"],
     responses={204: {"description": "Deleted"}, **_errors(404, 409)},
@@ -200,13 +200,13 @@ def list_threads(limit: Limit = 50, cursor: Cursor = None) -> ThreadPage:
     return threads.list_threads(owner(), limit, cursor)
 
 
-@app.get("/threads/<thread_id>", summary="Read a thread", tags=["threads"], responses=_errors(404))
+@app.get("/threads/<threadId>", summary="Read a thread", tags=["threads"], responses=_errors(404))
 def get_thread(thread_id: ThreadId) -> ThreadResponse:
     return ThreadResponse(thread=ThreadOut.of(threads.require_thread(owner(), thread_id)))
 
 
 @app.delete(
-    "/threads/<thread_id>",
+    "/threads/<threadId>",
     summary="Delete a thread; its messages are removed in the background, releasing their files",
     tags=["threads"],
     responses={202: {"description": "Deletion under way"}, **_errors(404)},
@@ -220,7 +220,7 @@ def delete_thread(thread_id: ThreadId) -> Response[None]:
 
 
 @app.post(
-    "/threads/<thread_id>/messages",
+    "/threads/<threadId>/messages",
     summary="Save a message (and queue the assistant's reply)",
     tags=["messages"],
     responses={
@@ -236,7 +236,7 @@ def save_message(
 
 
 @app.get(
-    "/threads/<thread_id>/messages",
+    "/threads/<threadId>/messages",
     summary="List messages, newest first; file parts carry fresh URLs",
     tags=["messages"],
     responses=_errors(400, 404),
@@ -246,7 +246,7 @@ def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None)
 
 
 @app.get(
-    "/threads/<thread_id>/messages/<message_id>",
+    "/threads/<threadId>/messages/<messageId>",
     summary="Read a message",
     tags=["messages"],
     responses=_errors(404),
@@ -256,7 +256,7 @@ def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
 
 
 @app.delete(
-    "/threads/<thread_id>/messages/<message_id>",
+    "/threads/<threadId>/messages/<messageId>",
     summary="Delete a message, releasing its files",
     tags=["messages"],
     responses={204: {"description": "Deleted"}, **_errors(404, 409)},
@@ -267,7 +267,7 @@ def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]
 
 
 @app.post(
-    "/threads/<thread_id>/images",
+    "/threads/<threadId>/images",
     summary="Generate an image into the thread",
     tags=["messages"],
     responses={

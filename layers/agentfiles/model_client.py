@@ -59,7 +59,7 @@ def classify(error: Exception) -> ModelFailure | None:
         return ModelFailure(True, "model_unreachable", "the model could not be reached")
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
-        code = str(getattr(error, "code", "") or "")
+        code = _code(error)
         detail = _message(error)
         if status == 429 and code != "insufficient_quota":
             return ModelFailure(True, "model_rate_limited", detail, _retry_after(error))
@@ -74,11 +74,19 @@ def classify(error: Exception) -> ModelFailure | None:
     return None
 
 
-def _message(error: openai.APIStatusError) -> str:
+def _error_body(error: openai.APIStatusError) -> dict:
+    """The `{"message", "code", ...}` object, whether or not it came wrapped in "error"."""
     body = error.body if isinstance(error.body, dict) else {}
-    inner = body.get("error", body) if isinstance(body, dict) else {}
-    text = inner.get("message") if isinstance(inner, dict) else None
-    return str(text or error.message)[:500]
+    inner = body.get("error", body)
+    return inner if isinstance(inner, dict) else {}
+
+
+def _code(error: openai.APIStatusError) -> str:
+    return str(getattr(error, "code", None) or _error_body(error).get("code") or "")
+
+
+def _message(error: openai.APIStatusError) -> str:
+    return str(_error_body(error).get("message") or error.message)[:500]
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:

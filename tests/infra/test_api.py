@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from infra.constants import API_ROUTES
@@ -149,11 +148,6 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
         assert set(cors["AllowHeaders"]) >= {"authorization", "content-type", "idempotency-key"}
 
 
-def _camel_parameters(path: str) -> str:
-    """`/files/{file_id}` (the function's OpenAPI) → `/files/{fileId}` (the HTTP API's)."""
-    return re.sub(r"_([a-z])", lambda match: match.group(1).upper(), path)
-
-
 def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_routes() -> None:
     # Given the routes the API function documents in its OpenAPI schema (imported here, so
     # that a broken handler fails this test, not the collection of every infra test)
@@ -161,7 +155,7 @@ def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_
 
     schema = app.get_openapi_schema()
     documented = {
-        f"{method.upper()} {_camel_parameters(path)}"
+        f"{method.upper()} {path}"
         for path, item in schema.paths.items()
         for method in ("get", "post", "put", "patch", "delete")
         if getattr(item, method, None)
