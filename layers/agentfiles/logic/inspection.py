@@ -7,6 +7,7 @@ declared SHA-256 on upload (it reports it on HEAD), that is all; where it did no
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +53,7 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
     bytes_read = 0
     checksum_source: Literal["s3", "stream", "none"] = "none"
     sha256 = record.sha256
+    prefix = b""
     if rejection is None:
         prefix = blobs.read_prefix(record.s3_key, head.etag)
         bytes_read += len(prefix)
@@ -59,6 +61,9 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
     if rejection is None:
         if head.sha256_hex:
             checksum_source, actual = "s3", head.sha256_hex
+        elif head.size <= len(prefix):
+            # The prefix was the whole object: hash what is in hand.
+            checksum_source, actual = "stream", hashlib.sha256(prefix).hexdigest()
         else:
             actual, streamed = blobs.hash_object(record.s3_key, head.etag)
             checksum_source = "stream"
