@@ -22,6 +22,7 @@ from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord
 from agentfiles.models.messages import MessageRecord
 from agentfiles.models.threads import ThreadRecord
+from agentfiles.topology import SWEEP_INDEX
 
 _THREAD_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt")
 _MESSAGE_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt", "leaseId", "leaseUntil")
@@ -404,3 +405,153 @@ def delete_rows(owner: str, rows: list[dict[str, Any]], now_ms: int) -> int:
             batch.append({"Delete": {"TableName": table_name(), "Key": keys.key(row["pk"], row["sk"])}})
     flush()
     return deleted
+
+
+# ---- the sweep of stuck work ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepDue:
+    """An entry of the sweep index whose time has come. The index is keys-only and
+    eventually consistent, so the row is read again before anything is decided."""
+
+    owner: str
+    thread_id: str
+    reply_id: str | None  # None for a thread
+    sweep_at: int
+
+
+@dataclass(frozen=True)
+class SweepPage:
+    due: list[SweepDue]
+    # Where the next page of this shard starts; None when the shard is read to its end.
+    next_start: dict[str, Any] | None
+
+
+def _sweep_due(values: dict[str, Any]) -> SweepDue:
+    sweep_at = int(values[SWEEP_INDEX.sort_key])
+    if values["sk"].startswith(keys.message_sk("")):
+        # pk OWNER#{owner}#THREAD#{threadId}: owners never contain '#' (the API refuses them).
+        owner, _, thread_id = values["pk"].removeprefix(keys.owner_pk("")).partition("#" + keys.thread_sk(""))
+        return SweepDue(owner, thread_id, values["sk"].removeprefix(keys.message_sk("")), sweep_at)
+    return SweepDue(
+        values["pk"].removeprefix(keys.owner_pk("")),
+        values["sk"].removeprefix(keys.thread_sk("")),
+        None,
+        sweep_at,
+    )
+
+
+def due_for_sweep(shard: str, now_ms: int, limit: int, start: dict[str, Any] | None) -> SweepPage:
+    """One page of a sweep shard (`REPLY#n` or `THREAD#n`): rows whose sweepAt has
+    passed, the longest overdue first."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "IndexName": SWEEP_INDEX.name,
+        "KeyConditionExpression": "#shard = :shard AND #at <= :now",
+        "ExpressionAttributeNames": {"#shard": SWEEP_INDEX.partition_key, "#at": SWEEP_INDEX.sort_key},
+        "ExpressionAttributeValues": {":shard": to_value(shard), ":now": to_value(now_ms)},
+        "Limit": limit,
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    due = [_sweep_due(from_item(item)) for item in response.get("Items", [])]
+    return SweepPage(due, response.get("LastEvaluatedKey"))
+
+
+@dataclass(frozen=True)
+class SweptReply:
+    record: MessageRecord
+    sweep_at: int | None
+    lease_until: int | None
+
+
+@dataclass(frozen=True)
+class SweptThread:
+    record: ThreadRecord
+    sweep_at: int | None
+
+
+def get_swept_reply(owner: str, thread_id: str, reply_id: str) -> SweptReply | None:
+    """A reply with the attributes the sweep decides by (sweepAt, leaseUntil)."""
+    response = clients.dynamodb().get_item(
+        TableName=table_name(), Key=keys.message_key(owner, thread_id, reply_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    if not item:
+        return None
+    values = from_item(item)
+    return SweptReply(message_record(values), values.get("sweepAt"), values.get("leaseUntil"))
+
+
+def get_swept_thread(owner: str, thread_id: str) -> SweptThread | None:
+    response = clients.dynamodb().get_item(
+        TableName=table_name(), Key=keys.thread_key(owner, thread_id), ConsistentRead=True
+    )
+    item = response.get("Item")
+    if not item:
+        return None
+    return SweptThread(_thread_record(item), from_item(item).get("sweepAt"))
+
+
+def _update_if(key: dict[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
+    """One conditional update; False when the row moved on since it was read (a
+    worker or another sweep got there first), which the sweep takes as done."""
+    client = clients.dynamodb()
+    try:
+        client.update_item(
+            TableName=table_name(),
+            Key=key,
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={k: to_value(v) for k, v in values.items()},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def move_reply_sweep(
+    owner: str, thread_id: str, reply_id: str, *, seen_sweep_at: int, seen_status: str, sweep_at: int
+) -> bool:
+    """Push a reply's sweep time forward, only if it is still as the sweep read it.
+    Winning this write is what entitles a sweep to re-send the job, so overlapping
+    runs send it once."""
+    return _update_if(
+        keys.message_key(owner, thread_id, reply_id),
+        "SET sweepAt = :new",
+        "sweepAt = :seen AND #status = :status",
+        {":new": sweep_at, ":seen": seen_sweep_at, ":status": seen_status},
+    )
+
+
+def remove_reply_sweep(owner: str, thread_id: str, reply_id: str, *, seen_sweep_at: int) -> bool:
+    """Take an ended reply (success or failed) out of the sweep index."""
+    return _update_if(
+        keys.message_key(owner, thread_id, reply_id),
+        "REMOVE sweepShard, sweepAt",
+        "sweepAt = :seen AND #status IN (:success, :failed)",
+        {":seen": seen_sweep_at, ":success": "success", ":failed": "failed"},
+    )
+
+
+def move_thread_sweep(owner: str, thread_id: str, *, seen_sweep_at: int, sweep_at: int) -> bool:
+    """Push a deleting thread's sweep time forward (see `move_reply_sweep`)."""
+    return _update_if(
+        keys.thread_key(owner, thread_id),
+        "SET sweepAt = :new",
+        "sweepAt = :seen AND #status = :deleting",
+        {":new": sweep_at, ":seen": seen_sweep_at, ":deleting": "deleting"},
+    )
+
+
+def remove_thread_sweep(owner: str, thread_id: str, *, seen_sweep_at: int) -> bool:
+    """Take a thread that is not being deleted out of the sweep index."""
+    return _update_if(
+        keys.thread_key(owner, thread_id),
+        "REMOVE sweepShard, sweepAt",
+        "sweepAt = :seen AND #status <> :deleting",
+        {":seen": seen_sweep_at, ":deleting": "deleting"},
+    )
