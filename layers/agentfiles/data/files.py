@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from agentfiles.data import clients, keys
@@ -17,6 +18,7 @@ from agentfiles.data.table import (
 )
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord, Rejection
+from agentfiles.topology import GC_INDEX
 
 # Every internal attribute that is not part of FileRecord.
 _ROW_ONLY = ("pk", "sk", "gcShard", "etag")
@@ -238,10 +240,12 @@ def tombstone(
 ) -> FileRecord | None:
     """Mark an unreferenced file `deleting`. From here no message can take a
     reference (increments require `ready`), so the object and rows can go.
-    Returns None when the file is referenced, touched too recently, or gone.
-    A file already `deleting` is returned as is, so a crashed purge can finish."""
+    With `touched_before_ms` (the vacuum's grace cutoff) the file must also be
+    untouched since then, and a pending one must have an upload URL that expired
+    by then. Returns None when the file is referenced, touched too recently, still
+    open for upload, or gone. A file already `deleting` is returned as is, so a
+    crashed purge can finish."""
     client = clients.dynamodb()
-    condition = "refcount = :zero AND #status IN (:ready, :pending, :rejected)"
     values: dict[str, Any] = {
         ":zero": to_value(0),
         ":ready": to_value("ready"),
@@ -250,8 +254,16 @@ def tombstone(
         ":deleting": to_value("deleting"),
         ":iso": to_value(iso_from_ms(now_ms)),
     }
-    if touched_before_ms is not None:
-        condition += " AND lastTouchedAt <= :cutoff"
+    if touched_before_ms is None:
+        # An explicit delete: no grace, and a pending upload may be abandoned at once.
+        condition = "refcount = :zero AND #status IN (:ready, :pending, :rejected)"
+    else:
+        # The vacuum: untouched since the cutoff, and a pending file only once its
+        # upload URL expired a grace period ago (an upload may still be under way).
+        condition = (
+            "refcount = :zero AND lastTouchedAt <= :cutoff AND (#status IN (:ready, :rejected) OR "
+            "(#status = :pending AND (attribute_not_exists(uploadExpiresAt) OR uploadExpiresAt <= :cutoff)))"
+        )
         values[":cutoff"] = to_value(touched_before_ms)
     try:
         response = client.update_item(
@@ -297,3 +309,69 @@ def delete_tombstoned(owner: str, file_id: str) -> None:
         )
     except client.exceptions.ConditionalCheckFailedException:
         pass  # already deleted by an earlier run
+
+
+# ---- the vacuum's candidates -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcCandidate:
+    """A file carrying the gc marker, as the (keys-only) index shows it: possibly
+    stale, so every decision about it is a conditional write on the file row."""
+
+    owner: str
+    file_id: str
+    last_touched_at: int
+
+
+@dataclass(frozen=True)
+class GcPage:
+    candidates: list[GcCandidate]
+    # Where the next page of this shard starts; None when the shard is read to its end.
+    next_start: dict[str, Any] | None
+
+
+def gc_candidates(shard: str, touched_before_ms: int, limit: int, start: dict[str, Any] | None) -> GcPage:
+    """One page of a gc shard: files whose marker is set and whose lastTouchedAt is
+    at or before the cutoff, oldest first. Live (referenced) files carry no marker,
+    so they are never read here."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "IndexName": GC_INDEX.name,
+        "KeyConditionExpression": "#shard = :shard AND #touched <= :cutoff",
+        "ExpressionAttributeNames": {"#shard": GC_INDEX.partition_key, "#touched": GC_INDEX.sort_key},
+        "ExpressionAttributeValues": {":shard": to_value(shard), ":cutoff": to_value(touched_before_ms)},
+        "Limit": limit,
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    candidates = []
+    for item in response.get("Items", []):
+        values = from_item(item)
+        candidates.append(
+            GcCandidate(
+                owner=values["pk"].removeprefix(keys.owner_pk("")),
+                file_id=values["sk"].removeprefix(keys.file_sk("")),
+                last_touched_at=int(values[GC_INDEX.sort_key]),
+            )
+        )
+    return GcPage(candidates, response.get("LastEvaluatedKey"))
+
+
+def clear_gc_marker(owner: str, file_id: str) -> bool:
+    """Take a referenced file out of the gc index (a decrement left the marker on a
+    file that still has references). False when the file is unreferenced or gone:
+    then it stays a candidate."""
+    client = clients.dynamodb()
+    try:
+        client.update_item(
+            TableName=table_name(),
+            Key=keys.file_key(owner, file_id),
+            UpdateExpression="REMOVE gcShard",
+            ConditionExpression="refcount > :zero",
+            ExpressionAttributeValues={":zero": to_value(0)},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

@@ -38,6 +38,12 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
         # remove the object so S3 holds only what a file row accounts for.
         blobs.delete(object_key)
         return Inspection(file_id, "orphan_removed")
+    if record.status == "deleting":
+        # The file is going away (the vacuum, or DELETE /files, tombstoned it while
+        # its upload ran); its purge may already be past the S3 step, so the bytes
+        # that arrived now would outlive it.
+        blobs.delete(object_key)
+        return Inspection(file_id, "orphan_removed")
     if record.status != "pending":
         return Inspection(file_id, "unchanged")
 

@@ -1,0 +1,51 @@
+"""EventBridge schedule → this function: delete the files nothing references past
+their grace period, then re-send stuck work. Both stop while the invocation still
+has time left and continue on the next scheduled run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic.alias_generators import to_camel
+
+from agentfiles.logic.sweep import SWEEP_TIME_MS, SweepResult, run_sweep
+from agentfiles.logic.vacuum import VacuumResult, run_vacuum
+from agentfiles.observability import logger, metrics
+
+
+def _summary(result: VacuumResult | SweepResult) -> dict[str, Any]:
+    return {to_camel(name): value for name, value in asdict(result).items()}
+
+
+def _emit(vacuum: VacuumResult, sweep: SweepResult) -> None:
+    for name, value, unit in (
+        ("FilesDeleted", vacuum.files_deleted, MetricUnit.Count),
+        ("BytesFreed", vacuum.bytes_freed, MetricUnit.Bytes),
+        ("MarkersCleared", vacuum.markers_cleared, MetricUnit.Count),
+        ("CandidatesSkipped", vacuum.candidates_skipped, MetricUnit.Count),
+        ("CandidatesFailed", vacuum.candidates_failed, MetricUnit.Count),
+        ("RepliesResent", sweep.replies_resent, MetricUnit.Count),
+        ("ThreadCleanupsResent", sweep.thread_cleanups_resent, MetricUnit.Count),
+        ("SweepFailures", sweep.failures, MetricUnit.Count),
+    ):
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@event_parser(model=EventBridgeModel)
+def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(scheduled_at=event.time.isoformat(), rule=",".join(event.resources))
+    remaining = context.get_remaining_time_in_millis
+    # The vacuum leaves the sweep its share of the invocation.
+    vacuum = run_vacuum(lambda: remaining() - SWEEP_TIME_MS)
+    sweep = run_sweep(remaining)
+    _emit(vacuum, sweep)
+    summary = {"vacuum": _summary(vacuum), "sweep": _summary(sweep)}
+    logger.info("vacuum run done", extra=summary)
+    return summary
