@@ -30,6 +30,7 @@ def _emit(vacuum: VacuumResult, sweep: SweepResult) -> None:
         ("CandidatesSkipped", vacuum.candidates_skipped, MetricUnit.Count),
         ("CandidatesFailed", vacuum.candidates_failed, MetricUnit.Count),
         ("RepliesResent", sweep.replies_resent, MetricUnit.Count),
+        ("RepliesGivenUp", sweep.replies_failed, MetricUnit.Count),
         ("ThreadCleanupsResent", sweep.thread_cleanups_resent, MetricUnit.Count),
         ("SweepFailures", sweep.failures, MetricUnit.Count),
     ):

@@ -84,6 +84,24 @@ def test_given_a_pending_reply_past_its_sweep_time_when_the_sweep_runs_then_its_
     assert _jobs(aws, "generations") == [] and again.replies_resent == 0
 
 
+def test_given_a_reply_resent_the_most_times_when_it_is_stuck_again_then_it_fails_instead(aws):
+    # Given a reply whose job was re-sent MAX_REPLY_RESENDS times and never finished
+    thread, saved, key = _lost_reply(aws)
+    for _ in range(sweep.MAX_REPLY_RESENDS):
+        assert sweep.run_sweep(_ample).replies_resent == 1
+        _set(aws, key, sweepAt=now_ms() - MINUTE_MS)
+    aws.drain("generations")
+    # When it is stuck once more
+    result = sweep.run_sweep(_ample)
+    # Then the sweep fails it with a readable error instead of re-sending it forever
+    assert result.replies_failed == 1 and result.replies_resent == 0
+    assert _jobs(aws, "generations") == []
+    reply = aws.call_api("GET", f"/threads/{thread}/messages/{saved['reply']['id']}").body["message"]
+    assert reply["status"] == "failed" and reply["error"]["code"] == "generation_stuck"
+    # And it leaves the sweep index
+    assert "sweepShard" not in _row(aws, key)
+
+
 def test_given_a_pending_reply_not_yet_due_when_the_sweep_runs_then_nothing_is_sent(aws):
     # Given a reply saved just now (its job on the queue)
     thread = aws.new_thread()

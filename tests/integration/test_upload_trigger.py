@@ -205,3 +205,25 @@ def test_a_bad_record_fails_alone_and_the_rest_of_the_batch_is_done(aws):
     # Then only the bad record is reported failed
     assert result == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     assert aws.file_row("alice", file["id"])["status"] == "ready"
+
+
+def test_a_file_purged_while_it_was_being_checked_leaves_no_object(aws, monkeypatch):
+    # Given an upload whose file is deleted between the trigger's read and its ready write
+    from agentfiles.logic import files as file_logic
+    from agentfiles.logic import inspection
+
+    data = samples.png()
+    file = _register(aws, data, "image/png")
+    _put(aws, "alice", file["id"], data, "image/png")
+    real_mark_ready = inspection.file_rows.mark_ready
+
+    def purged_first(record, *args, **kwargs):
+        file_logic.delete_file("alice", record.id)
+        return real_mark_ready(record, *args, **kwargs)
+
+    monkeypatch.setattr(inspection.file_rows, "mark_ready", purged_first)
+    # When the trigger finishes its check
+    aws.run_upload_trigger()
+    # Then neither the row nor the object is left
+    assert aws.file_row("alice", file["id"]) is None
+    assert aws.object_keys() == set()

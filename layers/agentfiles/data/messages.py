@@ -25,7 +25,7 @@ from agentfiles.models.threads import ThreadRecord
 from agentfiles.topology import SWEEP_INDEX
 
 _THREAD_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt")
-_MESSAGE_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt", "leaseId", "leaseUntil")
+_MESSAGE_ROW_ONLY = ("pk", "sk", "sweepShard", "sweepAt", "sweepResends", "leaseId", "leaseUntil")
 REPLY_SWEEP = "REPLY"
 THREAD_SWEEP = "THREAD"
 
@@ -465,6 +465,7 @@ class SweptReply:
     record: MessageRecord
     sweep_at: int | None
     lease_until: int | None
+    resends: int = 0
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,9 @@ def get_swept_reply(owner: str, thread_id: str, reply_id: str) -> SweptReply | N
     if not item:
         return None
     values = from_item(item)
-    return SweptReply(message_record(values), values.get("sweepAt"), values.get("leaseUntil"))
+    return SweptReply(
+        message_record(values), values.get("sweepAt"), values.get("leaseUntil"), values.get("sweepResends", 0)
+    )
 
 
 def get_swept_thread(owner: str, thread_id: str) -> SweptThread | None:
@@ -521,9 +524,9 @@ def move_reply_sweep(
     runs send it once."""
     return _update_if(
         keys.message_key(owner, thread_id, reply_id),
-        "SET sweepAt = :new",
+        "SET sweepAt = :new, sweepResends = if_not_exists(sweepResends, :zero) + :one",
         "sweepAt = :seen AND #status = :status",
-        {":new": sweep_at, ":seen": seen_sweep_at, ":status": seen_status},
+        {":new": sweep_at, ":seen": seen_sweep_at, ":status": seen_status, ":zero": 0, ":one": 1},
     )
 
 

@@ -33,17 +33,10 @@ class Inspection:
 def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection:
     owner, file_id = keys.parse_object_key(object_key)
     record = file_rows.get(owner, file_id)
-    if record is None:
-        # No row claims this key (the file was deleted while its upload ran):
-        # remove the object so S3 holds only what a file row accounts for.
-        blobs.delete(object_key)
+    if _is_going(record):
+        _remove_orphan(object_key)
         return Inspection(file_id, "orphan_removed")
-    if record.status == "deleting":
-        # The file is going away (the vacuum, or DELETE /files, tombstoned it while
-        # its upload ran); its purge may already be past the S3 step, so the bytes
-        # that arrived now would outlive it.
-        blobs.delete(object_key)
-        return Inspection(file_id, "orphan_removed")
+    assert record is not None
     if record.status != "pending":
         return Inspection(file_id, "unchanged")
 
@@ -87,8 +80,25 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
         return Inspection(
             file_id, "rejected" if changed else "unchanged", bytes_read, checksum_source, rejection.code
         )
-    changed = file_rows.mark_ready(record, sha256 or "", head.etag, now_ms())
-    return Inspection(file_id, "ready" if changed else "unchanged", bytes_read, checksum_source)
+    if file_rows.mark_ready(record, sha256 or "", head.etag, now_ms()):
+        return Inspection(file_id, "ready", bytes_read, checksum_source)
+    if _is_going(file_rows.get(owner, file_id)):
+        # Purged while it was being checked: its purge may have passed the S3 step.
+        _remove_orphan(object_key)
+        return Inspection(file_id, "orphan_removed", bytes_read, checksum_source)
+    return Inspection(file_id, "unchanged", bytes_read, checksum_source)
+
+
+def _is_going(record: FileRecord | None) -> bool:
+    """No row claims the key any more, or its row is being purged (the vacuum, or
+    DELETE /files, tombstoned it while its upload ran)."""
+    return record is None or record.status == "deleting"
+
+
+def _remove_orphan(object_key: str) -> None:
+    # Bytes that arrived for a file that is gone would outlive it: S3 holds only
+    # what a file row accounts for.
+    blobs.delete(object_key)
 
 
 def _size_problem(record: FileRecord, size: int) -> Rejection | None:

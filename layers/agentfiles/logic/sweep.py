@@ -9,6 +9,8 @@ died. Per due row, read again because the index is keys-only and lags:
 
 - reply pending, or streaming under a lease that ran out → move `sweepAt`
   forward, then re-send the generation job (the new worker takes the lease over);
+  after MAX_REPLY_RESENDS re-sends the reply is failed instead, so a job that kills
+  every worker that takes it is not re-sent forever;
 - reply streaming under a live lease → `sweepAt` = the lease's end;
 - reply ended → marker removed; row gone → nothing (its index entry went with it);
 - thread deleting → move `sweepAt` forward, re-send the cleanup; otherwise the
@@ -20,17 +22,19 @@ sweep that wins that write sends the job: overlapping runs send it once.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agentfiles.data import jobs, keys
+from agentfiles.data import jobs, keys, replies
 from agentfiles.data import messages as rows
 from agentfiles.data.messages import REPLY_SWEEP, THREAD_SWEEP, SweepDue
 from agentfiles.logic.messages import queue_reply
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
 from agentfiles.models import common
 from agentfiles.models.jobs import ThreadCleanupJob
+from agentfiles.models.messages import MessageError
 from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
@@ -39,8 +43,10 @@ SWEEP_TIME_MS = 10_000
 # Rows settled per run at most; whatever is left is due again on the next run.
 MAX_ITEMS_PER_RUN = 500
 MAX_FAILURES_PER_RUN = 10
+# Re-sends of one reply's job before the sweep gives up on it and fails the reply.
+MAX_REPLY_RESENDS = 3
 
-Outcome = Literal["resent", "deferred", "marker_removed", "unchanged"]
+Outcome = Literal["resent", "deferred", "marker_removed", "failed", "unchanged"]
 
 
 @dataclass
@@ -49,6 +55,8 @@ class SweepResult:
     thread_cleanups_resent: int = 0
     # Replies under a live lease whose sweep time moved to the lease's end.
     replies_deferred: int = 0
+    # Replies whose job was re-sent MAX_REPLY_RESENDS times and still never finished.
+    replies_failed: int = 0
     markers_removed: int = 0
     failures: int = 0
     items_read: int = 0
@@ -75,6 +83,8 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
             sweep_at=swept.lease_until,
         )
         return "deferred" if deferred else "unchanged"
+    if swept.resends >= MAX_REPLY_RESENDS:
+        return _give_up(owner, thread_id, reply_id, swept.resends, now_ms)
     claimed = rows.move_reply_sweep(
         owner,
         thread_id,
@@ -87,6 +97,17 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
         return "unchanged"
     queue_reply(swept.record)
     return "resent"
+
+
+def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: int) -> Outcome:
+    """Fail a reply its job never finished, under a lease so no worker writes after."""
+    lease = uuid.uuid4().hex
+    if replies.take_lease(owner, thread_id, reply_id, lease, now_ms, now_ms + 60_000) is None:
+        return "unchanged"  # a worker took it up meanwhile
+    error = MessageError(
+        code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
+    )
+    return "failed" if replies.fail(owner, thread_id, reply_id, lease, error, now_ms) else "unchanged"
 
 
 def sweep_thread(due: SweepDue, now_ms: int) -> Outcome:
@@ -113,6 +134,8 @@ def _count(result: SweepResult, due: SweepDue, outcome: Outcome) -> None:
             result.thread_cleanups_resent += 1
     elif outcome == "deferred":
         result.replies_deferred += 1
+    elif outcome == "failed":
+        result.replies_failed += 1
     elif outcome == "marker_removed":
         result.markers_removed += 1
 
