@@ -8,13 +8,13 @@ from typing import Any
 from agentfiles.data import clients, keys
 from agentfiles.data.table import (
     TransactionCancelled,
-    decode_cursor,
-    encode_cursor,
     from_item,
+    query_page,
     table_name,
     to_item,
     to_value,
     transact,
+    write_if,
 )
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord, Rejection
@@ -24,8 +24,8 @@ from agentfiles.topology import GC_INDEX
 _ROW_ONLY = ("pk", "sk", "gcShard", "etag")
 
 
-def to_record(item: dict[str, Any]) -> FileRecord:
-    values = from_item(item) if item and isinstance(next(iter(item.values())), dict) else item
+def to_record(values: dict[str, Any]) -> FileRecord:
+    """A file from a row's plain values (see `table.from_item`)."""
     return FileRecord.model_validate({k: v for k, v in values.items() if k not in _ROW_ONLY})
 
 
@@ -66,20 +66,8 @@ def get_etag(owner: str, file_id: str) -> str | None:
 
 
 def list_page(owner: str, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
-    pk = keys.owner_pk(owner)
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": to_value(pk), ":prefix": to_value("FILE#")},
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    start = decode_cursor(cursor, pk, "FILE#")
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    response = clients.dynamodb().query(**kwargs)
-    records = [to_record(from_item(item)) for item in response.get("Items", [])]
-    return records, encode_cursor(response.get("LastEvaluatedKey"))
+    items, next_cursor = query_page(keys.owner_pk(owner), "FILE#", limit, cursor)
+    return [to_record(item) for item in items], next_cursor
 
 
 def batch_get(owner: str, file_ids: list[str]) -> dict[str, FileRecord]:
@@ -111,20 +99,16 @@ def find_by_hash(owner: str, sha256: str) -> str | None:
 def touch_ready(owner: str, file_id: str, now_ms: int) -> FileRecord | None:
     """Move lastTouchedAt to now if the file is ready: a dedup hit is about to be
     attached, so it must survive the vacuum's grace period from this moment."""
-    client = clients.dynamodb()
-    try:
-        response = client.update_item(
-            TableName=table_name(),
-            Key=keys.file_key(owner, file_id),
-            UpdateExpression="SET lastTouchedAt = :now",
-            ConditionExpression="#status = :ready",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":now": to_value(now_ms), ":ready": to_value("ready")},
-            ReturnValues="ALL_NEW",
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return None
-    return to_record(from_item(response["Attributes"]))
+    response = write_if(
+        "update_item",
+        Key=keys.file_key(owner, file_id),
+        UpdateExpression="SET lastTouchedAt = :now",
+        ConditionExpression="#status = :ready",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":now": to_value(now_ms), ":ready": to_value("ready")},
+        ReturnValues="ALL_NEW",
+    )
+    return to_record(from_item(response["Attributes"])) if response else None
 
 
 def _ready_update(record: FileRecord, sha256: str, etag: str, now_ms: int) -> dict[str, Any]:
@@ -212,27 +196,23 @@ def create_ready(record: FileRecord, etag: str) -> bool:
 
 
 def mark_rejected(owner: str, file_id: str, rejection: Rejection, now_ms: int) -> bool:
-    client = clients.dynamodb()
-    try:
-        client.update_item(
-            TableName=table_name(),
-            Key=keys.file_key(owner, file_id),
-            UpdateExpression="SET #status = :rejected, rejection = :rejection, updatedAt = :iso, "
-            "lastTouchedAt = :now, gcShard = :shard",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":rejected": to_value("rejected"),
-                ":pending": to_value("pending"),
-                ":rejection": to_value(rejection.dump()),
-                ":iso": to_value(iso_from_ms(now_ms)),
-                ":now": to_value(now_ms),
-                ":shard": to_value(keys.gc_shard(file_id)),
-            },
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    response = write_if(
+        "update_item",
+        Key=keys.file_key(owner, file_id),
+        UpdateExpression="SET #status = :rejected, rejection = :rejection, updatedAt = :iso, "
+        "lastTouchedAt = :now, gcShard = :shard",
+        ConditionExpression="#status = :pending",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":rejected": to_value("rejected"),
+            ":pending": to_value("pending"),
+            ":rejection": to_value(rejection.dump()),
+            ":iso": to_value(iso_from_ms(now_ms)),
+            ":now": to_value(now_ms),
+            ":shard": to_value(keys.gc_shard(file_id)),
+        },
+    )
+    return response is not None
 
 
 def tombstone(
@@ -285,30 +265,24 @@ def tombstone(
 
 
 def delete_hash_if_points_at(owner: str, sha256: str, file_id: str) -> None:
-    client = clients.dynamodb()
-    try:
-        client.delete_item(
-            TableName=table_name(),
-            Key=keys.hash_key(owner, sha256),
-            ConditionExpression="fileId = :id",
-            ExpressionAttributeValues={":id": to_value(file_id)},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        pass  # gone already, or another file stands for this content now
+    # A failed condition means gone already, or another file stands for this content now.
+    write_if(
+        "delete_item",
+        Key=keys.hash_key(owner, sha256),
+        ConditionExpression="fileId = :id",
+        ExpressionAttributeValues={":id": to_value(file_id)},
+    )
 
 
 def delete_tombstoned(owner: str, file_id: str) -> None:
-    client = clients.dynamodb()
-    try:
-        client.delete_item(
-            TableName=table_name(),
-            Key=keys.file_key(owner, file_id),
-            ConditionExpression="#status = :deleting",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":deleting": to_value("deleting")},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        pass  # already deleted by an earlier run
+    # A failed condition means an earlier run deleted it already.
+    write_if(
+        "delete_item",
+        Key=keys.file_key(owner, file_id),
+        ConditionExpression="#status = :deleting",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":deleting": to_value("deleting")},
+    )
 
 
 # ---- the vacuum's candidates -------------------------------------------------
@@ -363,15 +337,11 @@ def clear_gc_marker(owner: str, file_id: str) -> bool:
     """Take a referenced file out of the gc index (a decrement left the marker on a
     file that still has references). False when the file is unreferenced or gone:
     then it stays a candidate."""
-    client = clients.dynamodb()
-    try:
-        client.update_item(
-            TableName=table_name(),
-            Key=keys.file_key(owner, file_id),
-            UpdateExpression="REMOVE gcShard",
-            ConditionExpression="refcount > :zero",
-            ExpressionAttributeValues={":zero": to_value(0)},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    response = write_if(
+        "update_item",
+        Key=keys.file_key(owner, file_id),
+        UpdateExpression="REMOVE gcShard",
+        ConditionExpression="refcount > :zero",
+        ExpressionAttributeValues={":zero": to_value(0)},
+    )
+    return response is not None

@@ -10,13 +10,13 @@ from typing import Any, Literal
 from agentfiles.data import clients, keys, refcounts
 from agentfiles.data.table import (
     TransactionCancelled,
-    decode_cursor,
-    encode_cursor,
     from_item,
+    query_page,
     table_name,
     to_item,
     to_value,
     transact,
+    write_if,
 )
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord
@@ -33,10 +33,9 @@ THREAD_SWEEP = "THREAD"
 # ---- threads -------------------------------------------------------------------
 
 
-def _thread_record(item: dict[str, Any]) -> ThreadRecord:
-    return ThreadRecord.model_validate(
-        {k: v for k, v in from_item(item).items() if k not in _THREAD_ROW_ONLY}
-    )
+def _thread_record(values: dict[str, Any]) -> ThreadRecord:
+    """A thread from a row's plain values (see `table.from_item`)."""
+    return ThreadRecord.model_validate({k: v for k, v in values.items() if k not in _THREAD_ROW_ONLY})
 
 
 def put_thread(record: ThreadRecord) -> None:
@@ -52,74 +51,49 @@ def get_thread(owner: str, thread_id: str) -> ThreadRecord | None:
         TableName=table_name(), Key=keys.thread_key(owner, thread_id), ConsistentRead=True
     )
     item = response.get("Item")
-    return _thread_record(item) if item else None
+    return _thread_record(from_item(item)) if item else None
 
 
 def list_threads(owner: str, limit: int, cursor: str | None) -> tuple[list[ThreadRecord], str | None]:
-    pk = keys.owner_pk(owner)
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "FilterExpression": "#status = :active",
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": {
-            ":pk": to_value(pk),
-            ":prefix": to_value("THREAD#"),
-            ":active": to_value("active"),
-        },
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if start := decode_cursor(cursor, pk, "THREAD#"):
-        kwargs["ExclusiveStartKey"] = start
-    response = clients.dynamodb().query(**kwargs)
-    return [_thread_record(i) for i in response.get("Items", [])], encode_cursor(
-        response.get("LastEvaluatedKey")
-    )
+    items, next_cursor = query_page(keys.owner_pk(owner), "THREAD#", limit, cursor, only_status="active")
+    return [_thread_record(item) for item in items], next_cursor
 
 
 def mark_thread_deleting(owner: str, thread_id: str, now_ms: int, sweep_at_ms: int) -> bool:
     """active → deleting (or stays deleting). The sweep marker makes the vacuum
     re-send the cleanup job if it is lost. Returns False when there is no thread."""
-    client = clients.dynamodb()
-    try:
-        client.update_item(
-            TableName=table_name(),
-            Key=keys.thread_key(owner, thread_id),
-            UpdateExpression="SET #status = :deleting, updatedAt = :iso, sweepShard = :shard, sweepAt = :at",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":deleting": to_value("deleting"),
-                ":iso": to_value(iso_from_ms(now_ms)),
-                ":shard": to_value(keys.sweep_shard(THREAD_SWEEP, thread_id)),
-                ":at": to_value(sweep_at_ms),
-            },
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    response = write_if(
+        "update_item",
+        Key=keys.thread_key(owner, thread_id),
+        UpdateExpression="SET #status = :deleting, updatedAt = :iso, sweepShard = :shard, sweepAt = :at",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":deleting": to_value("deleting"),
+            ":iso": to_value(iso_from_ms(now_ms)),
+            ":shard": to_value(keys.sweep_shard(THREAD_SWEEP, thread_id)),
+            ":at": to_value(sweep_at_ms),
+        },
+    )
+    return response is not None
 
 
 def delete_thread_row(owner: str, thread_id: str) -> None:
-    client = clients.dynamodb()
-    try:
-        client.delete_item(
-            TableName=table_name(),
-            Key=keys.thread_key(owner, thread_id),
-            ConditionExpression="#status = :deleting",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":deleting": to_value("deleting")},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        pass  # deleted by an earlier delivery of the same job
+    # A failed condition means an earlier delivery of the same job deleted it.
+    write_if(
+        "delete_item",
+        Key=keys.thread_key(owner, thread_id),
+        ConditionExpression="#status = :deleting",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":deleting": to_value("deleting")},
+    )
 
 
 # ---- messages ------------------------------------------------------------------
 
 
-def message_record(item: dict[str, Any]) -> MessageRecord:
-    values = item if "pk" in item and isinstance(item["pk"], str) else from_item(item)
+def message_record(values: dict[str, Any]) -> MessageRecord:
+    """A message from a row's plain values (see `table.from_item`)."""
     return MessageRecord.model_validate({k: v for k, v in values.items() if k not in _MESSAGE_ROW_ONLY})
 
 
@@ -135,26 +109,14 @@ def get_message(owner: str, thread_id: str, message_id: str) -> MessageRecord | 
         TableName=table_name(), Key=keys.message_key(owner, thread_id, message_id), ConsistentRead=True
     )
     item = response.get("Item")
-    return message_record(item) if item else None
+    return message_record(from_item(item)) if item else None
 
 
 def list_messages(
     owner: str, thread_id: str, limit: int, cursor: str | None
 ) -> tuple[list[MessageRecord], str | None]:
-    pk = keys.thread_pk(owner, thread_id)
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": to_value(pk), ":prefix": to_value("MSG#")},
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if start := decode_cursor(cursor, pk, "MSG#"):
-        kwargs["ExclusiveStartKey"] = start
-    response = clients.dynamodb().query(**kwargs)
-    return [message_record(i) for i in response.get("Items", [])], encode_cursor(
-        response.get("LastEvaluatedKey")
-    )
+    items, next_cursor = query_page(keys.thread_pk(owner, thread_id), "MSG#", limit, cursor)
+    return [message_record(item) for item in items], next_cursor
 
 
 def history(owner: str, thread_id: str, up_to_message_id: str, limit: int) -> list[MessageRecord]:
@@ -171,7 +133,7 @@ def history(owner: str, thread_id: str, up_to_message_id: str, limit: int) -> li
         Limit=limit,
         ConsistentRead=True,
     )
-    return [message_record(i) for i in reversed(response.get("Items", []))]
+    return [message_record(from_item(i)) for i in reversed(response.get("Items", []))]
 
 
 def batch_get_files_and_thread(
@@ -191,7 +153,7 @@ def batch_get_files_and_thread(
             for item in response.get("Responses", {}).get(table_name(), []):
                 sk = item["sk"]["S"]
                 if sk.startswith("THREAD#"):
-                    thread = _thread_record(item)
+                    thread = _thread_record(from_item(item))
                 else:
                     record = to_record(from_item(item))
                     found[record.id] = record
@@ -495,25 +457,22 @@ def get_swept_thread(owner: str, thread_id: str) -> SweptThread | None:
     item = response.get("Item")
     if not item:
         return None
-    return SweptThread(_thread_record(item), from_item(item).get("sweepAt"))
+    values = from_item(item)
+    return SweptThread(_thread_record(values), values.get("sweepAt"))
 
 
 def _update_if(key: dict[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
     """One conditional update; False when the row moved on since it was read (a
     worker or another sweep got there first), which the sweep takes as done."""
-    client = clients.dynamodb()
-    try:
-        client.update_item(
-            TableName=table_name(),
-            Key=key,
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={k: to_value(v) for k, v in values.items()},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    response = write_if(
+        "update_item",
+        Key=key,
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={k: to_value(v) for k, v in values.items()},
+    )
+    return response is not None
 
 
 def move_reply_sweep(

@@ -51,7 +51,7 @@ def take_lease(
         )
     except client.exceptions.ConditionalCheckFailedException:
         return None
-    return message_record(response["Attributes"])
+    return message_record(from_item(response["Attributes"]))
 
 
 def read(owner: str, thread_id: str, reply_id: str) -> dict[str, Any] | None:

@@ -112,3 +112,41 @@ def decode_cursor(cursor: str | None, pk: str, sk_prefix: str) -> dict[str, Any]
     if not isinstance(sk, str) or not sk.startswith(sk_prefix):
         raise BadRequest("cursor is not one this API issued", code="invalid_cursor")
     return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def write_if(operation: str, **kwargs: Any) -> dict[str, Any] | None:
+    """One conditional write (`update_item`, `delete_item` or `put_item`) on the table.
+    Returns DynamoDB's response, or None when the condition did not hold: for the
+    callers that is an answer (the row moved on, or is gone), not an error."""
+    client = clients.dynamodb()
+    try:
+        return getattr(client, operation)(TableName=table_name(), **kwargs)
+    except client.exceptions.ConditionalCheckFailedException:
+        return None
+
+
+def query_page(
+    pk: str,
+    sk_prefix: str,
+    limit: int,
+    cursor: str | None,
+    *,
+    only_status: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a partition's rows of one kind, newest first (ids are ULIDs), with
+    an opaque cursor for the next page."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": to_value(pk), ":prefix": to_value(sk_prefix)},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if only_status:
+        kwargs["FilterExpression"] = "#status = :status"
+        kwargs["ExpressionAttributeNames"] = {"#status": "status"}
+        kwargs["ExpressionAttributeValues"][":status"] = to_value(only_status)
+    if start := decode_cursor(cursor, pk, sk_prefix):
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    return [from_item(i) for i in response.get("Items", [])], encode_cursor(response.get("LastEvaluatedKey"))
