@@ -10,6 +10,7 @@ from agentfiles.data.table import (
     TransactionCancelled,
     from_item,
     query_page,
+    sparse_index_page,
     table_name,
     to_item,
     to_value,
@@ -309,28 +310,16 @@ def gc_candidates(shard: str, touched_before_ms: int, limit: int, start: dict[st
     """One page of a gc shard: files whose marker is set and whose lastTouchedAt is
     at or before the cutoff, oldest first. Live (referenced) files carry no marker,
     so they are never read here."""
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "IndexName": GC_INDEX.name,
-        "KeyConditionExpression": "#shard = :shard AND #touched <= :cutoff",
-        "ExpressionAttributeNames": {"#shard": GC_INDEX.partition_key, "#touched": GC_INDEX.sort_key},
-        "ExpressionAttributeValues": {":shard": to_value(shard), ":cutoff": to_value(touched_before_ms)},
-        "Limit": limit,
-    }
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    response = clients.dynamodb().query(**kwargs)
-    candidates = []
-    for item in response.get("Items", []):
-        values = from_item(item)
-        candidates.append(
-            GcCandidate(
-                owner=values["pk"].removeprefix(keys.owner_pk("")),
-                file_id=values["sk"].removeprefix(keys.file_sk("")),
-                last_touched_at=int(values[GC_INDEX.sort_key]),
-            )
+    items, next_start = sparse_index_page(GC_INDEX, shard, touched_before_ms, limit, start)
+    candidates = [
+        GcCandidate(
+            owner=values["pk"].removeprefix(keys.owner_pk("")),
+            file_id=values["sk"].removeprefix(keys.file_sk("")),
+            last_touched_at=int(values[GC_INDEX.sort_key]),
         )
-    return GcPage(candidates, response.get("LastEvaluatedKey"))
+        for values in items
+    ]
+    return GcPage(candidates, next_start)
 
 
 def clear_gc_marker(owner: str, file_id: str) -> bool:

@@ -12,6 +12,7 @@ from agentfiles.data.table import (
     TransactionCancelled,
     from_item,
     query_page,
+    sparse_index_page,
     table_name,
     to_item,
     to_value,
@@ -407,19 +408,8 @@ def _sweep_due(values: dict[str, Any]) -> SweepDue:
 def due_for_sweep(shard: str, now_ms: int, limit: int, start: dict[str, Any] | None) -> SweepPage:
     """One page of a sweep shard (`REPLY#n` or `THREAD#n`): rows whose sweepAt has
     passed, the longest overdue first."""
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "IndexName": SWEEP_INDEX.name,
-        "KeyConditionExpression": "#shard = :shard AND #at <= :now",
-        "ExpressionAttributeNames": {"#shard": SWEEP_INDEX.partition_key, "#at": SWEEP_INDEX.sort_key},
-        "ExpressionAttributeValues": {":shard": to_value(shard), ":now": to_value(now_ms)},
-        "Limit": limit,
-    }
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    response = clients.dynamodb().query(**kwargs)
-    due = [_sweep_due(from_item(item)) for item in response.get("Items", [])]
-    return SweepPage(due, response.get("LastEvaluatedKey"))
+    items, next_start = sparse_index_page(SWEEP_INDEX, shard, now_ms, limit, start)
+    return SweepPage([_sweep_due(values) for values in items], next_start)
 
 
 @dataclass(frozen=True)

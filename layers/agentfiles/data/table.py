@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from agentfiles.data import clients
 from agentfiles.errors import BadRequest
 from agentfiles.settings import get_settings
+from agentfiles.topology import IndexSpec
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -150,3 +151,22 @@ def query_page(
         kwargs["ExclusiveStartKey"] = start
     response = clients.dynamodb().query(**kwargs)
     return [from_item(i) for i in response.get("Items", [])], encode_cursor(response.get("LastEvaluatedKey"))
+
+
+def sparse_index_page(
+    index: IndexSpec, shard: str, up_to: int, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of a sparse, sharded index: the shard's entries whose sort key is at
+    most `up_to`, oldest first, and where the next page starts."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(),
+        "IndexName": index.name,
+        "KeyConditionExpression": "#shard = :shard AND #sort <= :upto",
+        "ExpressionAttributeNames": {"#shard": index.partition_key, "#sort": index.sort_key},
+        "ExpressionAttributeValues": {":shard": to_value(shard), ":upto": to_value(up_to)},
+        "Limit": limit,
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    response = clients.dynamodb().query(**kwargs)
+    return [from_item(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
