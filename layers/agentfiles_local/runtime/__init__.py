@@ -1,0 +1,32 @@
+"""The local runtime: what AWS does around the functions, emulated in one process.
+
+`stack.LocalStack` wires the pieces together for `agentfiles serve`:
+
+- `tokens`: an RS256 issuer and verifier standing in for the user pool and the HTTP
+  API's JWT authorizer;
+- `gateway`: the HTTP API itself (routes, authorizer, CORS, payload format 2.0);
+- `host`: the functions, imported as Lambda would import them, one invocation at a
+  time per function;
+- `pollers`: SQS event source mappings with partial batch responses;
+- `scheduler`: the EventBridge rule that runs the vacuum.
+
+The runtime hosts `functions/` and reads the deployed route list from `infra/`; both
+live at the repository root, not in the installed package. The project is installed
+editable (`pip install -e .`, as `make` does), so the root is the folder that holds
+`layers/`; it is put on `sys.path` here, before anything needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+if not (REPO_ROOT / "functions").is_dir() or not (REPO_ROOT / "infra").is_dir():
+    raise ImportError(
+        f"the local runtime needs the repository's functions/ and infra/ next to layers/ ({REPO_ROOT}); "
+        "install the project editable from its checkout: pip install -e '.[local]'"
+    )
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
