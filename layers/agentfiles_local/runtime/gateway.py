@@ -1,0 +1,372 @@
+"""The HTTP API in front of the `api` function, as API Gateway runs it.
+
+Each request is matched against the deployed routes (`infra.constants.API_ROUTES`),
+checked by the JWT authorizer unless the route is public, turned into a payload
+format 2.0 event (route key, path parameters, cookies, raw query string, the verified
+claims under `requestContext.authorizer.jwt.claims`) and the function's answer is
+written back as API Gateway writes it. What API Gateway answers itself is answered
+here with its own bodies: `{"message":"Unauthorized"}` (with `www-authenticate`),
+`{"message":"Not Found"}` for a route that does not exist, `{"message":"Internal
+Server Error"}` when the function fails, CORS preflights.
+
+Local only, and never behind the authorizer: `GET /health` (what runs where),
+`POST /dev/token` (a signed token for any subject), `GET /.well-known/jwks.json`,
+and the web page, if there is one: `GET /` serves `agentfiles_local/web/index.html`
+and `GET /static/<name>` the other files of that folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import mimetypes
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from agentfiles_local.events import http_api_event
+from agentfiles_local.runtime.host import FunctionHost
+from agentfiles_local.runtime.tokens import SUBJECT_PATTERN, InvalidToken, TokenAuthority
+from infra.constants import API_ALLOWED_HEADERS, API_ROUTES, ApiRoute
+
+log = logging.getLogger(__name__)
+
+# API Gateway's HTTP API refuses bodies over 10 MB.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CORS_HEADERS = [("access-control-allow-origin", "*")]
+PREFLIGHT_HEADERS = [
+    ("access-control-allow-methods", "GET,POST,DELETE,OPTIONS"),
+    ("access-control-allow-headers", ",".join(API_ALLOWED_HEADERS)),
+    ("access-control-max-age", "3600"),
+]
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    target: str
+    """The request target as sent: path and raw query string."""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    client_ip: str = "127.0.0.1"
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key.lower() == name]
+        return ",".join(values) if values else None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key.lower() == name), None)
+
+
+def json_response(status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
+    return HttpResponse(status, [("content-type", "application/json"), *headers], json.dumps(body).encode())
+
+
+# ---- routes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route_key: str
+    path_parameters: dict[str, str]
+    public: bool
+
+
+class Routes:
+    """API Gateway's route selection: exact paths win over paths with parameters;
+    `{name}` matches one path segment and `{name+}` the rest of the path."""
+
+    def __init__(self, routes: Iterable[ApiRoute] = API_ROUTES) -> None:
+        self._routes = sorted(
+            ((route, self._pattern(route.path)) for route in routes), key=lambda pair: "{" in pair[0].path
+        )
+
+    @staticmethod
+    def _pattern(template: str) -> re.Pattern[str]:
+        parts = re.split(r"(\{[^}]+\})", template)
+        regex = ""
+        for part in parts:
+            if part.startswith("{") and part.endswith("+}"):
+                regex += f"(?P<{part[1:-2]}>.+)"
+            elif part.startswith("{"):
+                regex += f"(?P<{part[1:-1]}>[^/]+)"
+            else:
+                regex += re.escape(part)
+        return re.compile(regex)
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        for route, pattern in self._routes:
+            found = pattern.fullmatch(path)
+            if found and route.method == method:
+                return RouteMatch(route.key, found.groupdict(), route.public)
+        return None
+
+
+# ---- payload format 2.0 ------------------------------------------------------
+
+
+def to_event(
+    request: HttpRequest, match: RouteMatch, claims: dict[str, Any] | None, port: int
+) -> dict[str, Any]:
+    """The event API Gateway sends for this request: header names lower-cased and
+    repeated headers joined with commas, cookies in their own list, repeated query
+    parameters joined with commas next to the raw query string."""
+    path, _, raw_query = request.target.partition("?")
+    headers: dict[str, str] = {}
+    for key, value in request.headers:
+        name = key.lower()
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    cookie_header = headers.pop("cookie", None)
+    headers.update(
+        {"x-forwarded-for": request.client_ip, "x-forwarded-proto": "http", "x-forwarded-port": str(port)}
+    )
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    event = http_api_event(
+        request.method,
+        path,
+        headers=headers,
+        query=query,
+        body=request.body or None,
+        claims=claims,
+        source_ip=request.client_ip,
+        route_key=match.route_key,
+    )
+    event["rawQueryString"] = raw_query
+    if cookie_header:
+        event["cookies"] = [cookie.strip() for cookie in cookie_header.split(";") if cookie.strip()]
+    if match.path_parameters:
+        event["pathParameters"] = dict(match.path_parameters)
+    return event
+
+
+def from_lambda(result: Any) -> HttpResponse:
+    """The HTTP response API Gateway makes of a function's answer (payload format 2.0):
+    a dict with `statusCode` is taken field by field; any other JSON value is a 200
+    whose body is that JSON."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return json_response(200, result)
+    try:
+        status = int(result["statusCode"])
+        headers = [(str(key).lower(), str(value)) for key, value in (result.get("headers") or {}).items()]
+        headers += [("set-cookie", str(cookie)) for cookie in result.get("cookies") or []]
+        body = result.get("body") or ""
+        raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    except (TypeError, ValueError, binascii.Error):
+        log.exception("the function's response is malformed")
+        return json_response(500, {"message": "Internal Server Error"})
+    if not any(key == "content-type" for key, _ in headers):
+        headers.append(("content-type", "application/json"))
+    return HttpResponse(status, headers, raw)
+
+
+# ---- the gateway ---------------------------------------------------------------
+
+
+class Gateway:
+    """The HTTP API on a loopback port, bound at construction (so `url` is known, and
+    with it the token issuer) and served by `start()` on a thread per request."""
+
+    def __init__(
+        self,
+        functions: FunctionHost,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        health: Callable[[], dict[str, Any]] = lambda: {},
+        web_dir: Path = WEB_DIR,
+        function: str = "api",
+    ) -> None:
+        self.functions = functions
+        self.function = function
+        self.routes = Routes()
+        self.health = health
+        self.web_dir = web_dir
+        self._server = _Server((host, port), _RequestHandler)
+        self._server.gateway = self
+        self._thread: threading.Thread | None = None
+        self.tokens = TokenAuthority(self.url)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._server.server_address[0]}:{self.port}"
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        """Everything between the socket and the function, without the socket."""
+        path = urlsplit(request.target).path
+        if request.method == "OPTIONS" and request.header("access-control-request-method"):
+            response = HttpResponse(204, list(PREFLIGHT_HEADERS))
+        else:
+            response = self._local(request, path) or self._to_function(request, path)
+        response.headers += CORS_HEADERS
+        return response
+
+    def _to_function(self, request: HttpRequest, path: str) -> HttpResponse:
+        match = self.routes.match(request.method, path)
+        if match is None:
+            return json_response(404, {"message": "Not Found"})
+        claims = None
+        if not match.public:
+            try:
+                claims = self.tokens.verify(request.header("authorization"))
+            except InvalidToken as problem:
+                challenge = f'Bearer scope="" error="invalid_token" error_description="{problem}"'
+                return json_response(401, {"message": "Unauthorized"}, [("www-authenticate", challenge)])
+        event = to_event(request, match, claims, self.port)
+        try:
+            result = self.functions.invoke(self.function, event)
+        except Exception:
+            log.exception("%s failed on %s", self.function, match.route_key)
+            response = json_response(500, {"message": "Internal Server Error"})
+        else:
+            response = from_lambda(result)
+        response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        return response
+
+    # ---- local-only routes
+
+    def _local(self, request: HttpRequest, path: str) -> HttpResponse | None:
+        method = request.method
+        if method == "GET" and path == "/health":
+            return json_response(200, {"status": "ok", **self.health()})
+        if method == "GET" and path == "/.well-known/jwks.json":
+            return json_response(200, self.tokens.jwks())
+        if method == "POST" and path == "/dev/token":
+            return self._issue_token(request.body)
+        if method == "GET" and path == "/":
+            if (self.web_dir / "index.html").is_file():
+                return self._static("index.html")
+            return HttpResponse(302, [("location", "/docs")])
+        if method == "GET" and path.startswith("/static/"):
+            return self._static(path.removeprefix("/static/"))
+        return None
+
+    def _issue_token(self, body: bytes) -> HttpResponse:
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return _invalid('the body must be a JSON object such as {"sub": "alice"}')
+        sub = payload.get("sub")
+        if not isinstance(sub, str) or not SUBJECT_PATTERN.fullmatch(sub):
+            return _invalid("sub must be 1 to 128 characters of A-Z a-z 0-9 _ . @ -")
+        issued = self.tokens.issue(sub)
+        return json_response(200, {"token": issued.token, "expiresAt": issued.expires_at})
+
+    def _static(self, name: str) -> HttpResponse:
+        root = self.web_dir.resolve()
+        file = (root / name).resolve()
+        if not name or not file.is_relative_to(root) or not file.is_file():
+            return json_response(404, {"message": "Not Found"})
+        media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if media_type.startswith("text/") or media_type in ("application/javascript", "application/json"):
+            media_type += "; charset=utf-8"
+        return HttpResponse(
+            200, [("content-type", media_type), ("cache-control", "no-cache")], file.read_bytes()
+        )
+
+
+def _invalid(message: str) -> HttpResponse:
+    """The API's own error body, so a client handles `/dev/token` like any route."""
+    return json_response(422, {"error": {"code": "validation_error", "message": message}})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    gateway: Gateway
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Sockets to `Gateway.handle` and back, over HTTP/1.1 keep-alive."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "agentfiles-local"
+    # An idle keep-alive connection is dropped after this long.
+    timeout = 120
+
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except _BodyTooLarge:
+            self.close_connection = True
+            response = json_response(413, {"message": "Request Entity Too Large"}, CORS_HEADERS)
+        else:
+            request = HttpRequest(
+                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+            )
+            response = self.server.gateway.handle(request)
+        self._write(response)
+        log.info("%s %s %d", self.command, self.path.partition("?")[0], response.status)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            chunks = []
+            total = 0
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise _BodyTooLarge
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():  # trailers
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise _BodyTooLarge
+        return self.rfile.read(length) if length else b""
+
+    def _write(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for key, value in response.headers:
+            if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        self.send_header("content-length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)

@@ -1,0 +1,347 @@
+"""The local HTTP API turns requests into payload format 2.0 events, authorizes them
+as the JWT authorizer does, and writes the function's answer back as API Gateway does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agentfiles_local.runtime.gateway import Gateway, HttpRequest, Routes, from_lambda
+from agentfiles_local.runtime.host import FunctionHost
+from agentfiles_local.runtime.tokens import TokenAuthority
+
+FILE_ID = "01J9Z8Y7X6W5V4T3S2R1Q0P9N8"
+
+
+class FakeApi:
+    """Stands in for functions/api: records each event and answers what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.answer: Callable[[dict[str, Any]], Any] = lambda event: {"statusCode": 200, "body": "{}"}
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.events.append(event)
+        return self.answer(event)
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("web")
+    (root / "index.html").write_text("<!doctype html><title>agentfiles</title>")
+    (root / "app.js").write_text("console.log('hi')")
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(web_dir: Path) -> Iterator[tuple[Gateway, FakeApi]]:
+    api = FakeApi()
+    host = FunctionHost()
+    host.add("api", api)
+    gateway = Gateway(host, port=0, health=lambda: {"pollers": {"uploads": True}}, web_dir=web_dir).start()
+    yield gateway, api
+    gateway.stop()
+
+
+@pytest.fixture
+def gateway(served: tuple[Gateway, FakeApi]) -> Gateway:
+    return served[0]
+
+
+@pytest.fixture
+def api(served: tuple[Gateway, FakeApi]) -> FakeApi:
+    _, fake = served
+    fake.events.clear()
+    fake.answer = lambda event: {"statusCode": 200, "body": "{}"}
+    return fake
+
+
+def bearer(gateway: Gateway, sub: str = "alice") -> tuple[str, str]:
+    return ("Authorization", f"Bearer {gateway.tokens.issue(sub).token}")
+
+
+def body_of(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+# ---- requests become events ----------------------------------------------------
+
+
+def test_given_an_authorized_request_when_it_reaches_the_function_then_the_event_is_payload_format_2(
+    gateway, api
+):
+    # Given: repeated query parameters and headers, cookies, a JSON body
+    request = HttpRequest(
+        "DELETE",
+        f"/files/{FILE_ID}?limit=5&tag=a&tag=b&empty=",
+        [
+            bearer(gateway, "alice"),
+            ("Content-Type", "application/json"),
+            ("X-Trace", "one"),
+            ("X-Trace", "two"),
+            ("Cookie", "theme=dark; session=abc"),
+            ("User-Agent", "pytest"),
+        ],
+        b'{"why": "tidy"}',
+    )
+    # When
+    response = gateway.handle(request)
+    # Then
+    assert response.status == 200
+    (event,) = api.events
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "DELETE /files/{fileId}"
+    assert event["pathParameters"] == {"fileId": FILE_ID}
+    assert event["rawPath"] == f"/files/{FILE_ID}"
+    assert event["rawQueryString"] == "limit=5&tag=a&tag=b&empty="
+    assert event["queryStringParameters"] == {"limit": "5", "tag": "a,b", "empty": ""}
+    assert event["headers"]["x-trace"] == "one,two"
+    assert event["headers"]["content-type"] == "application/json"
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["theme=dark", "session=abc"]
+    assert event["body"] == '{"why": "tidy"}'
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["http"]["method"] == "DELETE"
+    assert context["http"]["userAgent"] == "pytest"
+    assert context["routeKey"] == "DELETE /files/{fileId}"
+    claims = context["authorizer"]["jwt"]["claims"]
+    assert claims["sub"] == "alice"
+    assert claims["iss"] == gateway.url
+    assert response.header("apigw-requestid") == context["requestId"]
+
+
+def test_given_a_binary_body_when_it_reaches_the_function_then_it_is_base64_encoded(gateway, api):
+    raw = bytes(range(256))
+    gateway.handle(
+        HttpRequest("POST", "/files", [bearer(gateway), ("Content-Type", "application/octet-stream")], raw)
+    )
+    (event,) = api.events
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
+def test_given_a_request_without_a_body_when_it_reaches_the_function_then_the_event_has_no_body(gateway, api):
+    gateway.handle(HttpRequest("GET", "/files", [bearer(gateway)]))
+    (event,) = api.events
+    assert "body" not in event
+    assert event["rawQueryString"] == ""
+
+
+def test_given_the_deployed_routes_when_a_path_matches_both_kinds_then_the_exact_route_wins():
+    routes = Routes()
+    assert routes.match("POST", "/files/uploads").route_key == "POST /files/uploads"
+    assert routes.match("GET", "/files/uploads").route_key == "GET /files/{fileId}"
+    assert routes.match("GET", f"/threads/{FILE_ID}/messages/{FILE_ID}").path_parameters == {
+        "threadId": FILE_ID,
+        "messageId": FILE_ID,
+    }
+    assert routes.match("GET", "/files/a/b") is None
+    assert routes.match("PUT", "/files") is None
+
+
+# ---- the authorizer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer nonsense",
+        f"Bearer {TokenAuthority('http://127.0.0.1:1').issue('alice').token}",
+    ],
+    ids=["missing", "malformed", "other-issuer-and-key"],
+)
+def test_given_no_valid_token_when_a_private_route_is_called_then_401_comes_from_the_gateway(
+    gateway, api, authorization
+):
+    headers = [("Authorization", authorization)] if authorization else []
+    # When
+    response = gateway.handle(HttpRequest("GET", "/files", headers))
+    # Then: API Gateway's own answer, and the function never ran
+    assert response.status == 401
+    assert response.body == b'{"message": "Unauthorized"}'
+    assert response.header("www-authenticate").startswith('Bearer scope="" error="invalid_token"')
+    assert api.events == []
+
+
+def test_given_an_expired_token_when_a_private_route_is_called_then_it_is_401(gateway, api):
+    # Given: a token from the gateway's own key whose lifetime is over
+    gateway.tokens.ttl_seconds = -60
+    try:
+        token = gateway.tokens.issue("alice").token
+    finally:
+        gateway.tokens.ttl_seconds = 3600
+    response = gateway.handle(HttpRequest("GET", "/files", [("Authorization", f"Bearer {token}")]))
+    assert response.status == 401
+    assert "expired" in response.header("www-authenticate")
+    assert api.events == []
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
+def test_given_a_public_route_when_called_without_a_token_then_the_function_gets_no_claims(
+    gateway, api, path
+):
+    response = gateway.handle(HttpRequest("GET", path))
+    assert response.status == 200
+    (event,) = api.events
+    assert "authorizer" not in event["requestContext"]
+
+
+def test_given_an_unknown_route_when_called_then_api_gateway_answers_404_without_the_function(gateway, api):
+    response = gateway.handle(HttpRequest("GET", "/nowhere", [bearer(gateway)]))
+    assert response.status == 404
+    assert body_of(response) == {"message": "Not Found"}
+    assert api.events == []
+
+
+# ---- answers become responses ----------------------------------------------------
+
+
+def test_given_a_full_lambda_response_when_written_back_then_every_field_is_honoured():
+    response = from_lambda(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "image/png", "X-Thing": "1"},
+            "cookies": ["a=1; Path=/", "b=2"],
+            "body": base64.b64encode(b"\x89PNG").decode(),
+            "isBase64Encoded": True,
+        }
+    )
+    assert response.status == 201
+    assert response.body == b"\x89PNG"
+    assert ("content-type", "image/png") in response.headers
+    assert ("x-thing", "1") in response.headers
+    assert [v for k, v in response.headers if k == "set-cookie"] == ["a=1; Path=/", "b=2"]
+
+
+@pytest.mark.parametrize("result", [{"ok": True}, ["a", 1], "text"])
+def test_given_a_response_without_status_code_when_written_back_then_it_is_a_200_json_body(result):
+    response = from_lambda(result)
+    assert response.status == 200
+    assert response.header("content-type") == "application/json"
+    assert json.loads(response.body) == result
+
+
+def test_given_a_function_that_raises_when_called_then_the_gateway_answers_500(gateway, api):
+    def fail(event: dict[str, Any]) -> Any:
+        raise RuntimeError("boom")
+
+    api.answer = fail
+    response = gateway.handle(HttpRequest("GET", "/files", [bearer(gateway)]))
+    assert response.status == 500
+    assert body_of(response) == {"message": "Internal Server Error"}
+
+
+# ---- CORS and local routes -------------------------------------------------------
+
+
+def test_given_a_browser_preflight_when_it_arrives_then_the_gateway_allows_the_api_headers(gateway, api):
+    response = gateway.handle(
+        HttpRequest(
+            "OPTIONS",
+            "/files/uploads",
+            [("Origin", "http://localhost:5173"), ("Access-Control-Request-Method", "POST")],
+        )
+    )
+    assert response.status == 204
+    assert response.header("access-control-allow-origin") == "*"
+    assert "authorization" in response.header("access-control-allow-headers")
+    assert "POST" in response.header("access-control-allow-methods")
+    assert api.events == []
+
+
+def test_given_any_answer_when_written_back_then_it_carries_the_cors_origin(gateway, api):
+    for request in (HttpRequest("GET", "/files"), HttpRequest("GET", "/files", [bearer(gateway)])):
+        assert gateway.handle(request).header("access-control-allow-origin") == "*"
+
+
+def test_given_a_subject_when_a_dev_token_is_asked_then_it_passes_the_authorizer(gateway, api):
+    # When
+    response = gateway.handle(HttpRequest("POST", "/dev/token", [], b'{"sub": "dana.smith@example.com"}'))
+    # Then
+    assert response.status == 200
+    token = body_of(response)["token"]
+    assert isinstance(body_of(response)["expiresAt"], int)
+    gateway.handle(HttpRequest("GET", "/files", [("Authorization", f"Bearer {token}")]))
+    (event,) = api.events
+    assert event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] == "dana.smith@example.com"
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[]", b'{"sub": ""}', b'{"sub": "a/b"}', b'{"sub": 7}', b"\xff"]
+)
+def test_given_a_bad_dev_token_request_when_asked_then_it_is_a_422_in_the_api_error_shape(gateway, body):
+    response = gateway.handle(HttpRequest("POST", "/dev/token", [], body))
+    assert response.status == 422
+    assert body_of(response)["error"]["code"] == "validation_error"
+
+
+def test_given_the_running_stack_when_health_is_asked_then_it_answers_without_a_token(gateway, api):
+    response = gateway.handle(HttpRequest("GET", "/health"))
+    assert response.status == 200
+    assert body_of(response) == {"status": "ok", "pollers": {"uploads": True}}
+    assert api.events == []
+
+
+def test_given_the_jwks_when_fetched_then_it_holds_the_signing_key(gateway):
+    keys = body_of(gateway.handle(HttpRequest("GET", "/.well-known/jwks.json")))["keys"]
+    assert [key["kid"] for key in keys] == [gateway.tokens.key_id]
+
+
+def test_given_a_web_folder_when_its_page_and_files_are_asked_then_they_are_served(gateway):
+    page = gateway.handle(HttpRequest("GET", "/"))
+    script = gateway.handle(HttpRequest("GET", "/static/app.js"))
+    assert page.status == 200
+    assert page.header("content-type").startswith("text/html")
+    assert b"agentfiles" in page.body
+    assert script.status == 200
+    assert script.body == b"console.log('hi')"
+
+
+@pytest.mark.parametrize("path", ["/static/../gateway.py", "/static/", "/static/missing.css"])
+def test_given_a_path_outside_the_web_folder_when_asked_then_it_is_404(gateway, path):
+    assert gateway.handle(HttpRequest("GET", path)).status == 404
+
+
+def test_given_no_web_folder_when_the_root_is_asked_then_it_redirects_to_the_docs(tmp_path):
+    gateway = Gateway(FunctionHost(), port=0, web_dir=tmp_path / "absent")
+    try:
+        response = gateway.handle(HttpRequest("GET", "/"))
+    finally:
+        gateway.stop()
+    assert response.status == 302
+    assert response.header("location") == "/docs"
+
+
+# ---- over a socket -----------------------------------------------------------------
+
+
+def test_given_the_gateway_on_a_port_when_a_client_streams_a_body_then_it_arrives_whole(gateway, api):
+    # Given: the function echoes the body it received, base64-encoded
+    api.answer = lambda event: {
+        "statusCode": 202,
+        "headers": {"content-type": "application/octet-stream"},
+        "body": event["body"],
+        "isBase64Encoded": True,
+    }
+    chunks = [b"\x00" * 1000, b"\x01" * 2000, b"\x02" * 3]
+    # When: the client sends it with chunked transfer encoding, twice on one connection
+    with requests.Session() as session:
+        for _ in range(2):
+            response = session.post(
+                f"{gateway.url}/files",
+                data=iter(chunks),
+                headers={**dict([bearer(gateway)]), "Content-Type": "application/octet-stream"},
+            )
+            # Then
+            assert response.status_code == 202
+            assert response.content == b"".join(chunks)
+            assert response.headers["access-control-allow-origin"] == "*"
+    assert len(api.events) == 2
