@@ -1,0 +1,116 @@
+"""`agentfiles`: the command line of the local system.
+
+One subcommand per verb, each added by a `add_<verb>(commands)` function listed in
+`SUBCOMMANDS`; a subcommand imports what it needs only when it runs, so that
+`agentfiles --help` and quick commands stay quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+
+SERVE_ENVIRONMENT = """\
+environment (each optional):
+  PORT                      the HTTP API's port on 127.0.0.1 (default 8000; 0 picks a free one)
+  MOTO_PORT                 moto's port, where presigned URLs point (default: a free one)
+  FAKE_MODEL_PORT           the built-in model's port (default: a free one)
+  OPENAI_BASE_URL           an OpenAI-compatible endpoint; with OPENAI_API_KEY, a real model.
+  OPENAI_API_KEY            When neither is set, the built-in fake model answers, offline.
+  MODEL, IMAGE_MODEL        model names (defaults gpt-4o-mini, gpt-image-1)
+  URL_MODE                  how images reach the model: inline (default here: a remote
+                            model cannot reach local S3), presigned or public
+  GRACE_SECONDS             how long an unreferenced file is kept (default here 60)
+  VACUUM_INTERVAL_SECONDS   how often the vacuum runs (default 30)
+  RETRY_BASE_SECONDS        backoff base for retryable model errors (default here 1)
+  QUEUE_VISIBILITY_SECONDS  every queue's visibility timeout: how soon a failed record
+                            comes back (default 5; on AWS six times its consumer's timeout)
+  Every other setting in the README's Configuration table is read as on Lambda.
+
+Everything lives in memory and is gone when the process ends. Tokens come from
+POST /dev/token {"sub": "alice"}; send them as "Authorization: Bearer <token>".
+"""
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the local stack until SIGINT or SIGTERM."""
+    from agentfiles_local.runtime.stack import LocalStack, StackConfig
+
+    try:
+        config = StackConfig.from_env()
+    except ValueError as problem:
+        print(f"agentfiles serve: {problem}", file=sys.stderr)
+        return 2
+    _show_runtime_logs()
+    # Powertools warns on every invocation that emitted no metric (a health check, an
+    # idle vacuum run); locally that is noise between the lines that matter.
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+    # Lambda's logs reach CloudWatch line by line; keep stdout as prompt when piped.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        stack = LocalStack(config).start()
+    except OSError as problem:
+        print(f"agentfiles serve: cannot start: {problem}", file=sys.stderr)
+        return 1
+    print(stack.banner(), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        logging.getLogger("agentfiles_local").info("stopping")
+        stack.stop()
+    return 0
+
+
+def add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the whole system on 127.0.0.1 (make run)",
+        description="Run the whole system in one process: moto (S3, DynamoDB, SQS), the HTTP API "
+        "with a JWT authorizer, a poller per queue, the vacuum schedule and, unless a model is "
+        "configured, the built-in fake model.",
+        epilog=SERVE_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=serve)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentfiles", description="The command line of the local system.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+def _show_runtime_logs() -> None:
+    """The runtime's own lines, short, on stderr; the functions log JSON to stdout.
+    (Its own handler, not the root's: Powertools filters the root handlers.)"""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    runtime = logging.getLogger("agentfiles_local")
+    runtime.handlers = [handler]
+    runtime.setLevel(logging.INFO)
+    runtime.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

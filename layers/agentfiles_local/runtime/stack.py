@@ -1,0 +1,308 @@
+"""The whole system in one process: moto's server, the resources the CDK stack
+declares, the built-in model (unless a real one is configured), the HTTP API, one
+poller per queue and the vacuum schedule.
+
+Every piece listens on 127.0.0.1 only. The functions find their configuration in
+`os.environ`, as on Lambda: the resource names from `provision`, the endpoint of
+moto through `AWS_ENDPOINT_URL`, and local defaults a user can override.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from agentfiles import topology
+from agentfiles.data import clients
+from agentfiles.settings import get_settings
+from agentfiles_local.provision import REGION, Resources, provision
+from agentfiles_local.runtime.gateway import Gateway
+from agentfiles_local.runtime.host import FunctionHost
+from agentfiles_local.runtime.pollers import QueuePoller
+from agentfiles_local.runtime.scheduler import Schedule
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+VACUUM_FUNCTION = "vacuum"
+
+# Function settings that differ locally; each can still be set in the environment.
+FUNCTION_DEFAULTS = {
+    # A model on the internet cannot fetch from moto: images go inline as data URLs.
+    "URL_MODE": "inline",
+    # A minute instead of a day, so that a newcomer sees the vacuum at work.
+    "GRACE_SECONDS": "60",
+    "RETRY_BASE_SECONDS": "1",
+}
+
+# Variables that would take the clients away from moto (or to a real account).
+_AWS_OVERRIDES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def _check_free(port: int, variable: str) -> None:
+    """Fail early on a taken port: moto's server binds on its own thread and, if it
+    cannot, its `start()` waits forever."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            raise OSError(error.errno, f"{variable}={port}: {error.strerror}") from None
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The runtime's own settings (the functions' settings are `agentfiles.settings`)."""
+
+    port: int = 8000
+    moto_port: int = 0
+    fake_model_port: int = 0
+    queue_visibility_seconds: int = 5
+    vacuum_interval_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
+        """Read PORT, MOTO_PORT, FAKE_MODEL_PORT, QUEUE_VISIBILITY_SECONDS and
+        VACUUM_INTERVAL_SECONDS; a bad value is a ValueError that names the variable."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for name, variable, kind, low in (
+            ("port", "PORT", int, 0),
+            ("moto_port", "MOTO_PORT", int, 0),
+            ("fake_model_port", "FAKE_MODEL_PORT", int, 0),
+            ("queue_visibility_seconds", "QUEUE_VISIBILITY_SECONDS", int, 1),
+            ("vacuum_interval_seconds", "VACUUM_INTERVAL_SECONDS", float, 0.1),
+        ):
+            raw = env.get(variable, "").strip()
+            if not raw:
+                continue
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a number") from None
+            if value < low or (name.endswith("port") and value > 65535):
+                raise ValueError(f"{variable}={raw!r} is out of range")
+            values[name] = value
+        return cls(**values)
+
+
+@dataclass
+class ModelInUse:
+    base_url: str | None
+    name: str
+    fake: bool
+
+    def describe(self) -> str:
+        where = "the built-in fake model" if self.fake else (self.base_url or "api.openai.com")
+        return f"{self.name} via {where}" + (f" ({self.base_url})" if self.fake else "")
+
+
+@dataclass
+class LocalStack:
+    """The running system, between `start()` and `stop()` (or in a `with` block). One
+    per process: it sets `os.environ` for the functions it hosts, as Lambda would."""
+
+    config: StackConfig = field(default_factory=StackConfig)
+    functions: FunctionHost = field(default_factory=FunctionHost)
+    moto: Any = None
+    resources: Resources | None = None
+    model: ModelInUse | None = None
+    gateway: Gateway | None = None
+    pollers: list[QueuePoller] = field(default_factory=list)
+    schedule: Schedule | None = None
+    _fake_model: Any = None
+
+    @property
+    def aws_endpoint(self) -> str:
+        host, port = self.moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    # ---- lifecycle
+
+    def start(self) -> LocalStack:
+        """Bring everything up in dependency order; on any failure, take down what
+        started and re-raise."""
+        try:
+            self._start_aws()
+            self._provision()
+            self._start_model()
+            self._load_functions()
+            gateway = self._bind_gateway()
+            self._start_pollers()
+            if self.functions.has(VACUUM_FUNCTION):
+                self.schedule = Schedule(
+                    self.functions, VACUUM_FUNCTION, self.config.vacuum_interval_seconds
+                ).start()
+            # Last, so that a `/health` answer means every piece is running.
+            gateway.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, let the batches in hand settle, then the servers."""
+        if self.gateway is not None:
+            self.gateway.stop()
+        for poller in self.pollers:
+            poller.request_stop()
+        for poller in self.pollers:
+            poller.stop()
+        if self.schedule is not None:
+            self.schedule.stop()
+        if self._fake_model is not None:
+            self._fake_model.stop()
+        if self.moto is not None:
+            self.moto.stop()
+        self.gateway, self.pollers, self.schedule, self._fake_model, self.moto = None, [], None, None, None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---- steps
+
+    def _start_aws(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # moto's server logs every request through werkzeug; the functions' logs matter more.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.config.moto_port:
+            _check_free(self.config.moto_port, "MOTO_PORT")
+        self.moto = ThreadedMotoServer(ip_address=HOST, port=self.config.moto_port, verbose=False)
+        self.moto.start()
+        for name in [*_AWS_OVERRIDES, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:
+            os.environ.pop(name, None)
+        os.environ.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+        clients.reset()
+
+    def _provision(self) -> None:
+        self.resources = provision(
+            boto3.session.Session(region_name=REGION),
+            endpoint_url=self.aws_endpoint,
+            # Failed records must come back in seconds here, not in the minutes AWS uses.
+            visibility_timeout_seconds=self.config.queue_visibility_seconds or None,
+            # A page on any local port (the web page, a tool) may PUT to a presigned URL.
+            cors_origins=("*",),
+        )
+        os.environ.update(self.resources.function_environment())
+        for name, value in FUNCTION_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        get_settings.cache_clear()
+
+    def _start_model(self) -> None:
+        if os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
+            self.model = ModelInUse(os.environ.get("OPENAI_BASE_URL"), get_settings().model, fake=False)
+            return
+        try:
+            from agentfiles_local.fake_model import FakeModel
+        except ImportError:
+            log.warning("no model configured and the built-in fake model is missing: replies will fail")
+            self.model = ModelInUse(None, get_settings().model, fake=False)
+            return
+        self._fake_model = FakeModel(host=HOST, port=self.config.fake_model_port).start()
+        os.environ.update({"OPENAI_BASE_URL": self._fake_model.url, "OPENAI_API_KEY": "local"})
+        get_settings.cache_clear()
+        self.model = ModelInUse(self._fake_model.url, get_settings().model, fake=True)
+
+    def _load_functions(self) -> None:
+        # Clients first, on this thread: creating clients from one boto3 session on
+        # several threads at once is not safe, and the functions share the cached ones.
+        clients.dynamodb(), clients.s3(), clients.sqs()
+        for name in topology.FUNCTIONS:
+            self.functions.load(name)
+        if not self.functions.has("api"):
+            raise RuntimeError("functions/api/handler.py is missing: there is no API to serve")
+
+    def _bind_gateway(self) -> Gateway:
+        """Take the port now (a taken port fails before anything else runs); serving
+        starts at the end of `start()`."""
+        try:
+            self.gateway = Gateway(self.functions, host=HOST, port=self.config.port, health=self.health)
+        except OSError as error:
+            raise OSError(error.errno, f"PORT={self.config.port}: {error.strerror}") from None
+        return self.gateway
+
+    def _start_pollers(self) -> None:
+        assert self.resources is not None
+        for spec in topology.QUEUES.values():
+            if not self.functions.has(spec.consumer):
+                log.warning("queue %s has no consumer (%s): not polled", spec.name, spec.consumer)
+                continue
+            poller = QueuePoller(
+                spec,
+                queue_url=self.resources.queue_urls[spec.name],
+                queue_arn=self.resources.queue_arns[spec.name],
+                sqs=boto3.session.Session(region_name=REGION).client("sqs", endpoint_url=self.aws_endpoint),
+                host=self.functions,
+            )
+            self.pollers.append(poller.start())
+
+    # ---- what runs where
+
+    def health(self) -> dict[str, Any]:
+        """What `GET /health` adds to `{"status": "ok"}`: enough for a person or a test
+        to find every piece."""
+        assert self.gateway is not None and self.resources is not None and self.model is not None
+        return {
+            "api": self.gateway.url,
+            "docs": f"{self.gateway.url}/docs",
+            "awsEndpoint": self.aws_endpoint,
+            "region": REGION,
+            "table": self.resources.table_name,
+            "bucket": self.resources.bucket_name,
+            "queues": dict(self.resources.queue_urls),
+            "deadLetterQueues": dict(self.resources.dlq_urls),
+            "model": {"name": self.model.name, "baseUrl": self.model.base_url, "fake": self.model.fake},
+            "functions": self.functions.names,
+            "pollers": {poller.spec.name: poller.running for poller in self.pollers},
+            "schedule": None
+            if self.schedule is None
+            else {
+                "function": self.schedule.function,
+                "intervalSeconds": self.schedule.interval_seconds,
+                "running": self.schedule.running,
+                "runs": self.schedule.runs,
+            },
+            "settings": {
+                "urlMode": os.environ.get("URL_MODE"),
+                "graceSeconds": int(os.environ.get("GRACE_SECONDS", "0")),
+                "queueVisibilitySeconds": self.config.queue_visibility_seconds,
+            },
+        }
+
+    def banner(self) -> str:
+        assert self.gateway is not None and self.model is not None and self.resources is not None
+        url = self.gateway.url
+        queues = ", ".join(f"{p.spec.name} → {p.spec.consumer}" for p in self.pollers) or "none"
+        schedule = (
+            f"; {self.schedule.function} every {self.schedule.interval_seconds:g} s" if self.schedule else ""
+        )
+        return "\n".join(
+            (
+                "agentfiles local stack",
+                f"  API     {url}",
+                f"  docs    {url}/docs",
+                f'  token   curl -s -X POST {url}/dev/token -d \'{{"sub": "alice"}}\'',
+                f"  model   {self.model.describe()}",
+                f"  AWS     moto at {self.aws_endpoint} "
+                f"(table {self.resources.table_name}, bucket {self.resources.bucket_name})",
+                f"  queues  {queues}{schedule}",
+                "Ctrl-C stops it.",
+            )
+        )
