@@ -229,6 +229,18 @@ def test_given_a_response_without_status_code_when_written_back_then_it_is_a_200
     assert json.loads(response.body) == result
 
 
+def test_given_an_answer_that_is_not_json_when_written_back_then_it_is_a_500():
+    response = from_lambda({"not": object()})
+    assert response.status == 500
+    assert json.loads(response.body) == {"message": "Internal Server Error"}
+
+
+def test_given_a_function_that_sets_its_own_cors_origin_when_answered_then_the_gateway_one_wins(gateway, api):
+    api.answer = lambda event: {"statusCode": 200, "headers": {"Access-Control-Allow-Origin": "https://x"}}
+    response = gateway.handle(HttpRequest("GET", "/files", [bearer(gateway)]))
+    assert [v for k, v in response.headers if k == "access-control-allow-origin"] == ["*"]
+
+
 def test_given_a_function_that_raises_when_called_then_the_gateway_answers_500(gateway, api):
     def fail(event: dict[str, Any]) -> Any:
         raise RuntimeError("boom")

@@ -160,9 +160,9 @@ def from_lambda(result: Any) -> HttpResponse:
     """The HTTP response API Gateway makes of a function's answer (payload format 2.0):
     a dict with `statusCode` is taken field by field; any other JSON value is a 200
     whose body is that JSON."""
-    if not isinstance(result, dict) or "statusCode" not in result:
-        return json_response(200, result)
     try:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            return json_response(200, result)
         status = int(result["statusCode"])
         headers = [(str(key).lower(), str(value)) for key, value in (result.get("headers") or {}).items()]
         headers += [("set-cookie", str(cookie)) for cookie in result.get("cookies") or []]
@@ -229,6 +229,8 @@ class Gateway:
             response = HttpResponse(204, list(PREFLIGHT_HEADERS))
         else:
             response = self._local(request, path) or self._to_function(request, path)
+        # API Gateway's CORS configuration overrides whatever the function said.
+        response.headers = [h for h in response.headers if h[0].lower() != "access-control-allow-origin"]
         response.headers += CORS_HEADERS
         return response
 
