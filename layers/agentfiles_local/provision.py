@@ -93,7 +93,11 @@ def provision(
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        visibility = visibility_timeout_seconds or spec.visibility_timeout_seconds
+        visibility = (
+            spec.visibility_timeout_seconds
+            if visibility_timeout_seconds is None
+            else visibility_timeout_seconds
+        )
         url = sqs.create_queue(
             QueueName=spec.name,
             Attributes={

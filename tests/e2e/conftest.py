@@ -11,12 +11,6 @@ import pytest
 from tests.e2e.local_stack import LocalStackProcess
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered by pytest-xdist when it is loaded; named here too so that
-    # `-p no:xdist` runs under --strict-markers.
-    config.addinivalue_line("markers", "xdist_group(name): run with the other tests of this group")
-
-
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStackProcess]:
     """`agentfiles serve` as a subprocess on a free port, as `make run` starts it."""
