@@ -26,6 +26,7 @@ environment (each optional):
   MODEL, IMAGE_MODEL        model names (defaults gpt-4o-mini, gpt-image-1)
   URL_MODE                  how images reach the model: inline (default here: a remote
                             model cannot reach local S3), presigned or public
+  PUBLIC_BASE_URL           with URL_MODE=public (default here: the bucket on moto)
   GRACE_SECONDS             how long an unreferenced file is kept (default here 60)
   VACUUM_INTERVAL_SECONDS   how often the vacuum runs (default 30)
   RETRY_BASE_SECONDS        backoff base for retryable model errors (default here 1)

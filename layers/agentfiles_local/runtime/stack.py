@@ -203,6 +203,10 @@ class LocalStack:
         os.environ.update(self.resources.function_environment())
         for name, value in FUNCTION_DEFAULTS.items():
             os.environ.setdefault(name, value)
+        if os.environ["URL_MODE"] == "public":
+            # Locally the bucket on moto stands in for a public CloudFront origin
+            # (moto serves objects without checking who asks).
+            os.environ.setdefault("PUBLIC_BASE_URL", f"{self.aws_endpoint}/{self.resources.bucket_name}")
         get_settings.cache_clear()
 
     def _start_model(self) -> None:
