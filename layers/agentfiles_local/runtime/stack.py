@@ -9,6 +9,7 @@ moto through `AWS_ENDPOINT_URL`, and local defaults a user can override.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -204,9 +205,22 @@ class LocalStack:
         for name, value in FUNCTION_DEFAULTS.items():
             os.environ.setdefault(name, value)
         if os.environ["URL_MODE"] == "public":
-            # Locally the bucket on moto stands in for a public CloudFront origin
-            # (moto serves objects without checking who asks).
-            os.environ.setdefault("PUBLIC_BASE_URL", f"{self.aws_endpoint}/{self.resources.bucket_name}")
+            # Locally the bucket on moto stands in for the public CloudFront origin the
+            # stack puts in front of it on AWS: anyone may read its objects.
+            bucket = self.resources.bucket_name
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+            clients.s3().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+            os.environ.setdefault("PUBLIC_BASE_URL", f"{self.aws_endpoint}/{bucket}")
         get_settings.cache_clear()
 
     def _start_model(self) -> None:

@@ -1,0 +1,57 @@
+"""The vacuum on the local stack's own schedule: an unreferenced file disappears once
+its grace period is over, a referenced one never does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.local_stack import LocalStackProcess, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+@pytest.fixture(scope="module")
+def quick_vacuum() -> Iterator[LocalStackProcess]:
+    """A stack whose vacuum runs every second with a one-second grace period."""
+    stack = LocalStackProcess.start({"GRACE_SECONDS": "1", "VACUUM_INTERVAL_SECONDS": "1"})
+    yield stack
+    stack.stop()
+
+
+def _gone(stack: LocalStackProcess, token: str, file_id: str) -> bool:
+    return stack.api("GET", f"/files/{file_id}", token).status_code == 404
+
+
+def test_an_unreferenced_file_is_vacuumed_and_a_referenced_one_survives_until_released(quick_vacuum):
+    stack = quick_vacuum
+    token = stack.token(f"vac-{uuid.uuid4().hex[:8]}")
+    # Given two ready files, one of them attached to a message
+    loose = stack.upload(token, f"loose {uuid.uuid4()}".encode(), "text/plain", filename="loose.txt")
+    kept = stack.upload(token, f"kept {uuid.uuid4()}".encode(), "text/plain", filename="kept.txt")
+    thread = stack.api("POST", "/threads", token, json={}).json()["thread"]["id"]
+    saved = stack.api(
+        "POST",
+        f"/threads/{thread}/messages",
+        token,
+        json={"content": "keep this", "fileIds": [kept], "generate": False},
+    )
+    assert saved.status_code == 201, saved.text
+    # When the schedule runs the vacuum past the grace period
+    wait_for(lambda: _gone(stack, token, loose), timeout=30, what="the loose file to be vacuumed")
+    # Then the unreferenced file and its object are gone, and the referenced one is untouched
+    assert not any(key.endswith(loose) for key in _keys(stack))
+    assert stack.api("GET", f"/files/{kept}", token).json()["file"]["status"] == "ready"
+    assert stack.health["schedule"]["running"]
+    # When its message is deleted, it goes too
+    message_id = saved.json()["message"]["id"]
+    assert stack.api("DELETE", f"/threads/{thread}/messages/{message_id}", token).status_code == 204
+    wait_for(lambda: _gone(stack, token, kept), timeout=30, what="the released file to be vacuumed")
+    assert not any(key.endswith(kept) for key in _keys(stack))
+
+
+def _keys(stack: LocalStackProcess) -> list[str]:
+    listed = stack.s3.list_objects_v2(Bucket=stack.bucket)
+    return [item["Key"] for item in listed.get("Contents", [])]
