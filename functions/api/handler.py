@@ -284,4 +284,14 @@ def generate_image(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return app.resolve(_json_bodies(event), context)
+
+
+def _json_bodies(event: dict) -> dict:
+    """Every body this API takes is JSON. A client that sends one without saying so
+    (curl -d sends form encoding) gets it read as JSON, not a riddle about form fields."""
+    headers = event.get("headers") or {}
+    declared = headers.get("content-type", "")
+    if event.get("body") and (not declared or declared.startswith("application/x-www-form-urlencoded")):
+        event = {**event, "headers": {**headers, "content-type": "application/json"}}
+    return event

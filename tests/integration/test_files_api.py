@@ -319,3 +319,15 @@ def test_deleting_an_unreferenced_file_removes_object_hash_and_row(aws):
     assert again.status == 201
     # And deleting it twice is a 404
     assert aws.call_api("DELETE", f"/files/{file['id']}").status == 404
+
+
+def test_a_json_body_sent_as_form_data_is_read_as_json(aws):
+    # Given curl's default content type on a JSON body
+    data = base64.b64encode(b"hi there").decode()
+    body = {"filename": "a.txt", "mediaType": "text/plain", "data": data}
+    # When it is posted
+    reply = aws.call_api(
+        "POST", "/files", json_body=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    # Then it is understood
+    assert reply.status == 201
