@@ -2,6 +2,9 @@
 #   make run    the whole system locally on http://127.0.0.1:8000
 #   make test   every test, offline
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip repeats a warning for every package when a configured index folder is absent.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,16 +14,18 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(QUIET_PIP)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
 	$(BIN)/agentfiles serve
 
+# The machine's Node.js 20 is past its end of life for the CDK's jsii runtime: it works,
+# and the banner it prints on every synth would drown the test output.
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work offline).
 browser-deps:
