@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.api import Api
 from infra.compliance import acknowledge
 from infra.config import DeploymentConfig
+from infra.constants import METRICS_NAMESPACE, SERVICE_PREFIX
 from infra.functions import Functions
 from infra.queues import WorkQueues
 
@@ -64,6 +65,24 @@ class Monitoring(Construct):
                 f"{name}-throttles",
                 function.metric_throttles(period=PERIOD, statistic="Sum"),
                 f"The {name} function was throttled",
+            )
+        # The vacuum never fails its invocation for one bad candidate or one stuck job; it
+        # counts them. These say that something needs a look all the same.
+        for metric_name, description in (
+            ("CandidatesFailed", "The vacuum could not remove an unreferenced file"),
+            ("SweepFailures", "The sweep could not re-send stuck work"),
+            ("RepliesGivenUp", "A reply failed after its job was re-sent the most times"),
+        ):
+            self._alarm(
+                f"vacuum-{metric_name}",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=metric_name,
+                    dimensions_map={"service": f"{SERVICE_PREFIX}-vacuum"},
+                    period=PERIOD,
+                    statistic="Sum",
+                ),
+                description,
             )
         self._alarm(
             "api-5xx",

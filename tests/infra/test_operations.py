@@ -150,9 +150,24 @@ def test_given_the_api_when_synthesized_then_server_errors_raise_an_alarm(any_st
     alarm = _alarm_on(any_stack, "5xx", "ApiId", {"Ref": api_id})
     assert alarm["Namespace"] == "AWS/ApiGateway"
     assert alarm["Threshold"] == 0
-    # And, in all, the stack watches every DLQ, every function twice, and the API
-    expected = (len(topology.QUEUES) + 1) + 2 * len(topology.FUNCTIONS) + 1
+    # And, in all, the stack watches every DLQ, every function twice, the API, and the
+    # vacuum's three failure counts
+    expected = (len(topology.QUEUES) + 1) + 2 * len(topology.FUNCTIONS) + 1 + 3
     assert len(_alarms(any_stack)) == expected
+
+
+def test_given_the_vacuum_when_synthesized_then_its_failure_counts_raise_alarms(
+    any_stack: Synthesized,
+) -> None:
+    # Given the vacuum's custom metrics / When synthesized
+    watched = {
+        alarm["MetricName"]
+        for alarm in _alarms(any_stack)
+        if alarm.get("Namespace") == "agentfiles"
+        and alarm.get("Dimensions") == [{"Name": "service", "Value": "agentfiles-vacuum"}]
+    }
+    # Then each failure count the vacuum emits has an alarm
+    assert watched == {"CandidatesFailed", "SweepFailures", "RepliesGivenUp"}
 
 
 def test_given_an_alarm_email_when_synthesized_then_the_topic_mails_it(
