@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,7 +36,16 @@ from agentfiles.models.threads import CreateThreadRequest, ThreadOut, ThreadPage
 from agentfiles.observability import logger, metrics
 
 app = APIGatewayHttpResolver(enable_validation=True)
-OPENAPI_INFO = {"title": "agentfiles", "version": "1.0.0", "description": __doc__}
+OPENAPI_INFO: dict[str, Any] = {
+    "title": "agentfiles",
+    "version": "1.0.0",
+    "description": "Chat threads that carry files and images: presigned uploads checked on arrival, "
+    "messages whose parts reference files, replies from an OpenAI-compatible model. Every route but "
+    "/health, /openapi.json and /docs takes a bearer JWT; its `sub` owns what the caller creates. "
+    'Errors are `{"error": {"code", "message"}}`.',
+    "security_schemes": {"bearer": HTTPBearer(bearerFormat="JWT")},
+    "security": [{"bearer": []}],
+}
 
 _ERRORS = {
     status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
@@ -129,8 +139,11 @@ def docs() -> Response[str]:
     import aws_lambda_powertools.event_handler as event_handler
     from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
+    spec = app.get_openapi_json_schema(**OPENAPI_INFO)
+    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+        return Response(status_code=200, content_type="application/json", body=spec)
     assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
-    spec = app.get_openapi_json_schema(**OPENAPI_INFO).replace("</", "<\\/")
+    spec = spec.replace("</", "<\\/")
     html = generate_swagger_html(
         spec,
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),

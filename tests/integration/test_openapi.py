@@ -21,6 +21,13 @@ def test_the_openapi_document_is_valid_and_lists_every_route(aws):
             assert "401" in operation["responses"], (method, path)
             assert operation["summary"], (method, path)
     assert "ErrorBody" in reply.body["components"]["schemas"]
+    # And it says how to authenticate, so Swagger UI's "Authorize" takes a token
+    assert reply.body["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert reply.body["security"] == [{"bearer": []}]
 
 
 def test_the_docs_page_is_served_offline_without_a_token(aws):
@@ -29,6 +36,9 @@ def test_the_docs_page_is_served_offline_without_a_token(aws):
     assert "<html" in reply.body.lower() and "swagger" in reply.body.lower()
     # Swagger UI is inlined: the page needs no CDN.
     assert "cdn.jsdelivr" not in reply.body and "unpkg.com" not in reply.body
+    # And the schema link the page shows answers with the schema
+    linked = aws.call_api("GET", "/docs", sub=None, query={"format": "json"})
+    assert linked.status == 200 and linked.body["openapi"].startswith("3.")
 
 
 def test_health_answers_without_a_token(aws):
