@@ -86,7 +86,13 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=serve)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve]
+def _add_client_commands(commands: argparse._SubParsersAction) -> None:
+    from agentfiles_local.commands import add_client_commands
+
+    add_client_commands(commands)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve, _add_client_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,8 @@ here with its own bodies: `{"message":"Unauthorized"}` (with `www-authenticate`)
 Server Error"}` when the function fails, CORS preflights.
 
 Local only, and never behind the authorizer: `GET /health` (what runs where),
-`POST /dev/token` (a signed token for any subject), `GET /.well-known/jwks.json`,
+`POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
+function on a posted event), `GET /.well-known/jwks.json`,
 and the web page, if there is one: `GET /` serves `agentfiles_local/web/index.html`
 and `GET /static/<name>` the other files of that folder.
 """
@@ -266,6 +267,8 @@ class Gateway:
             return json_response(200, self.tokens.jwks())
         if method == "POST" and path == "/dev/token":
             return self._issue_token(request.body)
+        if method == "POST" and path.startswith("/dev/invoke/"):
+            return self._invoke(path.removeprefix("/dev/invoke/"), request.body)
         if method == "GET" and path == "/":
             if (self.web_dir / "index.html").is_file():
                 return self._static("index.html")
@@ -286,6 +289,29 @@ class Gateway:
             return _invalid("sub must be 1 to 128 characters of A-Z a-z 0-9 _ . @ -")
         issued = self.tokens.issue(sub)
         return json_response(200, {"token": issued.token, "expiresAt": issued.expires_at})
+
+    def _invoke(self, name: str, body: bytes) -> HttpResponse:
+        """Run one function on a posted event in this process, as `aws lambda invoke`
+        would: `agentfiles invoke` and `agentfiles vacuum` use it. Local only."""
+        if not self.functions.has(name):
+            return json_response(
+                404, {"error": {"code": "function_not_found", "message": f"no function {name!r}"}}
+            )
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            return _invalid("the body must be the event, as JSON")
+        try:
+            result = self.functions.invoke(name, event)
+        except Exception as error:
+            log.exception("%s failed on an invoked event", name)
+            # Lambda reports a function error with the error's type and message.
+            return json_response(
+                200,
+                {"errorType": type(error).__name__, "errorMessage": str(error)},
+                [("x-amz-function-error", "Unhandled")],
+            )
+        return json_response(200, result)
 
     def _static(self, name: str) -> HttpResponse:
         root = self.web_dir.resolve()

@@ -1,0 +1,275 @@
+"""The `agentfiles` commands a user runs against the API: token, upload, ask, image,
+threads, messages, files, vacuum, invoke, demo.
+
+Output is for people by default and JSON with `--json`; any failure exits non-zero
+with the API's error code and message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentfiles_local.client import ApiError, Client, Unreachable
+from agentfiles_local.events import schedule_event
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+# Smaller files upload too fast for a progress bar to say anything.
+PROGRESS_FROM_BYTES = 256 * 1024
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, args.sub)
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        human()
+
+
+class ProgressBar:
+    """`name [#########.........] 45%  12.3/27.1 MiB` on stderr, redrawn in place."""
+
+    def __init__(self, label: str, width: int = 30):
+        self.label, self.width, self.last = label, width, -1
+
+    def __call__(self, sent: int, total: int) -> None:
+        percent = int(sent * 100 / total) if total else 100
+        if percent == self.last:
+            return
+        self.last = percent
+        filled = self.width * percent // 100
+        bar = "#" * filled + "." * (self.width - filled)
+        mib = 1024 * 1024
+        sys.stderr.write(f"\r{self.label} [{bar}] {percent:3d}%  {sent / mib:.1f}/{total / mib:.1f} MiB")
+        if sent >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def upload_files(client: Client, paths: list[Path], quiet: bool = False) -> list[dict[str, Any]]:
+    uploaded = []
+    for path in paths:
+        if not path.is_file():
+            raise ApiError(400, "no_such_file", f"{path} is not a file")
+        big = path.stat().st_size >= PROGRESS_FROM_BYTES and not quiet
+        file, deduplicated = client.upload(path, ProgressBar(path.name) if big else None)
+        uploaded.append({"file": file, "deduplicated": deduplicated, "path": str(path)})
+        if not quiet:
+            how = "already there (dedup: no bytes sent)" if deduplicated else "uploaded"
+            print(
+                f"{path.name}: {how} → {file['id']} ({file['status']}, {file['size']} bytes)", file=sys.stderr
+            )
+    return uploaded
+
+
+# ---- commands ------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    token = _client(args).token()
+    _emit(args, {"token": token, "sub": args.sub}, lambda: print(token))
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    uploaded = upload_files(_client(args), [Path(p) for p in args.files], quiet=args.json)
+    _emit(args, uploaded, lambda: [print(u["file"]["id"]) for u in uploaded])
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    client = _client(args)
+    files = upload_files(client, [Path(p) for p in args.file], quiet=args.json)
+    thread = args.thread or client.create_thread(args.text[:60])
+    parts: list[dict[str, Any]] = [{"type": "text", "text": args.text}]
+    for item in files:
+        kind = "image" if item["file"]["mediaType"].startswith("image/") else "file"
+        parts.append({"type": kind, "fileId": item["file"]["id"]})
+    saved = client.send(thread, parts)
+    if not args.json:
+        print(f"thread {thread}", file=sys.stderr)
+
+    def show(piece: str) -> None:
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+    reply = client.follow(thread, saved["reply"]["id"], show)
+    if not args.json:
+        print()
+    _emit(args, {"thread": thread, "message": saved["message"], "reply": reply}, lambda: None)
+    if reply["status"] == "failed":
+        error = reply.get("error") or {}
+        print(f"error: the reply failed: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    client = _client(args)
+    thread = args.thread or client.create_thread(args.prompt[:60])
+    saved = client.image(thread, args.prompt, args.size)
+    reply = client.follow(thread, saved["reply"]["id"])
+    if reply["status"] != "success":
+        error = reply.get("error") or {}
+        print(f"error: no image: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        return 1
+    part = next(p for p in reply["content"] if p["type"] == "image")
+    if args.out:
+        Path(args.out).write_bytes(client.download(part["url"]))
+
+    def human() -> None:
+        print(f"thread {thread}: image {part['fileId']}")
+        print(part["url"])
+        if args.out:
+            print(f"saved to {args.out}")
+
+    _emit(args, {"thread": thread, "reply": reply}, human)
+    return 0
+
+
+def cmd_threads(args: argparse.Namespace) -> int:
+    items = _client(args).threads()
+
+    def human() -> None:
+        for thread in items:
+            print(f"{thread['id']}  {thread['updatedAt']}  {thread.get('title') or ''}")
+
+    _emit(args, items, human)
+    return 0
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    items = list(reversed(_client(args).messages(args.thread)))
+
+    def human() -> None:
+        for message in items:
+            text = " ".join(p.get("text", "") for p in message["content"] if p["type"] == "text")
+            files = [p.get("filename") or p.get("fileId") for p in message["content"] if p["type"] != "text"]
+            attached = f"  [{', '.join(str(f) for f in files)}]" if files else ""
+            print(f"{message['role']:>9} ({message['status']}): {text}{attached}")
+
+    _emit(args, items, human)
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    items = _client(args).files()
+
+    def human() -> None:
+        for file in items:
+            print(
+                f"{file['id']}  {file['status']:8} refs={file['refcount']}  "
+                f"{file['size']:>9}  {file['filename']}"
+            )
+
+    _emit(args, items, human)
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    result = _client(args).invoke("vacuum", schedule_event())
+
+    def human() -> None:
+        vacuum, sweep = result["vacuum"], result["sweep"]
+        print(
+            f"vacuum: {vacuum['filesDeleted']} file(s) deleted, {vacuum['bytesFreed']} bytes freed, "
+            f"{vacuum['markersCleared']} marker(s) cleared, {vacuum['candidatesSkipped']} skipped; "
+            f"sweep: {sweep['repliesResent']} reply job(s) and "
+            f"{sweep['threadCleanupsResent']} cleanup(s) re-sent"
+        )
+
+    _emit(args, result, human)
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    event = json.loads(Path(args.event).read_text())
+    result = _client(args).invoke(args.function, event)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agentfiles_local.demo import run_demo
+
+    return run_demo(args)
+
+
+# ---- wiring --------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("AGENTFILES_URL", DEFAULT_URL),
+        help="the API (default $AGENTFILES_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--sub",
+        default=os.environ.get("AGENTFILES_SUB", "demo"),
+        help="the local user to act as (default $AGENTFILES_SUB or %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ApiError as error:
+            print(f"error: {error.code}: {error.message}", file=sys.stderr)
+            return 1
+        except Unreachable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+
+    return guarded
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
+    def add(name: str, command: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_, description=help_)
+        _common(parser)
+        parser.set_defaults(run=_run(command))
+        return parser
+
+    add("token", cmd_token, "print a bearer token for the local user")
+    add("upload", cmd_upload, "upload files through presigned URLs (dedup shown)").add_argument(
+        "files", nargs="+", metavar="FILE"
+    )
+    ask = add("ask", cmd_ask, "send a message (with files) and stream the reply")
+    ask.add_argument("text")
+    ask.add_argument("--file", action="append", default=[], metavar="PATH", help="attach a file (repeatable)")
+    ask.add_argument("--thread", help="continue this thread (default: a new one)")
+    image = add("image", cmd_image, "generate an image into a thread")
+    image.add_argument("prompt")
+    image.add_argument("--thread", help="the thread (default: a new one)")
+    image.add_argument("--size", default="1024x1024")
+    image.add_argument("--out", metavar="PATH", help="also save the picture here")
+    add("threads", cmd_threads, "list your threads, newest first")
+    add("messages", cmd_messages, "show a thread's messages, oldest first").add_argument("thread")
+    add("files", cmd_files, "list your files, newest first")
+    add("vacuum", cmd_vacuum, "run one vacuum now (local stack)")
+    invoke = add(
+        "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"
+    )
+    invoke.add_argument("function", choices=["api", "upload_trigger", "generate", "maintenance", "vacuum"])
+    invoke.add_argument("event", metavar="EVENT.json")
+    demo = add("demo", cmd_demo, "a scripted tour: upload, dedup, ask, image, delete, vacuum")
+    demo.add_argument(
+        "--start",
+        action="store_true",
+        help="start a local stack of its own for the tour (grace 0, so the vacuum shows)",
+    )
