@@ -1,0 +1,158 @@
+"""The web page in headless Chromium (Debian's, driven by Playwright) against the local
+stack: upload with progress, an optimistic message, a streamed reply, a generated
+image, a delete; and not one console error on the way."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+
+from tests.e2e.local_stack import LocalStackProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("e2e")]
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Set to a path to keep a picture of the page (the README's comes from here).
+SCREENSHOT = os.environ.get("AGENTFILES_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Fails (does not skip) without Chromium: `make test` installs Debian's package first.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make browser-deps`"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, local_stack: LocalStackProcess) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 820})
+    opened = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.goto(local_stack.base_url)
+    yield opened
+    context.close()
+    assert problems == [], problems
+
+
+def _png(tmp_path: Path, width: int, height: int) -> Path:
+    seed = uuid.uuid4().bytes
+    image = Image.new("RGB", (width, height))
+    image.putdata([(seed[i % 16], (i * 5) % 256, 120) for i in range(width * height)])
+    path = tmp_path / "photo.png"
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _sign_in(page: Page) -> None:
+    page.fill("#sub", f"browser-{uuid.uuid4().hex[:8]}")
+    page.click("#signin button[type=submit]")
+    expect(page.locator("#who-name")).to_be_visible()
+    page.click("#new-thread")
+    expect(page.locator("#composer")).to_be_visible()
+
+
+def test_a_user_uploads_asks_watches_the_reply_draws_and_deletes(page: Page, tmp_path: Path):
+    _sign_in(page)
+
+    # Given an image attached through the picker: it goes straight to S3 with progress
+    page.set_input_files("#file-input", str(_png(tmp_path, 120, 80)))
+    attachment = page.locator(".attachment").first
+    expect(attachment).to_have_attribute("data-status", "ready", timeout=30_000)
+    assert attachment.locator("progress").evaluate("bar => bar.value") == 100
+
+    # When the message is sent while the server has not answered yet (the request is held)
+    held: list[Route] = []
+    page.route(
+        "**/threads/*/messages",
+        lambda route: held.append(route) if route.request.method == "POST" else route.continue_(),
+    )
+    page.fill("#text", "What is in this picture?")
+    page.click("#send")
+    # Then it shows at once, with its picture, before the server answered
+    optimistic = page.locator("[data-local=true]")
+    expect(optimistic).to_be_visible()
+    expect(optimistic.locator("img")).to_have_count(1)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1, "the message was never sent"
+    expect(page.locator(".message.user:not(.local)")).to_have_count(0)
+    held[0].continue_()
+    page.unroute("**/threads/*/messages")
+
+    # And it is replaced by the saved message, and the reply streams in and completes
+    expect(page.locator("[data-local=true]")).to_have_count(0, timeout=15_000)
+    reply = page.locator(".message.assistant").last
+    expect(reply).to_have_attribute("data-status", "success", timeout=30_000)
+    expect(reply).to_contain_text("image 1: PNG 120x80")
+    saved_image = page.locator(".message.user img").first
+    expect(saved_image).to_be_visible()
+
+    # When an image is generated
+    page.fill("#text", "a lighthouse at dusk")
+    page.click("#draw")
+    drawn = page.locator(".message.assistant img")
+    expect(drawn).to_have_count(1, timeout=30_000)
+    # Then it renders
+    images = "[...document.querySelectorAll('.message.assistant img')]"
+    page.wait_for_function(f"() => {images}.every(image => image.complete && image.naturalWidth > 0)")
+    if SCREENSHOT:
+        page.screenshot(path=SCREENSHOT)
+
+    # When the question is deleted
+    before = page.locator(".message").count()
+    page.locator(".message.user .delete").first.click()
+    # Then it is gone from the thread
+    expect(page.locator(".message")).to_have_count(before - 1)
+    expect(page.locator(".message.user")).to_have_count(1)  # the image prompt remains
+
+
+def test_a_dedup_hit_skips_the_upload(page: Page, tmp_path: Path):
+    _sign_in(page)
+    path = _png(tmp_path, 30, 20)
+    page.set_input_files("#file-input", str(path))
+    expect(page.locator(".attachment").first).to_have_attribute("data-status", "ready", timeout=30_000)
+    page.set_input_files("#file-input", str(path))
+    second = page.locator(".attachment").nth(1)
+    expect(second).to_have_attribute("data-status", "ready", timeout=30_000)
+    expect(second).to_contain_text("already uploaded")
+
+
+def test_a_rejected_upload_says_why(page: Page, tmp_path: Path):
+    _sign_in(page)
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is plain text, not a picture")
+    page.set_input_files("#file-input", str(fake))
+    attachment = page.locator(".attachment").first
+    expect(attachment).to_have_attribute("data-status", "rejected", timeout=30_000)
+    expect(attachment).to_contain_text("not the declared image/png")
