@@ -315,6 +315,7 @@ class LocalStack:
             (
                 "agentfiles local stack",
                 f"  API     {url}",
+                f"  web     {url}/  (sign in as any local user)",
                 f"  docs    {url}/docs",
                 f'  token   curl -s -X POST {url}/dev/token -d \'{{"sub": "alice"}}\'',
                 f"  model   {self.model.describe()}",
