@@ -81,6 +81,12 @@ def _save(aws, thread: str, file_ids: list[str]):
     )
 
 
+def _register_again(aws, data: bytes, sha256: str):
+    """POST /files/uploads for content the owner may already have (a dedup hit if so)."""
+    body = {"filename": "again.png", "mediaType": "image/png", "size": len(data), "sha256": sha256}
+    return aws.call_api("POST", "/files/uploads", json_body=body)
+
+
 def _gone(aws, file: dict) -> bool:
     return (
         aws.file_row("alice", file["id"]) is None
@@ -104,16 +110,7 @@ def test_given_an_unreferenced_file_past_grace_when_the_vacuum_runs_then_object_
     assert result.files_deleted == 1 and result.bytes_freed == len(data)
     assert not result.stopped_early
     # And the same content uploaded again is a new file, not a dedup hit on the deleted one
-    again = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "a.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": file["sha256"],
-        },
-    )
+    again = _register_again(aws, data, file["sha256"])
     assert again.status == 201 and again.body["file"]["id"] != file["id"]
 
 
@@ -223,16 +220,7 @@ def test_given_a_dedup_hit_on_an_old_file_when_the_vacuum_runs_then_the_touch_pr
     data = samples.png()
     file = _garbage(aws, data)
     # When the same content is registered again (the client is about to attach it)
-    hit = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "b.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": file["sha256"],
-        },
-    )
+    hit = _register_again(aws, data, file["sha256"])
     assert hit.status == 200 and hit.body["file"]["id"] == file["id"]
     result = _run()
     # Then the vacuum leaves it: it was touched inside the grace period
@@ -250,16 +238,7 @@ def test_given_a_candidate_read_when_a_dedup_hit_touches_it_before_the_tombstone
     cutoff = vacuum.cutoff_ms(now)
     candidate = _candidate(file["id"], cutoff)
     # When a dedup hit touches it before the tombstone
-    hit = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "b.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": file["sha256"],
-        },
-    )
+    hit = _register_again(aws, data, file["sha256"])
     assert hit.status == 200
     # Then the tombstone is refused and the file stays a (later) candidate
     assert vacuum.settle(candidate, cutoff, now).outcome == "skipped"
