@@ -87,6 +87,17 @@ def run() -> None:
             aws.call_api("POST", "/files/uploads", json_body=body)
         print(f"   presign with sha256 (dedup miss): {_ratio(calls.counts(), {'GetItem': 1, 'PutItem': 1})}")
 
+        with count_calls() as calls:
+            data = base64.b64encode(_png_of_size(2048, shade=3)).decode()
+            aws.call_api(
+                "POST", "/files", json_body={"filename": "s.png", "mediaType": "image/png", "data": data}
+            )
+        minimum = {"GetItem": 1, "PutItem": 1, "PutObject": 1, "TransactWriteItems": 1}
+        print(
+            f"   small upload (dedup miss): {_ratio(calls.counts(), minimum)} "
+            "(the row before the bytes, then ready with its hash row in one transaction)"
+        )
+
         for size in (1024, 50 * MIB):
             for verified in (True, False):
                 counts, read, status = _trigger_reads(aws, size, verified)

@@ -88,7 +88,7 @@ def run() -> None:
             "POWERTOOLS_LOG_LEVEL": "ERROR",
         }
         with local_aws(**settings) as aws:
-            model_client.model_client.cache_clear()
+            model_client.reset()
             _direct(fake), _worker(aws)  # warm both paths once
             direct = [_direct(fake) for _ in range(RUNS)]
             worker = [_worker(aws) for _ in range(RUNS)]
@@ -116,4 +116,4 @@ def run() -> None:
                     f"   STREAM_FLUSH_MS={flush_ms:>3}: {writes} reply writes for ~{chunks} streamed chunks "
                     f"(ratio {writes / chunks:.3f})"
                 )
-        model_client.model_client.cache_clear()
+        model_client.reset()

@@ -8,12 +8,12 @@ timeout keep one invocation from hammering a struggling model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Literal
 
 import openai
 
-from agentfiles.data.secrets import read_secret
+from agentfiles.data import secrets
 from agentfiles.settings import get_settings
 
 
@@ -21,23 +21,45 @@ class ModelNotConfigured(Exception):
     pass
 
 
-@cache
-def model_client() -> openai.OpenAI:
-    """One client per container; the API key is read from Secrets Manager once."""
+def api_key() -> str | None:
+    """The key as configured, or as the secret holds it now (read again once it is
+    older than SECRET_MAX_AGE_SECONDS, so a rotated key needs no cold start)."""
     settings = get_settings()
-    key = settings.openai_api_key
-    if not key and settings.openai_api_key_secret_arn:
-        key = read_secret(settings.openai_api_key_secret_arn).strip() or None
+    if settings.openai_api_key:
+        return settings.openai_api_key
+    if settings.openai_api_key_secret_arn:
+        return (
+            secrets.read_secret(settings.openai_api_key_secret_arn, settings.secret_max_age_seconds).strip()
+            or None
+        )
+    return None
+
+
+def model_client() -> openai.OpenAI:
+    """The client for the current key: one per container while the key stays the same."""
+    settings = get_settings()
+    key = api_key()
     if not key and not settings.openai_base_url:
         raise ModelNotConfigured(
             "no model is configured: set OPENAI_API_KEY (or its secret) or OPENAI_BASE_URL"
         )
+    return _client(key or "not-needed", settings.openai_base_url, settings.model_timeout_seconds)
+
+
+@lru_cache(maxsize=1)
+def _client(key: str, base_url: str | None, timeout_seconds: float) -> openai.OpenAI:
     return openai.OpenAI(
-        api_key=key or "not-needed",
-        base_url=settings.openai_base_url,
+        api_key=key,
+        base_url=base_url,
         max_retries=0,
-        timeout=openai.Timeout(settings.model_timeout_seconds, connect=10.0),
+        timeout=openai.Timeout(timeout_seconds, connect=10.0),
     )
+
+
+def reset() -> None:
+    """Forget the client and the cached key (tests, after changing the model's settings)."""
+    _client.cache_clear()
+    secrets.reset()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,6 @@ def worker(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> Iterator[LocalA
         RETRY_BASE_SECONDS="0",
         STREAM_FLUSH_MS="0",
     ) as aws:
-        model_client.model_client.cache_clear()
+        model_client.reset()
         yield aws
-    model_client.model_client.cache_clear()
+    model_client.reset()

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import threading
+import time
 
 import pytest
 from PIL import Image
@@ -224,9 +225,11 @@ def test_a_delivery_while_another_worker_streams_comes_back_later(worker, model)
     # Given a reply another worker is streaming under a live lease
     from agentfiles.data import replies
     from agentfiles.models.common import now_ms
+    from agentfiles.models.messages import MessageRef
 
     thread, reply_id = _ask(worker, "hello")
-    assert replies.take_lease("alice", thread, reply_id, "other", now_ms(), now_ms() + 60_000)
+    lease = replies.Lease(MessageRef("alice", thread, reply_id), "other")
+    assert replies.take_lease(lease, now_ms(), now_ms() + 60_000)
     # When the job is delivered
     result = worker.deliver("generations")
     # Then it fails back to the queue, untouched, without a model call
@@ -237,9 +240,11 @@ def test_a_delivery_while_another_worker_streams_comes_back_later(worker, model)
 def test_an_expired_lease_is_taken_over(worker, model):
     from agentfiles.data import replies
     from agentfiles.models.common import now_ms
+    from agentfiles.models.messages import MessageRef
 
     thread, reply_id = _ask(worker, "hello")
-    assert replies.take_lease("alice", thread, reply_id, "crashed", now_ms() - 10_000, now_ms() - 1)
+    lease = replies.Lease(MessageRef("alice", thread, reply_id), "crashed")
+    assert replies.take_lease(lease, now_ms() - 10_000, now_ms() - 1)
     assert worker.deliver("generations") == {"batchItemFailures": []}
     assert _reply(worker, thread, reply_id)["status"] == "success"
 
@@ -274,27 +279,39 @@ def test_without_a_configured_model_the_reply_fails_clearly(worker, model, monke
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_API_KEY")
     get_settings.cache_clear()
-    model_client.model_client.cache_clear()
+    model_client.reset()
     thread, reply_id = _ask(worker, "hello")
     worker.deliver("generations")
     reply = _reply(worker, thread, reply_id)
     assert reply["status"] == "failed" and reply["error"]["code"] == "model_not_configured"
 
 
-def test_the_api_key_is_read_from_secrets_manager_once(worker, model, monkeypatch):
+def test_the_api_key_is_read_once_per_max_age_and_a_rotated_key_is_picked_up_warm(worker, model, monkeypatch):
     from agentfiles import model_client
     from agentfiles.settings import get_settings
 
-    arn = worker.sm.create_secret(Name="openai", SecretString="sk-from-secret")["ARN"]
+    # Given the key in Secrets Manager, kept for a second once read
+    arn = worker.sm.create_secret(Name="openai", SecretString="sk-first")["ARN"]
     monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.setenv("OPENAI_API_KEY_SECRET_ARN", arn)
+    monkeypatch.setenv("SECRET_MAX_AGE_SECONDS", "1")
     get_settings.cache_clear()
-    model_client.model_client.cache_clear()
+    model_client.reset()
+    # When the worker asks for its client twice
     with count_calls() as calls:
         first = model_client.model_client()
         second = model_client.model_client()
-    assert first is second and first.api_key == "sk-from-secret"
+    # Then the secret was read once, and both are the same client
+    assert first is second and first.api_key == "sk-first"
     assert calls.names().count("GetSecretValue") == 1
+
+    # Given the key rotated, and the cached value older than its max age
+    worker.sm.put_secret_value(SecretId=arn, SecretString="sk-rotated")
+    time.sleep(1.1)
+    # When the same (warm) container asks again
+    rotated = model_client.model_client()
+    # Then it uses the new key without a cold start
+    assert rotated.api_key == "sk-rotated"
 
 
 def test_an_image_request_gets_a_picture_that_the_reply_holds_one_reference_on(worker, model):

@@ -178,7 +178,7 @@ class ReferenceCounting(RuleBasedStateMachine):
             return
         self.aws.dynamodb.update_item(
             TableName=self.aws.resources.table_name,
-            Key=keys.file_key("alice", file_id),
+            Key=keys.file_key("alice", file_id).dynamo,
             UpdateExpression="SET uploadExpiresAt = :past",
             ExpressionAttributeValues={":past": to_value(now_ms() - 1)},
         )

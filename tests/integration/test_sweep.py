@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentfiles.data import keys
-from agentfiles.data import messages as rows
+from agentfiles.data import sweep as rows
 from agentfiles.data.table import from_item, to_value
 from agentfiles.logic import sweep
 from agentfiles.models.common import now_ms
@@ -46,7 +46,7 @@ def _lost_reply(aws) -> tuple[str, dict[str, Any], dict[str, Any]]:
     thread = aws.new_thread()
     saved = aws.call_api("POST", f"/threads/{thread}/messages", json_body={"content": "hello?"}).body
     assert len(aws.drain("generations")) == 1  # the job is lost
-    key = keys.message_key("alice", thread, saved["reply"]["id"])
+    key = keys.message_key("alice", thread, saved["reply"]["id"]).dynamo
     _set(aws, key, sweepAt=now_ms() - MINUTE_MS)
     return thread, saved, key
 
@@ -159,7 +159,7 @@ def test_given_an_ended_reply_still_marked_when_the_sweep_runs_then_it_loses_its
 def test_given_two_sweeps_that_read_the_same_reply_when_both_act_then_the_job_is_sent_once(aws):
     # Given two overlapping runs that both read the same overdue reply from the index
     _thread, saved, _key = _lost_reply(aws)
-    shard = keys.sweep_shard(rows.REPLY_SWEEP, saved["reply"]["id"])
+    shard = keys.sweep_shard(keys.REPLY_SWEEP, saved["reply"]["id"])
     [due] = rows.due_for_sweep(shard, now_ms(), 10, None).due
     # When both settle it
     outcomes = [sweep.sweep_reply(due, now_ms()), sweep.sweep_reply(due, now_ms())]
@@ -190,7 +190,7 @@ def test_given_a_deleting_thread_whose_cleanup_job_was_lost_when_the_sweep_runs_
     aws.call_api("POST", f"/threads/{thread}/messages", json_body={"content": "bye", "generate": False})
     assert aws.call_api("DELETE", f"/threads/{thread}").status == 202
     assert len(aws.drain("maintenance")) == 1
-    key = keys.thread_key("alice", thread)
+    key = keys.thread_key("alice", thread).dynamo
     _set(aws, key, sweepAt=now_ms() - MINUTE_MS)
     # When the sweep runs
     result = sweep.run_sweep(_ample)
@@ -212,8 +212,8 @@ def test_given_a_deleting_thread_whose_cleanup_job_was_lost_when_the_sweep_runs_
 def test_given_an_active_thread_with_a_stray_marker_when_the_sweep_runs_then_the_marker_is_removed(aws):
     # Given an active thread carrying a sweep marker that is due
     thread = aws.new_thread()
-    key = keys.thread_key("alice", thread)
-    _set(aws, key, sweepShard=keys.sweep_shard(rows.THREAD_SWEEP, thread), sweepAt=now_ms() - MINUTE_MS)
+    key = keys.thread_key("alice", thread).dynamo
+    _set(aws, key, sweepShard=keys.sweep_shard(keys.THREAD_SWEEP, thread), sweepAt=now_ms() - MINUTE_MS)
     # When the sweep runs
     result = sweep.run_sweep(_ample)
     # Then no cleanup is sent for it, and it leaves the index

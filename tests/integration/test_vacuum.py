@@ -48,7 +48,7 @@ def _age(aws, file_id: str, *, days: float = 2, owner: str = "alice") -> None:
         values[":expires"] = {"N": str(row["uploadExpiresAt"] - shift)}
     aws.dynamodb.update_item(
         TableName=aws.resources.table_name,
-        Key=keys.file_key(owner, file_id),
+        Key=keys.file_key(owner, file_id).dynamo,
         UpdateExpression="SET " + ", ".join(names),
         ExpressionAttributeValues=values,
     )
@@ -56,7 +56,7 @@ def _age(aws, file_id: str, *, days: float = 2, owner: str = "alice") -> None:
 
 def _hash_row(aws, sha256: str, owner: str = "alice") -> dict | None:
     return aws.dynamodb.get_item(
-        TableName=aws.resources.table_name, Key=keys.hash_key(owner, sha256), ConsistentRead=True
+        TableName=aws.resources.table_name, Key=keys.hash_key(owner, sha256).dynamo, ConsistentRead=True
     ).get("Item")
 
 
@@ -188,7 +188,7 @@ def test_given_a_pending_upload_whose_url_expired_less_than_grace_ago_when_the_v
     row = aws.file_row("alice", file["id"])
     aws.dynamodb.update_item(
         TableName=aws.resources.table_name,
-        Key=keys.file_key("alice", file["id"]),
+        Key=keys.file_key("alice", file["id"]).dynamo,
         UpdateExpression="SET lastTouchedAt = :touched, uploadExpiresAt = :expires",
         ExpressionAttributeValues={
             ":touched": {"N": str(row["lastTouchedAt"] - 2 * DAY_MS)},

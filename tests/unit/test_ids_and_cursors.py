@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agentfiles.data.errors import BadCursor
 from agentfiles.data.table import decode_cursor, encode_cursor
-from agentfiles.errors import BadRequest
 from agentfiles.ids import is_ulid, new_ulid, next_ulid, ulid_time_ms
 
 
@@ -27,5 +27,5 @@ def test_a_cursor_round_trips_within_its_partition():
 
 @pytest.mark.parametrize("cursor", ["!!!", "e30", encode_cursor({"pk": {"S": "x"}, "sk": {"S": "HASH#1"}})])
 def test_a_cursor_for_another_kind_of_row_or_garbage_is_refused(cursor):
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadCursor):
         decode_cursor(cursor, "OWNER#a", "FILE#")

@@ -4,8 +4,28 @@ owners holds by construction: no request can name another owner's row."""
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
+from typing import Any
 
-from agentfiles.topology import GC_SHARDS, SWEEP_SHARDS
+from agentfiles.topology import GC_SHARDS, PARTITION_KEY, SORT_KEY, SWEEP_SHARDS
+
+
+@dataclass(frozen=True)
+class Key:
+    """The primary key of one row."""
+
+    pk: str
+    sk: str
+
+    @property
+    def dynamo(self) -> dict[str, Any]:
+        """As the DynamoDB client takes it."""
+        return {PARTITION_KEY: {"S": self.pk}, SORT_KEY: {"S": self.sk}}
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Key:
+        """The key of a row read with `table.get` or `table.query_page`."""
+        return cls(row[PARTITION_KEY], row[SORT_KEY])
 
 
 def owner_pk(owner: str) -> str:
@@ -36,24 +56,24 @@ def idempotency_sk(key: str) -> str:
     return f"IDEM#{key}"
 
 
-def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
+def file_key(owner: str, file_id: str) -> Key:
+    return Key(owner_pk(owner), file_sk(file_id))
 
 
-def file_key(owner: str, file_id: str) -> dict[str, dict[str, str]]:
-    return key(owner_pk(owner), file_sk(file_id))
+def hash_key(owner: str, sha256: str) -> Key:
+    return Key(owner_pk(owner), hash_sk(sha256))
 
 
-def hash_key(owner: str, sha256: str) -> dict[str, dict[str, str]]:
-    return key(owner_pk(owner), hash_sk(sha256))
+def thread_key(owner: str, thread_id: str) -> Key:
+    return Key(owner_pk(owner), thread_sk(thread_id))
 
 
-def thread_key(owner: str, thread_id: str) -> dict[str, dict[str, str]]:
-    return key(owner_pk(owner), thread_sk(thread_id))
+def message_key(owner: str, thread_id: str, message_id: str) -> Key:
+    return Key(thread_pk(owner, thread_id), message_sk(message_id))
 
 
-def message_key(owner: str, thread_id: str, message_id: str) -> dict[str, dict[str, str]]:
-    return key(thread_pk(owner, thread_id), message_sk(message_id))
+def idempotency_key(owner: str, thread_id: str, key: str) -> Key:
+    return Key(thread_pk(owner, thread_id), idempotency_sk(key))
 
 
 def object_key(owner: str, file_id: str) -> str:
@@ -76,6 +96,11 @@ def gc_shard(file_id: str) -> str:
 
 def gc_shards() -> list[str]:
     return [f"GC#{n}" for n in range(GC_SHARDS)]
+
+
+# The sweep index's partitions: replies that must finish, threads being deleted.
+REPLY_SWEEP = "REPLY"
+THREAD_SWEEP = "THREAD"
 
 
 def sweep_shard(kind: str, item_id: str) -> str:

@@ -14,55 +14,40 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 from agentfiles.data import keys
-from agentfiles.data.table import table_name, to_value
+from agentfiles.data.table import Update, cond
 from agentfiles.models.common import iso_from_ms
 
 
-def take(owner: str, file_ids: Iterable[str], now_ms: int) -> list[dict[str, Any]]:
+def take(owner: str, file_ids: Iterable[str], now_ms: int) -> list[Update]:
     return [
-        {
-            "Update": {
-                "TableName": table_name(),
-                "Key": keys.file_key(owner, file_id),
-                "UpdateExpression": "SET refcount = refcount + :one, lastTouchedAt = :now, updatedAt = :iso "
-                "REMOVE gcShard",
-                "ConditionExpression": "#status = :ready",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":one": to_value(1),
-                    ":ready": to_value("ready"),
-                    ":now": to_value(now_ms),
-                    ":iso": to_value(iso_from_ms(now_ms)),
-                },
-                # On failure DynamoDB returns the file as it was, so the caller can say
-                # which file was not ready and why, without reading it again.
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
+        Update(
+            keys.file_key(owner, file_id),
+            set={"lastTouchedAt": now_ms, "updatedAt": iso_from_ms(now_ms)},
+            add={"refcount": 1},
+            remove=["gcShard"],
+            when=cond("#status = :ready", ready="ready"),
+            # On failure DynamoDB returns the file as it was, so the caller can say
+            # which file was not ready and why, without reading it again.
+            old_on_failure=True,
+        )
         for file_id in dict.fromkeys(file_ids)
     ]
 
 
-def release(owner: str, counts: Counter[str] | dict[str, int], now_ms: int) -> list[dict[str, Any]]:
+def release(owner: str, counts: Counter[str] | dict[str, int], now_ms: int) -> list[Update]:
     return [
-        {
-            "Update": {
-                "TableName": table_name(),
-                "Key": keys.file_key(owner, file_id),
-                "UpdateExpression": "SET refcount = refcount - :n, lastTouchedAt = :now, updatedAt = :iso, "
-                "gcShard = :shard",
-                "ConditionExpression": "refcount >= :n",
-                "ExpressionAttributeValues": {
-                    ":n": to_value(n),
-                    ":now": to_value(now_ms),
-                    ":iso": to_value(iso_from_ms(now_ms)),
-                    ":shard": to_value(keys.gc_shard(file_id)),
-                },
-            }
-        }
+        Update(
+            keys.file_key(owner, file_id),
+            set={
+                "lastTouchedAt": now_ms,
+                "updatedAt": iso_from_ms(now_ms),
+                "gcShard": keys.gc_shard(file_id),
+            },
+            add={"refcount": -n},
+            when=cond("#refcount >= :n", n=n),
+        )
         for file_id, n in counts.items()
         if n > 0
     ]

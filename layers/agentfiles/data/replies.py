@@ -11,100 +11,83 @@ deleted reply stops its writer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.data import clients, keys, refcounts
-from agentfiles.data.messages import message_record
-from agentfiles.data.table import TransactionCancelled, from_item, table_name, to_value, transact
+from agentfiles.data import keys, refcounts, table
+from agentfiles.data.errors import ConditionFailed, TransactionCancelled
+from agentfiles.data.table import Update, cond
 from agentfiles.models.common import iso_from_ms
-from agentfiles.models.messages import MessageError, MessageRecord, Part, Usage
+from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, Part, Usage
+
+# Attributes a reply sheds when it ends: no lease, and nothing left for the sweep.
+_ENDED = ("leaseId", "leaseUntil", "sweepShard", "sweepAt")
 
 
-def _key(owner: str, thread_id: str, reply_id: str) -> dict[str, Any]:
-    return keys.message_key(owner, thread_id, reply_id)
+@dataclass(frozen=True)
+class Lease:
+    """One worker's hold on one reply."""
+
+    reply: MessageRef
+    id: str
+
+    @property
+    def key(self) -> keys.Key:
+        return keys.message_key(self.reply.owner, self.reply.thread_id, self.reply.message_id)
+
+    def holds(self) -> table.Condition:
+        return cond("#leaseId = :lease", lease=self.id)
 
 
-def take_lease(
-    owner: str, thread_id: str, reply_id: str, lease_id: str, now_ms: int, lease_until_ms: int
-) -> MessageRecord | None:
+def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> MessageRecord | None:
     """pending → streaming under this lease, or take over a streaming reply whose lease
     ran out. Returns the reply, or None when it is someone else's, ended, or gone."""
-    client = clients.dynamodb()
     try:
-        response = client.update_item(
-            TableName=table_name(),
-            Key=_key(owner, thread_id, reply_id),
-            UpdateExpression="SET #status = :streaming, leaseId = :lease, leaseUntil = :until, "
-            "sweepAt = :until, updatedAt = :iso",
-            ConditionExpression="attribute_exists(pk) AND (#status = :pending OR "
-            "(#status = :streaming AND leaseUntil < :now))",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":streaming": to_value("streaming"),
-                ":pending": to_value("pending"),
-                ":lease": to_value(lease_id),
-                ":until": to_value(lease_until_ms),
-                ":now": to_value(now_ms),
-                ":iso": to_value(iso_from_ms(now_ms)),
+        row = table.update(
+            lease.key,
+            set={
+                "status": "streaming",
+                "leaseId": lease.id,
+                "leaseUntil": lease_until_ms,
+                "sweepAt": lease_until_ms,
+                "updatedAt": iso_from_ms(now_ms),
             },
-            ReturnValues="ALL_NEW",
+            when=cond(
+                "attribute_exists(#pk) AND "
+                "(#status = :pending OR (#status = :streaming AND #leaseUntil < :now))",
+                pending="pending",
+                streaming="streaming",
+                now=now_ms,
+            ),
+            returns="new",
         )
-    except client.exceptions.ConditionalCheckFailedException:
+    except ConditionFailed:
         return None
-    return message_record(from_item(response["Attributes"]))
+    return table.record_of(MessageRecord, row) if row else None
 
 
-def read(owner: str, thread_id: str, reply_id: str) -> dict[str, Any] | None:
+def read(reply: MessageRef) -> table.Row | None:
     """The raw row, lease attributes included."""
-    response = clients.dynamodb().get_item(
-        TableName=table_name(), Key=_key(owner, thread_id, reply_id), ConsistentRead=True
-    )
-    item = response.get("Item")
-    return from_item(item) if item else None
+    return table.get(keys.message_key(reply.owner, reply.thread_id, reply.message_id))
 
 
-def _update(
-    owner: str, thread_id: str, reply_id: str, lease_id: str, expression: str, names: dict, values: dict
-) -> bool:
-    """One update of the reply, only while this lease holds it."""
-    kwargs: dict[str, Any] = {
-        "TableName": table_name(),
-        "Key": _key(owner, thread_id, reply_id),
-        "UpdateExpression": expression,
-        "ConditionExpression": "leaseId = :lease",
-        "ExpressionAttributeValues": {":lease": to_value(lease_id), **values},
-    }
-    if names:
-        kwargs["ExpressionAttributeNames"] = names
-    client = clients.dynamodb()
+def _update(lease: Lease, **changes: Any) -> bool:
+    """One update of the reply, only while this lease holds it. False when the lease
+    is lost (taken over, or the reply deleted)."""
     try:
-        client.update_item(**kwargs)
-    except client.exceptions.ConditionalCheckFailedException:
+        table.update(lease.key, when=lease.holds(), **changes)
+    except ConditionFailed:
         return False
     return True
 
 
-def write_progress(owner: str, thread_id: str, reply_id: str, lease_id: str, text: str, now_ms: int) -> bool:
-    """The text so far. False when the lease is lost (taken over, or the reply deleted)."""
-    return _update(
-        owner,
-        thread_id,
-        reply_id,
-        lease_id,
-        "SET content = :content, updatedAt = :iso",
-        {},
-        {":content": to_value([{"type": "text", "text": text}]), ":iso": to_value(iso_from_ms(now_ms))},
-    )
-
-
-_ENDED = "REMOVE leaseId, leaseUntil, sweepShard, sweepAt"
+def write_progress(lease: Lease, text: str, now_ms: int) -> bool:
+    """The text so far."""
+    return _update(lease, set={"content": [{"type": "text", "text": text}], "updatedAt": iso_from_ms(now_ms)})
 
 
 def finish(
-    owner: str,
-    thread_id: str,
-    reply_id: str,
-    lease_id: str,
+    lease: Lease,
     *,
     text: str,
     model: str,
@@ -112,58 +95,35 @@ def finish(
     finish_reason: str | None,
     now_ms: int,
 ) -> bool:
-    values: dict[str, Any] = {
-        ":content": to_value([{"type": "text", "text": text}] if text else []),
-        ":success": to_value("success"),
-        ":model": to_value(model),
-        ":iso": to_value(iso_from_ms(now_ms)),
-        ":reason": to_value(finish_reason or "stop"),
+    changes: dict[str, Any] = {
+        "content": [{"type": "text", "text": text}] if text else [],
+        "status": "success",
+        "model": model,
+        "updatedAt": iso_from_ms(now_ms),
+        "finishReason": finish_reason or "stop",
     }
-    expression = (
-        "SET content = :content, #status = :success, model = :model, updatedAt = :iso, finishReason = :reason"
-    )
     if usage:
-        expression += ", #usage = :usage"
-        values[":usage"] = to_value(usage.model_dump(by_alias=True))
-    names = {"#status": "status", **({"#usage": "usage"} if usage else {})}
-    return _update(owner, thread_id, reply_id, lease_id, f"{expression} {_ENDED}", names, values)
+        changes["usage"] = usage.dump()
+    return _update(lease, set=changes, remove=_ENDED)
 
 
-def finish_with_file(
-    owner: str,
-    thread_id: str,
-    reply_id: str,
-    lease_id: str,
-    *,
-    content: list[Part],
-    file_id: str,
-    model: str,
-    now_ms: int,
-) -> bool:
+def finish_with_file(lease: Lease, *, content: list[Part], file_id: str, model: str, now_ms: int) -> bool:
     """ONE transaction: the reply gets its picture and holds one reference on it."""
-    update = {
-        "Update": {
-            "TableName": table_name(),
-            "Key": _key(owner, thread_id, reply_id),
-            "UpdateExpression": "SET content = :content, fileIds = :ids, #status = :success, model = :model, "
-            f"updatedAt = :iso, finishReason = :reason {_ENDED}",
-            "ConditionExpression": "leaseId = :lease",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":content": to_value(
-                    [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content]
-                ),
-                ":ids": to_value([file_id]),
-                ":success": to_value("success"),
-                ":model": to_value(model),
-                ":iso": to_value(iso_from_ms(now_ms)),
-                ":reason": to_value("stop"),
-                ":lease": to_value(lease_id),
-            },
-        }
-    }
+    update = Update(
+        lease.key,
+        set={
+            "content": [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content],
+            "fileIds": [file_id],
+            "status": "success",
+            "model": model,
+            "updatedAt": iso_from_ms(now_ms),
+            "finishReason": "stop",
+        },
+        remove=_ENDED,
+        when=lease.holds(),
+    )
     try:
-        transact([update, *refcounts.take(owner, [file_id], now_ms)])
+        table.transact([update, *refcounts.take(lease.reply.owner, [file_id], now_ms)])
     except TransactionCancelled as cancelled:
         if cancelled.failed(0):
             return False
@@ -171,38 +131,18 @@ def finish_with_file(
     return True
 
 
-def fail(owner: str, thread_id: str, reply_id: str, lease_id: str, error: MessageError, now_ms: int) -> bool:
+def fail(lease: Lease, error: MessageError, now_ms: int) -> bool:
     return _update(
-        owner,
-        thread_id,
-        reply_id,
-        lease_id,
-        f"SET #status = :failed, #error = :error, updatedAt = :iso {_ENDED}",
-        {"#status": "status", "#error": "error"},
-        {
-            ":failed": to_value("failed"),
-            ":error": to_value(error.dump()),
-            ":iso": to_value(iso_from_ms(now_ms)),
-        },
+        lease,
+        set={"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)},
+        remove=_ENDED,
     )
 
 
-def release_lease(
-    owner: str, thread_id: str, reply_id: str, lease_id: str, sweep_at_ms: int, now_ms: int
-) -> bool:
+def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> bool:
     """Back to pending, text cleared, for the next delivery of the job to start over."""
     return _update(
-        owner,
-        thread_id,
-        reply_id,
-        lease_id,
-        "SET #status = :pending, content = :empty, sweepAt = :sweep, updatedAt = :iso "
-        "REMOVE leaseId, leaseUntil",
-        {"#status": "status"},
-        {
-            ":pending": to_value("pending"),
-            ":empty": to_value([]),
-            ":sweep": to_value(sweep_at_ms),
-            ":iso": to_value(iso_from_ms(now_ms)),
-        },
+        lease,
+        set={"status": "pending", "content": [], "sweepAt": sweep_at_ms, "updatedAt": iso_from_ms(now_ms)},
+        remove=("leaseId", "leaseUntil"),
     )

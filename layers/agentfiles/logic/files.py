@@ -136,10 +136,22 @@ def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> S
     sha256 = hashlib.sha256(content).hexdigest()
     if existing := _dedup_hit(owner, sha256):
         return StoredFile(existing, deduplicated=True)
-    record = _new_record(owner, filename, media_type, len(content), sha256, "ready")
+    # The row comes before the bytes: the bucket tells the upload trigger of every
+    # object, and a trigger that finds no row removes the object as an orphan. Until
+    # the bytes are in, the row is an upload that expires now, so a crash between the
+    # two leaves a row the vacuum removes after the grace period, never a ready file
+    # without its object.
+    record = _new_record(owner, filename, media_type, len(content), sha256, "pending")
+    record = record.model_copy(update={"upload_expires_at": record.last_touched_at})
+    file_rows.create(record)
     etag = blobs.put(record.s3_key, content, media_type, sha256)
-    file_rows.create_ready(record, etag)
-    return StoredFile(record, deduplicated=False)
+    if file_rows.mark_ready(record, sha256, etag, now_ms()):
+        return StoredFile(record.model_copy(update={"status": "ready", "upload_expires_at": None}), False)
+    # The upload trigger checked the object first and settled the row.
+    settled = file_rows.get(owner, record.id)
+    if settled is None or settled.status != "ready":
+        raise Conflict(f"file {record.id} could not be stored; retry", code="conflict")
+    return StoredFile(settled, deduplicated=False)
 
 
 def store_small_file(owner: str, request: SmallUploadRequest) -> StoredFile:

@@ -16,6 +16,7 @@ from typing import Any
 from agentfiles.data import blobs, replies
 from agentfiles.data import files as file_rows
 from agentfiles.data import messages as rows
+from agentfiles.data.replies import Lease
 from agentfiles.logic.files import store_bytes
 from agentfiles.logic.sniff import IMAGE_TYPES, PDF, TEXT_TYPES, sniff
 from agentfiles.model_client import ModelFailure, classify, model_client
@@ -57,52 +58,44 @@ class Outcome:
 
 def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcome:
     settings = get_settings()
-    lease_id = uuid.uuid4().hex
+    lease = Lease(job.reply, uuid.uuid4().hex)
     now = now_ms()
-    reply = replies.take_lease(
-        job.owner, job.thread_id, job.reply_id, lease_id, now, now + settings.lease_seconds * 1000
-    )
+    reply = replies.take_lease(lease, now, now + settings.lease_seconds * 1000)
     if reply is None:
         return _not_taken(job)
-    logger.append_keys(reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease_id)
+    logger.append_keys(reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease.id)
     last_attempt = receive_count >= max_receives
     try:
         if job.kind == "image":
-            return _draw(job, reply, lease_id)
-        return _answer(job, reply, lease_id)
+            return _draw(job, reply, lease)
+        return _answer(job, reply, lease)
     except LeaseLost:
         logger.info("lease lost; another worker or a delete owns the reply now")
         return Outcome("lease_lost")
     except UnsupportedContent as error:
-        return _fail(job, lease_id, MessageError(code="unsupported_content", message=str(error)))
+        return _fail(lease, MessageError(code="unsupported_content", message=str(error)))
     except Exception as error:
         failure = classify(error)
         if failure is None:
             if last_attempt:
-                _fail(
-                    job, lease_id, MessageError(code="internal_error", message="the reply could not be made")
-                )
+                _fail(lease, MessageError(code="internal_error", message="the reply could not be made"))
             else:
-                _release(job, lease_id)
+                _release(lease)
             raise
         if not failure.retryable:
-            return _fail(job, lease_id, MessageError(code=failure.code, message=failure.message))
+            return _fail(lease, MessageError(code=failure.code, message=failure.message))
         if last_attempt:
             # The job goes to the DLQ after this; the reply says why it never came.
-            _fail(
-                job,
-                lease_id,
-                MessageError(code=failure.code, message=f"gave up after retries: {failure.message}"),
-            )
+            _fail(lease, MessageError(code=failure.code, message=f"gave up after retries: {failure.message}"))
         else:
-            _release(job, lease_id)
+            _release(lease)
         raise RetryLater(failure.code, _backoff(failure, receive_count)) from error
 
 
 def _not_taken(job: GenerationJob) -> Outcome:
     """The lease was refused: the reply ended already (a duplicate delivery), is gone,
     or another worker is streaming it right now."""
-    row = replies.read(job.owner, job.thread_id, job.reply_id)
+    row = replies.read(job.reply)
     if row is None or row["status"] in ("success", "failed"):
         return Outcome("skipped")
     wait_ms = max(0, int(row.get("leaseUntil", 0)) - now_ms())
@@ -117,29 +110,21 @@ def _backoff(failure: ModelFailure, receive_count: int) -> int:
     return min(MAX_RETRY_DELAY_S, delay)
 
 
-def _fail(job: GenerationJob, lease_id: str, error: MessageError) -> Outcome:
+def _fail(lease: Lease, error: MessageError) -> Outcome:
     logger.warning("reply failed", extra={"code": error.code, "error_message": error.message})
-    replies.fail(job.owner, job.thread_id, job.reply_id, lease_id, error, now_ms())
+    replies.fail(lease, error, now_ms())
     return Outcome("failed", error_code=error.code)
 
 
-def _release(job: GenerationJob, lease_id: str) -> None:
-    settings = get_settings()
+def _release(lease: Lease) -> None:
     now = now_ms()
-    replies.release_lease(
-        job.owner,
-        job.thread_id,
-        job.reply_id,
-        lease_id,
-        now + settings.pending_reply_sweep_seconds * 1000,
-        now,
-    )
+    replies.release_lease(lease, now + get_settings().pending_reply_sweep_seconds * 1000, now)
 
 
 # ---- chat ----------------------------------------------------------------------
 
 
-def _answer(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
+def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     settings = get_settings()
     history = [
         m
@@ -178,18 +163,13 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
                 finish_reason = choice.finish_reason or finish_reason
             if len(pieces) > written and time.monotonic() - last_flush >= flush_every:
                 # At most one write per flush interval, however many chunks arrive.
-                if not replies.write_progress(
-                    job.owner, job.thread_id, job.reply_id, lease_id, "".join(pieces), now_ms()
-                ):
+                if not replies.write_progress(lease, "".join(pieces), now_ms()):
                     raise LeaseLost
                 written, writes, last_flush = len(pieces), writes + 1, time.monotonic()
     finally:
         stream.close()
     if not replies.finish(
-        job.owner,
-        job.thread_id,
-        job.reply_id,
-        lease_id,
+        lease,
         text="".join(pieces),
         model=model,
         usage=usage,
@@ -271,7 +251,7 @@ def _data_url(media_type: str, content: bytes) -> str:
 # ---- images --------------------------------------------------------------------
 
 
-def _draw(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
+def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     settings = get_settings()
     prompt_message = rows.get_message(job.owner, job.thread_id, job.message_id)
     if prompt_message is None:
@@ -296,10 +276,7 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease_id: str) -> Outcome:
     stored = store_bytes(job.owner, f"generated-{job.reply_id}.{extension}", media_type, content)
     parts: list[Part] = [ImagePart(type="image", file_id=stored.record.id, media_type=media_type)]
     if not replies.finish_with_file(
-        job.owner,
-        job.thread_id,
-        job.reply_id,
-        lease_id,
+        lease,
         content=parts,
         file_id=stored.record.id,
         model=model,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
+from typing import Literal
 
 from agentfiles.data import jobs
 from agentfiles.data import messages as rows
-from agentfiles.data.messages import IdempotencyRecord, SaveRefused
+from agentfiles.data.errors import Unavailable
+from agentfiles.data.messages import Exchange, IdempotencyRecord, SaveRefused
 from agentfiles.errors import (
     BadRequest,
     Conflict,
@@ -41,7 +44,7 @@ from agentfiles.settings import get_settings
 # A DynamoDB item holds at most 400 KB; content beyond this is refused.
 MAX_CONTENT_BYTES = 350_000
 IDEMPOTENCY_KEY_MAX = 255
-_SAVE_ATTEMPTS = 3
+_DELETE_ATTEMPTS = 3
 
 
 def _request_hash(thread_id: str, body: dict) -> str:
@@ -101,16 +104,21 @@ def _prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[
     return prepared, list(dict.fromkeys([*part_files, *request.file_ids]))
 
 
-def _new_exchange(
-    owner: str,
-    thread_id: str,
-    content: list[Part],
-    file_ids: list[str],
-    generate: bool,
-    model: str | None,
-    job: str = "chat",
-    size: str | None = None,
-) -> tuple[MessageRecord, MessageRecord | None, int]:
+@dataclass(frozen=True)
+class Draft:
+    """What a request asks to save, before ids and times are given to it."""
+
+    content: list[Part]
+    file_ids: list[str]
+    generate: bool
+    model: str | None
+    request_hash: str
+    job: Literal["chat", "image"] = "chat"
+    image_size: str | None = None
+
+
+def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None) -> Exchange:
+    settings = get_settings()
     now = now_ms()
     iso = iso_from_ms(now)
     message_id = new_ulid(now)
@@ -119,29 +127,39 @@ def _new_exchange(
         thread_id=thread_id,
         owner=owner,
         role="user",
-        content=content,
-        file_ids=file_ids,
+        content=draft.content,
+        file_ids=draft.file_ids,
         status="success",
         created_at=iso,
         updated_at=iso,
     )
     reply = None
-    if generate:
-        settings = get_settings()
+    if draft.generate:
+        default_model = settings.image_model if draft.job == "image" else settings.model
         reply = MessageRecord(
             id=next_ulid(message_id),
             thread_id=thread_id,
             owner=owner,
             role="assistant",
             status="pending",
-            model=model or (settings.image_model if job == "image" else settings.model),
+            model=draft.model or default_model,
             reply_to=message_id,
-            job=job,
-            image_size=size,
+            job=draft.job,
+            image_size=draft.image_size,
             created_at=iso,
             updated_at=iso,
         )
-    return message, reply, now
+    idempotency = None
+    if idempotency_key:
+        idempotency = IdempotencyRecord(
+            key=idempotency_key,
+            message_id=message.id,
+            reply_id=reply.id if reply else None,
+            request_hash=draft.request_hash,
+            expires_at=now // 1000 + settings.idempotency_ttl_seconds,
+        )
+    sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
+    return Exchange(message, reply, now, idempotency, sweep_at)
 
 
 def save_message(
@@ -150,79 +168,50 @@ def save_message(
     if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
     content, file_ids = _prepare(owner, request)
-    return _save(
-        owner,
-        thread_id,
-        content,
-        file_ids,
-        request.generate,
-        request.model,
-        idempotency_key,
-        _request_hash(thread_id, request.model_dump(mode="json", by_alias=True)),
-        job="chat",
+    draft = Draft(
+        content=content,
+        file_ids=file_ids,
+        generate=request.generate,
+        model=request.model,
+        request_hash=_request_hash(thread_id, request.model_dump(mode="json", by_alias=True)),
     )
+    return _save(owner, thread_id, draft, idempotency_key)
 
 
 def request_image(
     owner: str, thread_id: str, request: ImageRequest, idempotency_key: str | None = None
 ) -> SavedMessage:
     """The prompt as a user message, and a pending reply that will get the picture."""
-    return _save(
-        owner,
-        thread_id,
-        [TextPart(text=request.prompt)],
-        [],
-        True,
-        request.model,
-        idempotency_key,
-        _request_hash(thread_id, {"image": request.model_dump(mode="json", by_alias=True)}),
+    draft = Draft(
+        content=[TextPart(text=request.prompt)],
+        file_ids=[],
+        generate=True,
+        model=request.model,
+        request_hash=_request_hash(thread_id, {"image": request.model_dump(mode="json", by_alias=True)}),
         job="image",
-        size=request.size,
+        image_size=request.size,
     )
+    return _save(owner, thread_id, draft, idempotency_key)
 
 
-def _save(
-    owner: str,
-    thread_id: str,
-    content: list[Part],
-    file_ids: list[str],
-    generate: bool,
-    model: str | None,
-    idempotency_key: str | None,
-    request_hash: str,
-    *,
-    job: str,
-    size: str | None = None,
-) -> SavedMessage:
-    settings = get_settings()
-    for _ in range(_SAVE_ATTEMPTS):
-        message, reply, now = _new_exchange(owner, thread_id, content, file_ids, generate, model, job, size)
-        idempotency = None
-        if idempotency_key:
-            idempotency = IdempotencyRecord(
-                key=idempotency_key,
-                message_id=message.id,
-                reply_id=reply.id if reply else None,
-                request_hash=request_hash,
-                expires_at=now // 1000 + settings.idempotency_ttl_seconds,
-            )
-        sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
-        try:
-            rows.save_exchange(message, reply, now, idempotency=idempotency, reply_sweep_at_ms=sweep_at)
-            break
-        except SaveRefused as refused:
-            if refused.reason == "conflict":
-                continue
-            if refused.reason == "idempotency_key_used":
-                return _replay(owner, thread_id, idempotency_key or "", request_hash)
-            if refused.reason == "thread_unavailable":
-                raise NotFound(f"thread {thread_id} not found", code="thread_not_found") from refused
-            raise _file_problem(refused) from refused
-    else:
-        raise Conflict("the message could not be saved for concurrent changes; retry", code="conflict")
-    if reply:
-        queue_reply(reply)
-    return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
+def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None) -> SavedMessage:
+    exchange = _new_exchange(owner, thread_id, draft, idempotency_key)
+    try:
+        rows.save_exchange(exchange)
+    except SaveRefused as refused:
+        if refused.reason == "conflict":
+            raise Conflict(
+                "the message could not be saved for concurrent changes; retry", code="conflict"
+            ) from refused
+        if refused.reason == "idempotency_key_used":
+            return _replay(owner, thread_id, idempotency_key or "", draft.request_hash)
+        if refused.reason == "thread_unavailable":
+            raise NotFound(f"thread {thread_id} not found", code="thread_not_found") from refused
+        raise _file_problem(refused) from refused
+    if exchange.reply:
+        queue_reply(exchange.reply)
+    reply = MessageOut.of(exchange.reply) if exchange.reply else None
+    return SavedMessage(message=MessageOut.of(exchange.message), reply=reply)
 
 
 def _file_problem(refused: SaveRefused) -> Exception:
@@ -252,7 +241,7 @@ def generation_job(reply: MessageRecord) -> GenerationJob:
 def queue_reply(reply: MessageRecord) -> None:
     try:
         jobs.send_generation(generation_job(reply))
-    except jobs.QueueUnavailable as error:
+    except Unavailable as error:
         raise ServiceUnavailable(
             "the message is saved but its reply could not be queued; retry with the same Idempotency-Key",
             code="queue_unavailable",
@@ -276,24 +265,15 @@ def _replay(owner: str, thread_id: str, key: str, request_hash: str) -> SavedMes
     reply = rows.get_message(owner, thread_id, record.reply_id) if record.reply_id else None
     if reply and reply.status == "pending":
         queue_reply(reply)
-    return SavedMessage(message=message_out(message), reply=message_out(reply) if reply else None)
+    return SavedMessage(message=MessageOut.of(message), reply=MessageOut.of(reply) if reply else None)
 
 
 # ---- reading -------------------------------------------------------------------
 
 
 def _part_out(part: Part, files: dict[str, FileRecord], urls: dict[str, tuple[str, str]]) -> PartOut:
-    if isinstance(part, TextPart):
-        return PartOut(type="text", text=part.text)
-    out = PartOut(
-        type=part.type,
-        file_id=part.file_id,
-        url=part.url,
-        data=part.data,
-        media_type=part.media_type,
-        filename=getattr(part, "filename", None),
-    )
-    record = files.get(part.file_id) if part.file_id else None
+    out = PartOut.of(part)
+    record = files.get(part.file_id) if not isinstance(part, TextPart) and part.file_id else None
     if record is not None:
         if record.status == "ready":
             if record.id not in urls:
@@ -305,29 +285,13 @@ def _part_out(part: Part, files: dict[str, FileRecord], urls: dict[str, tuple[st
     return out
 
 
-def message_out(
-    record: MessageRecord,
-    files: dict[str, FileRecord] | None = None,
-    urls: dict[str, tuple[str, str]] | None = None,
+def message_view(
+    record: MessageRecord, files: dict[str, FileRecord], urls: dict[str, tuple[str, str]] | None = None
 ) -> MessageOut:
-    """The API view of a message; file parts get URLs for the `files` given."""
-    files = files or {}
+    """A message as read back: its file parts carry URLs minted now (one per file,
+    shared through `urls` across a page)."""
     urls = {} if urls is None else urls
-    return MessageOut(
-        id=record.id,
-        thread_id=record.thread_id,
-        role=record.role,
-        content=[_part_out(p, files, urls) for p in record.content],
-        file_ids=record.file_ids,
-        status=record.status,
-        error=record.error,
-        model=record.model,
-        usage=record.usage,
-        finish_reason=record.finish_reason,
-        reply_to=record.reply_to,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
+    return MessageOut.of(record, [_part_out(p, files, urls) for p in record.content])
 
 
 def _part_file_ids(records: list[MessageRecord]) -> list[str]:
@@ -341,7 +305,7 @@ def list_messages(owner: str, thread_id: str, limit: int, cursor: str | None) ->
     if thread is None or thread.status != "active":
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     urls: dict[str, tuple[str, str]] = {}
-    return MessagePage(items=[message_out(r, files, urls) for r in records], next_cursor=next_cursor)
+    return MessagePage(items=[message_view(r, files, urls) for r in records], next_cursor=next_cursor)
 
 
 def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
@@ -353,12 +317,12 @@ def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     if record is None:
         raise NotFound(f"message {message_id} not found", code="message_not_found")
-    return message_out(record, files)
+    return message_view(record, files)
 
 
 def delete_message(owner: str, thread_id: str, message_id: str) -> None:
     """Delete one message and release its references in the same transaction."""
-    for _ in range(_SAVE_ATTEMPTS):
+    for _ in range(_DELETE_ATTEMPTS):
         record = rows.get_message(owner, thread_id, message_id)
         if record is None:
             raise NotFound(f"message {message_id} not found", code="message_not_found")

@@ -28,13 +28,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentfiles.data import jobs, keys, replies
-from agentfiles.data import messages as rows
-from agentfiles.data.messages import REPLY_SWEEP, THREAD_SWEEP, SweepDue
+from agentfiles.data import sweep as rows
+from agentfiles.data.keys import REPLY_SWEEP, THREAD_SWEEP
+from agentfiles.data.replies import Lease
+from agentfiles.data.sweep import SweepDue
 from agentfiles.logic.messages import queue_reply
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
 from agentfiles.models import common
 from agentfiles.models.jobs import ThreadCleanupJob
-from agentfiles.models.messages import MessageError
+from agentfiles.models.messages import MessageError, MessageRef
 from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
@@ -101,13 +103,13 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
 
 def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: int) -> Outcome:
     """Fail a reply its job never finished, under a lease so no worker writes after."""
-    lease = uuid.uuid4().hex
-    if replies.take_lease(owner, thread_id, reply_id, lease, now_ms, now_ms + 60_000) is None:
+    lease = Lease(MessageRef(owner, thread_id, reply_id), uuid.uuid4().hex)
+    if replies.take_lease(lease, now_ms, now_ms + 60_000) is None:
         return "unchanged"  # a worker took it up meanwhile
     error = MessageError(
         code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
     )
-    return "failed" if replies.fail(owner, thread_id, reply_id, lease, error, now_ms) else "unchanged"
+    return "failed" if replies.fail(lease, error, now_ms) else "unchanged"
 
 
 def sweep_thread(due: SweepDue, now_ms: int) -> Outcome:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agentfiles.data import jobs
-from agentfiles.data import messages as rows
+from agentfiles.data import messages as message_rows
+from agentfiles.data import threads as rows
+from agentfiles.data.errors import Unavailable
 from agentfiles.errors import NotFound
 from agentfiles.ids import new_ulid
 from agentfiles.models.common import iso_from_ms, now_ms
@@ -46,7 +48,7 @@ def delete_thread(owner: str, thread_id: str) -> None:
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     try:
         jobs.send_thread_cleanup(ThreadCleanupJob(owner=owner, thread_id=thread_id))
-    except jobs.QueueUnavailable:
+    except Unavailable:
         # The thread is already gone for the client; the vacuum's sweep re-sends the
         # job for threads left deleting, so the answer is still 202.
         logger.warning("cleanup job not sent; the sweep will re-send it", extra={"thread_id": thread_id})
@@ -66,11 +68,11 @@ def purge_thread(
         return True
     stalled = 0
     while time_left_ms() > reserve_ms:
-        page = rows.thread_rows_page(owner, thread_id, CLEANUP_PAGE)
+        page = message_rows.thread_rows_page(owner, thread_id, CLEANUP_PAGE)
         if not page:
             rows.delete_thread_row(owner, thread_id)
             return True
-        if rows.delete_rows(owner, page, now_ms()) == 0:
+        if message_rows.delete_rows(owner, page, now_ms()) == 0:
             # Every transaction of the page lost a race (a reply gained a file as
             # it finished); re-reading gives the current rows. Give up for this
             # delivery if it keeps happening, the job comes back.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from agentfiles.models.common import CamelModel
-from agentfiles.models.messages import ImageSize
+from agentfiles.models.messages import ImageSize, MessageRef
 
 
 class GenerationJob(CamelModel):
@@ -17,6 +17,10 @@ class GenerationJob(CamelModel):
     reply_id: str
     model: str | None = None
     size: ImageSize | None = None
+
+    @property
+    def reply(self) -> MessageRef:
+        return MessageRef(self.owner, self.thread_id, self.reply_id)
 
 
 class ThreadCleanupJob(CamelModel):

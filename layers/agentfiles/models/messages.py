@@ -7,6 +7,7 @@ back carry freshly minted URLs for their files; URLs are never stored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -80,6 +81,29 @@ class PartOut(OmitNone):
     filename: str | None = None
     size: int | None = None
 
+    @classmethod
+    def of(cls, part: Part) -> PartOut:
+        """A stored part as it is, before any file it names is looked up."""
+        if isinstance(part, TextPart):
+            return cls(type="text", text=part.text)
+        return cls(
+            type=part.type,
+            file_id=part.file_id,
+            url=part.url,
+            data=part.data,
+            media_type=part.media_type,
+            filename=getattr(part, "filename", None),
+        )
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Which message: ids are unique only within their owner's thread."""
+
+    owner: str
+    thread_id: str
+    message_id: str
+
 
 class MessageError(CamelModel):
     code: str
@@ -129,6 +153,26 @@ class MessageOut(OmitNone):
     reply_to: str | None = None
     created_at: str
     updated_at: str
+
+    @classmethod
+    def of(cls, record: MessageRecord, content: list[PartOut] | None = None) -> MessageOut:
+        """The API view of a message; `content` is its parts as read back (with URLs
+        minted for their files), or the stored parts as they are."""
+        return cls(
+            id=record.id,
+            thread_id=record.thread_id,
+            role=record.role,
+            content=[PartOut.of(p) for p in record.content] if content is None else content,
+            file_ids=record.file_ids,
+            status=record.status,
+            error=record.error,
+            model=record.model,
+            usage=record.usage,
+            finish_reason=record.finish_reason,
+            reply_to=record.reply_to,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
 
 
 class SaveMessageRequest(RequestModel):
