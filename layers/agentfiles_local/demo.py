@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
 from agentfiles_local.client import ApiError, Client
 from agentfiles_local.events import schedule_event
+from agentfiles_local.process import StackProcess
 
 
 class StepFailed(Exception):
@@ -38,47 +33,15 @@ def _check(condition: bool, what: str) -> None:
 @contextmanager
 def _own_stack() -> Iterator[str]:
     """`agentfiles serve` on a free port, with no grace period, for the tour only."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "MOTO_PORT": "0",
-        "GRACE_SECONDS": "0",
-        "VACUUM_INTERVAL_SECONDS": "3600",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
-        env.pop(name, None)
-    log = Path(tempfile.mkstemp(prefix="agentfiles-demo-", suffix=".log")[1])
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agentfiles_local.cli", "serve"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise StepFailed(f"the local stack did not start; see {log}")
-            time.sleep(0.2)
-        print(f"started a local stack at {url} (log: {log})")
-        yield url
+        stack = StackProcess.start({"GRACE_SECONDS": "0", "VACUUM_INTERVAL_SECONDS": "3600"}, attempts=1)
+    except RuntimeError as problem:
+        raise StepFailed(str(problem)) from None
+    print(f"started a local stack at {stack.base_url} (log: {stack.output_path})")
+    try:
+        yield stack.base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stack.stop()
 
 
 def _picture() -> bytes:

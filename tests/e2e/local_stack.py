@@ -1,8 +1,9 @@
 """The local stack as a separate process, driven over HTTP as any client drives it.
 
-`LocalStackProcess.start(env)` runs `python -m agentfiles_local.cli serve` on a free
-port, waits for `/health`, and gives tests what they need: tokens, an API caller,
-the presigned upload dance, bounded polling, and boto3 clients on the stack's moto.
+`LocalStackProcess.start(env)` runs `agentfiles serve` on a free port (through
+`agentfiles_local.process`, as the demo does), waits for `/health`, and gives tests
+what they need: tokens, an API caller, the presigned upload dance, bounded polling,
+and boto3 clients on the stack's moto.
 Tests normally take the session's stack through the `local_stack` fixture; a test
 that needs other settings (a short grace period, a failing model...) starts its own.
 """
@@ -10,41 +11,21 @@ that needs other settings (a short grace period, a failing model...) starts its 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import boto3
 import requests
 
+from agentfiles_local.process import StackProcess
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
-# Settings a developer's shell may hold that would change what the stack does.
-_CLEARED = (
-    "OPENAI_BASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_API_KEY_SECRET_ARN",
-    "AWS_PROFILE",
-    "AWS_ENDPOINT_URL",
-)
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(
@@ -63,68 +44,16 @@ def wait_for(
 
 
 @dataclass
-class LocalStackProcess:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    output_path: Path
-    health: dict[str, Any] = field(default_factory=dict)
+class LocalStackProcess(StackProcess):
+    """A started stack, with what tests do with it."""
+
     _tokens: dict[str, str] = field(default_factory=dict)
 
-    # ---- lifecycle
-
     @classmethod
-    def start(cls, env: dict[str, str] | None = None, attempts: int = 3) -> LocalStackProcess:
-        """Start a stack on a free port (trying another if that port is taken in the
-        meantime) and wait until it answers `/health`."""
-        for attempt in range(1, attempts + 1):
-            port = free_port()
-            environment = {key: value for key, value in os.environ.items() if key not in _CLEARED}
-            environment.update({"PORT": str(port), "MOTO_PORT": "0", "PYTHONUNBUFFERED": "1"})
-            environment.update(env or {})
-            output = Path(tempfile.mkstemp(prefix="agentfiles-local-", suffix=".log")[1])
-            with output.open("wb") as sink:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "agentfiles_local.cli", "serve"],
-                    cwd=REPO_ROOT,
-                    env=environment,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                )
-            stack = cls(process, f"http://127.0.0.1:{port}", output)
-            if stack._wait_until_healthy():
-                return stack
-            stack.stop()
-            if attempt == attempts or "Address already in use" not in stack.output():
-                raise RuntimeError(f"the local stack did not start:\n{stack.output()}")
-        raise AssertionError("unreachable")
-
-    def _wait_until_healthy(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                response = requests.get(f"{self.base_url}/health", timeout=2)
-                if response.status_code == 200:
-                    self.health = response.json()
-                    return True
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a user's Ctrl-C or a service manager would; kill if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
-
-    def output(self, tail_chars: int = 20_000) -> str:
-        text = self.output_path.read_text(errors="replace")
-        return text[-tail_chars:]
+    def start(
+        cls, env: Mapping[str, str] | None = None, *, attempts: int = 3, cwd: Path | None = None
+    ) -> Self:
+        return super().start(env, attempts=attempts, cwd=cwd or REPO_ROOT)  # type: ignore[return-value]
 
     # ---- HTTP
 
