@@ -13,7 +13,13 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 DOMAIN_PACKAGE_DIR = REPO_ROOT / "layers" / "agentfiles"
 REQUIREMENTS_DIR = REPO_ROOT / "layers" / "requirements"
 
-HANDLER = "handler.lambda_handler"
+
+def handler_of(function_name: str) -> str:
+    """Each function ships as `functions/<name>/` and is imported by that name, on
+    Lambda as in the repository and the local stack."""
+    return f"functions.{function_name}.handler.lambda_handler"
+
+
 SERVICE_PREFIX = "agentfiles"
 METRICS_NAMESPACE = "agentfiles"
 

@@ -22,17 +22,18 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from agentfiles import topology
+from infra import permissions
 from infra.compliance import acknowledge, arn_wildcard_finding
 from infra.config import DeploymentConfig
 from infra.constants import (
     COMMON_REQUIREMENTS,
     DOMAIN_PACKAGE_DIR,
     FUNCTIONS_DIR,
-    HANDLER,
     METRICS_NAMESPACE,
     MODEL_REQUIREMENTS,
     REQUIREMENTS_DIR,
     SERVICE_PREFIX,
+    handler_of,
     requirements_for,
 )
 from infra.queues import WorkQueues
@@ -115,6 +116,9 @@ class PipInstall:
             "--disable-pip-version-check",
             # Bytecode compiled here would be for this interpreter, not the runtime's.
             "--no-compile",
+            # Each file pins its whole closure; a dependency it leaves out on purpose
+            # (botocore, which the runtime brings) must not be pulled in to shadow it.
+            "--no-deps",
             "--platform",
             PIP_PLATFORM,
             "--implementation",
@@ -141,6 +145,34 @@ class PipInstall:
             # this build does not use.
             raise RuntimeError(f"pip could not build the layer from {self.requirements}:\n{result.stderr}")
         return True
+
+
+@jsii.implements(ILocalBundling)
+class CopyFunction:
+    """Puts a function at `functions/<name>/` of its asset, so that it imports its own
+    modules (`functions.api.routes`) by the same names on Lambda as in the repository."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        package = Path(output_dir) / FUNCTIONS_DIR.name
+        shutil.copytree(FUNCTIONS_DIR / self.name, package / self.name, ignore=_IGNORED)
+        shutil.copy2(FUNCTIONS_DIR / "__init__.py", package / "__init__.py")
+        return True
+
+
+def function_code(name: str) -> lambda_.Code:
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR / name),
+        exclude=_CACHES,
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image,
+            # Never run: local bundling always succeeds (see `domain_layer`).
+            command=["cp", "-r", ".", f"/asset-output/{FUNCTIONS_DIR.name}/{name}"],
+            local=CopyFunction(name),
+        ),
+    )
 
 
 def domain_layer(scope: Construct) -> lambda_.LayerVersion:
@@ -311,11 +343,12 @@ class Functions(Construct):
         statements = self._permissions(spec.name)
         for statement in statements:
             role.add_to_policy(statement)
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
-        )
+        if spec.traced:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+            )
         if any(self.objects_arn in statement.resources for statement in statements):
             acknowledge(
                 role,
@@ -329,8 +362,8 @@ class Functions(Construct):
             description=spec.description,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / spec.name), exclude=_CACHES),
+            handler=handler_of(spec.name),
+            code=function_code(spec.name),
             layers=layers,
             role=role,
             timeout=Duration.seconds(spec.timeout_seconds),
@@ -341,90 +374,29 @@ class Functions(Construct):
             application_log_level_v2=_APPLICATION_LOG_LEVELS[self.config.log_level],
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if spec.traced else lambda_.Tracing.DISABLED,
         )
 
-    def _permissions(self, name: str) -> list[iam.PolicyStatement]:
-        """What each function does, beyond consuming its queue (the event source grants that)."""
+    def _resource_arn(self, resource: str) -> str:
+        """The ARN of a resource named in `infra.permissions`."""
         table = self.storage.table.table_arn
-        objects = self.objects_arn
-        generations = self.queues["generations"]
-        maintenance = self.queues["maintenance"].queue.queue_arn
-        match name:
-            case "api":
-                return [
-                    _allow(
-                        [
-                            "dynamodb:GetItem",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem",
-                            "dynamodb:Query",
-                            "dynamodb:BatchGetItem",
-                            # TransactWriteItems is authorised by the item actions it contains.
-                            "dynamodb:ConditionCheckItem",
-                        ],
-                        table,
-                    ),
-                    # Presigned PUT and GET URLs carry the signer's permissions.
-                    _allow(["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], objects),
-                    _allow(["sqs:SendMessage"], generations.queue.queue_arn, maintenance),
-                ]
-            case "upload_trigger":
-                return [
-                    _allow(
-                        [
-                            "dynamodb:GetItem",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem",
-                        ],
-                        table,
-                    ),
-                    # GetObject also covers HEAD; DeleteObject removes rejected uploads.
-                    _allow(["s3:GetObject", "s3:DeleteObject"], objects),
-                ]
-            case "generate":
-                return [
-                    _allow(
-                        [
-                            "dynamodb:GetItem",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:Query",
-                            "dynamodb:BatchGetItem",
-                            "dynamodb:ConditionCheckItem",
-                        ],
-                        table,
-                    ),
-                    _allow(["s3:GetObject", "s3:PutObject"], objects),
-                    # Backoff for retryable model errors: the message's visibility is extended.
-                    _allow(["sqs:ChangeMessageVisibility"], generations.queue.queue_arn),
-                    _allow(["sqs:SendMessage"], generations.dlq.queue_arn),
-                    _allow(["secretsmanager:GetSecretValue"], self.openai_secret.secret_arn),
-                ]
-            case "maintenance":
-                return [
-                    _allow(
-                        [
-                            "dynamodb:GetItem",
-                            "dynamodb:UpdateItem",
-                            "dynamodb:DeleteItem",
-                            "dynamodb:Query",
-                            "dynamodb:ConditionCheckItem",
-                        ],
-                        table,
-                    ),
-                    # A long thread is removed in pages; the next page is a new message.
-                    _allow(["sqs:SendMessage"], maintenance),
-                ]
-            case "vacuum":
-                indexes = [f"{table}/index/{index.name}" for index in topology.INDEXES]
-                return [
-                    _allow(["dynamodb:Query"], table, *indexes),
-                    _allow(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], table),
-                    _allow(["s3:DeleteObject"], objects),
-                    # Stuck work found by the sweep is sent again.
-                    _allow(["sqs:SendMessage"], generations.queue.queue_arn, maintenance),
-                ]
-        raise ValueError(f"no permissions declared for function {name!r}")
+        if resource == permissions.TABLE:
+            return table
+        if resource.startswith("index:"):
+            return f"{table}/index/{resource.removeprefix('index:')}"
+        if resource == permissions.OBJECTS:
+            return self.objects_arn
+        if resource == permissions.SECRET:
+            return self.openai_secret.secret_arn
+        kind, _, queue = resource.partition(":")
+        if kind in ("queue", "dlq"):
+            work = self.queues[queue]
+            return (work.queue if kind == "queue" else work.dlq).queue_arn
+        raise ValueError(f"unknown resource {resource!r} in infra.permissions")
+
+    def _permissions(self, name: str) -> list[iam.PolicyStatement]:
+        """What the function does, beyond consuming its queue (the event source grants that)."""
+        return [
+            _allow(list(grant.actions), *(self._resource_arn(r) for r in grant.resources))
+            for grant in permissions.PERMISSIONS[name]
+        ]

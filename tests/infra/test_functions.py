@@ -60,10 +60,11 @@ def test_given_a_function_spec_when_synthesized_then_it_runs_python_on_arm64_wit
     # Then it runs a current Python on arm64 with the timeout and memory of its spec
     assert props["Runtime"] == "python3.14"
     assert props["Architectures"] == ["arm64"]
-    assert props["Handler"] == "handler.lambda_handler"
+    assert props["Handler"] == f"functions.{name}.handler.lambda_handler"
     assert props["Timeout"] == spec.timeout_seconds
     assert props["MemorySize"] == spec.memory_mb
-    assert props["TracingConfig"] == {"Mode": "Active"}
+    # And only the traced function records X-Ray segments (the others have no tracing config)
+    assert props.get("TracingConfig") == ({"Mode": "Active"} if spec.traced else None)
     # And no function-level DLQ: SQS DLQs and the schedule's DLQ catch failures
     assert "DeadLetterConfig" not in props
 

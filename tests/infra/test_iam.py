@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from agentfiles import topology
+from infra import permissions
 from tests.infra.synthesis import Synthesized
 
 CONSUME = {
@@ -61,87 +62,43 @@ def _grants(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
     return dict(grants)
 
 
-def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
-    """The permission table of the design, resolved to this template's logical ids."""
+def _resource(synthesized: Synthesized, resource: str) -> str:
+    """A resource of `infra.permissions`, as `_resource_name` reads the template."""
     stack = synthesized.stack
     table = f"{synthesized.logical_id(stack.storage.table)}.Arn"
-    objects = f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
-    queue = {work: f"{synthesized.logical_id(stack.queues[work].queue)}.Arn" for work in topology.QUEUES}
-    generations_dlq = f"{synthesized.logical_id(stack.queues['generations'].dlq)}.Arn"
-    secret = stack.functions.openai_secret
-    secret_arn = (
-        stack.config.openai_secret_arn
-        if stack.config.openai_secret_arn
-        else synthesized.logical_id(secret)  # a created secret's Ref is its ARN
-    )
+    if resource == permissions.TABLE:
+        return table
+    if resource.startswith("index:"):
+        return f"{table}/index/{resource.removeprefix('index:')}"
+    if resource == permissions.OBJECTS:
+        return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    if resource == permissions.SECRET:
+        # A created secret's Ref is its ARN; a given one is its literal ARN.
+        return stack.config.openai_secret_arn or synthesized.logical_id(stack.functions.openai_secret)
+    kind, _, name = resource.partition(":")
+    work = stack.queues[name]
+    return f"{synthesized.logical_id(work.queue if kind == 'queue' else work.dlq)}.Arn"
+
+
+def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
+    """The permission table, resolved to this template's logical ids, plus what every
+    function gets: its log group, its queue as a consumer, X-Ray where it is traced."""
+    stack = synthesized.stack
     log_group = f"{synthesized.logical_id(stack.functions.log_groups[name])}.Arn"
-
-    def allow(actions: set[str], *resources: str) -> dict[str, set[str]]:
-        return {action: set(resources) for action in actions}
-
-    grants = {**allow(LOGGING, log_group), **allow(TRACING, "*")}
-    if name == "api":
-        grants |= allow(
-            {
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-                "dynamodb:BatchGetItem",
-                "dynamodb:ConditionCheckItem",
-            },
-            table,
-        )
-        grants |= allow({"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}, objects)
-        grants |= allow({"sqs:SendMessage"}, queue["generations"], queue["maintenance"])
-    elif name == "upload_trigger":
-        grants |= allow(
-            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, table
-        )
-        grants |= allow({"s3:GetObject", "s3:DeleteObject"}, objects)
-        grants |= allow(CONSUME, queue["uploads"])
-    elif name == "generate":
-        grants |= allow(
-            {
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:Query",
-                "dynamodb:BatchGetItem",
-                "dynamodb:ConditionCheckItem",
-            },
-            table,
-        )
-        grants |= allow({"s3:GetObject", "s3:PutObject"}, objects)
-        grants |= allow(CONSUME, queue["generations"])
-        grants |= allow({"sqs:SendMessage"}, generations_dlq)
-        grants |= allow({"secretsmanager:GetSecretValue"}, secret_arn)
-    elif name == "maintenance":
-        grants |= allow(
-            {
-                "dynamodb:GetItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-                "dynamodb:ConditionCheckItem",
-            },
-            table,
-        )
-        grants |= allow(CONSUME, queue["maintenance"])
-        grants |= allow({"sqs:SendMessage"}, queue["maintenance"])
-    elif name == "vacuum":
-        grants |= allow({"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, table)
-        grants |= allow(
-            {"dynamodb:Query"},
-            table,
-            *(f"{table}/index/{index.name}" for index in topology.INDEXES),
-        )
-        grants |= allow({"s3:DeleteObject"}, objects)
-        grants |= allow({"sqs:SendMessage"}, queue["generations"], queue["maintenance"])
-    else:
-        raise AssertionError(f"no expectation for {name}")
-    return grants
+    grants: dict[str, set[str]] = defaultdict(set)
+    for action in LOGGING:
+        grants[action].add(log_group)
+    if topology.FUNCTIONS[name].traced:
+        for action in TRACING:
+            grants[action].add("*")
+    for spec in topology.QUEUES.values():
+        if spec.consumer == name:
+            for action in CONSUME:
+                grants[action].add(_resource(synthesized, permissions.queue(spec.name)))
+    for grant in permissions.PERMISSIONS[name]:
+        for action in grant.actions:
+            grants[action] |= {_resource(synthesized, resource) for resource in grant.resources}
+    return dict(grants)
 
 
 @pytest.mark.parametrize("name", list(topology.FUNCTIONS))
@@ -164,7 +121,8 @@ def test_given_a_function_role_when_synthesized_then_no_action_is_a_wildcard_and
 
     # Then no action has a wildcard, and only X-Ray (which cannot be scoped) has resource "*"
     assert not [action for action in grants if "*" in action]
-    assert {action for action, resources in grants.items() if "*" in resources} == TRACING
+    unscoped = {action for action, resources in grants.items() if "*" in resources}
+    assert unscoped == (TRACING if topology.FUNCTIONS[name].traced else set())
     # And the only resource wildcard is the bucket's objects (keys are per owner and file)
     objects = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/*"
     for action, resources in grants.items():

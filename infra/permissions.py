@@ -1,0 +1,103 @@
+"""What each function may do, in one table that the stack grants and the IAM tests
+check the synthesized roles against.
+
+Resources are named by what they are (`table`, `objects`, `queue:generations`, ...),
+not by ARN: the stack resolves them to its resources' ARNs, the tests to their
+logical ids. Consuming a queue is granted by the event source mapping and is not
+listed here; neither are the function's own log group and X-Ray writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agentfiles import topology
+
+
+@dataclass(frozen=True)
+class Grant:
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+TABLE = "table"
+INDEXES = tuple(f"index:{index.name}" for index in topology.INDEXES)
+OBJECTS = "objects"
+SECRET = "secret"
+
+
+def queue(name: str) -> str:
+    return f"queue:{name}"
+
+
+def dlq(name: str) -> str:
+    return f"dlq:{name}"
+
+
+# Every table write in a TransactWriteItems is authorised by its item's own action
+# (PutItem, UpdateItem, DeleteItem, ConditionCheckItem).
+PERMISSIONS: dict[str, tuple[Grant, ...]] = {
+    "api": (
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
+            ),
+            (TABLE,),
+        ),
+        # Presigned PUT and GET URLs carry the signer's permissions.
+        Grant(("s3:PutObject", "s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
+        Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+    ),
+    "upload_trigger": (
+        Grant(
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)
+        ),
+        # GetObject also covers HEAD; DeleteObject removes rejected uploads.
+        Grant(("s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
+    ),
+    "generate": (
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
+            ),
+            (TABLE,),
+        ),
+        Grant(("s3:GetObject", "s3:PutObject"), (OBJECTS,)),
+        # Backoff for retryable model errors: the message's visibility is extended.
+        Grant(("sqs:ChangeMessageVisibility",), (queue("generations"),)),
+        Grant(("sqs:SendMessage",), (dlq("generations"),)),
+        Grant(("secretsmanager:GetSecretValue",), (SECRET,)),
+    ),
+    "maintenance": (
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            ),
+            (TABLE,),
+        ),
+        # A long thread is removed in pages; the next page is a new message.
+        Grant(("sqs:SendMessage",), (queue("maintenance"),)),
+    ),
+    "vacuum": (
+        Grant(("dynamodb:Query",), (TABLE, *INDEXES)),
+        Grant(("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)),
+        Grant(("s3:DeleteObject",), (OBJECTS,)),
+        # Stuck work found by the sweep is sent again.
+        Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+    ),
+}
