@@ -8,11 +8,9 @@ machine's load affects both alike.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.imports import run_probe
+
 RUNS = 7
 MEASURED = ("api", "upload_trigger", "generate")
 
@@ -46,19 +44,10 @@ print(time.perf_counter() - t)
 
 
 def _time(code: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'layers'}",
-            "PATH": "/usr/bin:/bin",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        },
-    )
-    return out.stdout.split()
+    probe = run_probe(code)
+    if probe.returncode != 0:
+        raise RuntimeError(probe.stderr)
+    return probe.stdout.split()
 
 
 def run() -> None:

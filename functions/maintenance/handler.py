@@ -12,6 +12,10 @@ from agentfiles.data import jobs
 from agentfiles.logic.threads import purge_thread
 from agentfiles.models.jobs import ThreadCleanupJob
 from agentfiles.observability import logger, metrics
+from agentfiles.settings import get_settings
+
+# Fail at init, naming any variable the deployment did not set.
+get_settings()
 
 # Report every failed record, even when all of a batch failed, instead of failing the
 # invocation: the records return to the queue either way, and Lambda error alarms then

@@ -13,6 +13,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentfiles.logic.inspection import inspect_upload
 from agentfiles.models.notifications import S3EventNotification
 from agentfiles.observability import logger, metrics
+from agentfiles.settings import get_settings
+
+# Fail at init, naming any variable the deployment did not set.
+get_settings()
 
 # Report every failed record, even when all of a batch failed, instead of failing the
 # invocation: the records return to the queue either way, and Lambda error alarms then

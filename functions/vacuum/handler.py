@@ -16,6 +16,10 @@ from pydantic.alias_generators import to_camel
 from agentfiles.logic.sweep import SWEEP_TIME_MS, SweepResult, run_sweep
 from agentfiles.logic.vacuum import VacuumResult, run_vacuum
 from agentfiles.observability import logger, metrics
+from agentfiles.settings import get_settings
+
+# Fail at init, naming any variable the deployment did not set.
+get_settings()
 
 
 def _summary(result: VacuumResult | SweepResult) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Every setting the functions read, from the environment, in one model.
 
-A function reads it once per container through `get_settings()`; tests and the
-local stack call `get_settings.cache_clear()` after changing the environment.
+A function reads it once per container through `get_settings()`, at init: the
+resources a deployment names (`DEPLOYMENT_VARIABLES`) have no defaults, so a function
+started without them stops there with a message naming what is missing, instead of
+running against the wrong table. Tests and the local stack call
+`get_settings.cache_clear()` after changing the environment.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import os
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_ALLOWED_MEDIA_TYPES = (
     "image/png",
@@ -31,11 +34,12 @@ MIB = 1024 * KIB
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    table_name: str = Field("agentfiles", alias="TABLE_NAME")
-    bucket_name: str = Field("agentfiles-files", alias="BUCKET_NAME")
-    generations_queue_url: str = Field("", alias="GENERATIONS_QUEUE_URL")
-    generations_dlq_url: str = Field("", alias="GENERATIONS_DLQ_URL")
-    maintenance_queue_url: str = Field("", alias="MAINTENANCE_QUEUE_URL")
+    # Named by the deployment (the CDK stack, or the local stack): no defaults.
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    bucket_name: str = Field(alias="BUCKET_NAME", min_length=1)
+    generations_queue_url: str = Field(alias="GENERATIONS_QUEUE_URL", min_length=1)
+    generations_dlq_url: str = Field(alias="GENERATIONS_DLQ_URL", min_length=1)
+    maintenance_queue_url: str = Field(alias="MAINTENANCE_QUEUE_URL", min_length=1)
 
     # Files
     upload_url_ttl_seconds: int = Field(900, alias="UPLOAD_URL_TTL_SECONDS", ge=60, le=7 * 24 * 3600)
@@ -54,6 +58,9 @@ class Settings(BaseModel):
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")
     openai_api_key_secret_arn: str | None = Field(None, alias="OPENAI_API_KEY_SECRET_ARN")
+    # How long a key read from the secret is used before it is read again, so a rotated
+    # key is picked up without a cold start.
+    secret_max_age_seconds: int = Field(300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     model: str = Field("gpt-4o-mini", alias="MODEL")
     image_model: str = Field("gpt-image-1", alias="IMAGE_MODEL")
     model_timeout_seconds: float = Field(120.0, alias="MODEL_TIMEOUT_SECONDS", gt=0)
@@ -83,6 +90,25 @@ class Settings(BaseModel):
         return value or None
 
 
+DEPLOYMENT_VARIABLES = tuple(
+    str(field.alias) for field in Settings.model_fields.values() if field.is_required()
+)
+
+
+class SettingsError(RuntimeError):
+    """The environment cannot make a working function; the message says which variable."""
+
+
 @cache
 def get_settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as error:
+        missing = [str(e["loc"][0]) for e in error.errors() if e["type"] == "missing"]
+        invalid = [f"{e['loc'][0]} ({e['msg']})" for e in error.errors() if e["type"] != "missing"]
+        problems = []
+        if missing:
+            problems.append("missing environment variable(s) " + ", ".join(missing))
+        if invalid:
+            problems.append("invalid " + ", ".join(invalid))
+        raise SettingsError("cannot start: " + "; ".join(problems)) from None

@@ -1,0 +1,63 @@
+"""What every route of the API shares: who the caller is, the path and query
+parameters, and the error responses each route declares in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from agentfiles.errors import Unauthorized
+from agentfiles.ids import ULID_PATTERN
+from agentfiles.models.common import ErrorBody
+
+
+class Router(APIGatewayHttpRouter):
+    """A group of routes, included by the one resolver in `handler.py`."""
+
+    def owner(self) -> str:
+        """The caller: the `sub` claim that the HTTP API's JWT authorizer verified."""
+        claims = self.current_event.request_context.authorizer.jwt_claim or {}
+        sub = claims.get("sub")
+        if not sub or "#" in sub or "/" in sub:
+            raise Unauthorized("a bearer token with a subject is required")
+        return sub
+
+
+_ERRORS = {
+    status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+    for status, description in (
+        (400, "Bad request"),
+        (401, "Missing or invalid token"),
+        (404, "Not found (or another owner's)"),
+        (409, "Conflict with the current state"),
+        (413, "Too large"),
+        (422, "Well-formed but not acceptable"),
+        (503, "A dependency is unavailable; retry"),
+    )
+}
+
+
+def errors(*statuses: int) -> dict[int, Any]:
+    """The error responses of a route: 401 for every route, and those named."""
+    return {status: _ERRORS[status] for status in (401, *statuses)}
+
+
+def json_response(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]
+ThreadId = Annotated[str, Path(alias="threadId", pattern=ULID_PATTERN, description="A thread id (ULID)")]
+MessageId = Annotated[str, Path(alias="messageId", pattern=ULID_PATTERN, description="A message id (ULID)")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Makes the request safe to retry: the same key and body return the saved message",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`nextCursor` of the previous page")]

@@ -1,0 +1,68 @@
+"""Files: register an upload, upload a small file, list, read, delete."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+
+from agentfiles.logic import files
+from agentfiles.models.files import FilePage, FileResponse, SmallUploadRequest, UploadRequest, UploadResponse
+from functions.api.contract import Cursor, FileId, Limit, Router, errors, json_response
+
+router = Router()
+
+
+@router.post(
+    "/files/uploads",
+    summary="Register a file and get a presigned PUT",
+    tags=["files"],
+    responses={
+        201: {"description": "Upload the bytes with the returned URL and headers"},
+        200: {"description": "This owner already has this content: no upload needed"},
+        **errors(413, 422),
+    },
+)
+def register_upload(request: UploadRequest) -> Response[UploadResponse]:
+    result = files.register_upload(router.owner(), request)
+    return json_response(200 if result.deduplicated else 201, result)
+
+
+@router.post(
+    "/files",
+    summary="Upload a small file in the body (base64), checked at once",
+    tags=["files"],
+    responses={
+        201: {"description": "Stored and ready"},
+        200: {"description": "Deduplicated"},
+        **errors(400, 413, 422),
+    },
+)
+def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
+    stored = files.store_small_file(router.owner(), request)
+    body = UploadResponse(file=files.file_out(stored.record), deduplicated=stored.deduplicated)
+    return json_response(200 if stored.deduplicated else 201, body)
+
+
+@router.get("/files", summary="List files, newest first", tags=["files"], responses=errors(400))
+def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
+    return files.list_files(router.owner(), limit, cursor)
+
+
+@router.get(
+    "/files/<fileId>",
+    summary="Read a file, with a fresh download URL when ready",
+    tags=["files"],
+    responses=errors(404),
+)
+def get_file(file_id: FileId) -> FileResponse:
+    return FileResponse(file=files.file_out(files.get_file(router.owner(), file_id)))
+
+
+@router.delete(
+    "/files/<fileId>",
+    summary="Delete a file that no message references",
+    tags=["files"],
+    responses={204: {"description": "Deleted"}, **errors(404, 409)},
+)
+def delete_file(file_id: FileId) -> Response[None]:
+    files.delete_file(router.owner(), file_id)
+    return Response(status_code=204)

@@ -1,0 +1,87 @@
+"""Messages of a thread: save (queueing the reply), list, read, delete, ask for an image."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+
+from agentfiles.logic import messages
+from agentfiles.models.messages import (
+    ImageRequest,
+    MessagePage,
+    MessageResponse,
+    SavedMessage,
+    SaveMessageRequest,
+)
+from functions.api.contract import (
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    MessageId,
+    Router,
+    ThreadId,
+    errors,
+    json_response,
+)
+
+router = Router()
+
+
+@router.post(
+    "/threads/<threadId>/messages",
+    summary="Save a message (and queue the assistant's reply)",
+    tags=["messages"],
+    responses={
+        201: {"description": "Saved; `reply` is the pending assistant message"},
+        **errors(400, 404, 409, 413, 422, 503),
+    },
+)
+def save_message(
+    thread_id: ThreadId, request: SaveMessageRequest, idempotency_key: IdempotencyKey = None
+) -> Response[SavedMessage]:
+    return json_response(201, messages.save_message(router.owner(), thread_id, request, idempotency_key))
+
+
+@router.get(
+    "/threads/<threadId>/messages",
+    summary="List messages, newest first; file parts carry fresh URLs",
+    tags=["messages"],
+    responses=errors(400, 404),
+)
+def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
+    return messages.list_messages(router.owner(), thread_id, limit, cursor)
+
+
+@router.get(
+    "/threads/<threadId>/messages/<messageId>",
+    summary="Read a message",
+    tags=["messages"],
+    responses=errors(404),
+)
+def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
+    return MessageResponse(message=messages.get_message(router.owner(), thread_id, message_id))
+
+
+@router.delete(
+    "/threads/<threadId>/messages/<messageId>",
+    summary="Delete a message, releasing its files",
+    tags=["messages"],
+    responses={204: {"description": "Deleted"}, **errors(404, 409)},
+)
+def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]:
+    messages.delete_message(router.owner(), thread_id, message_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/threads/<threadId>/images",
+    summary="Generate an image into the thread",
+    tags=["messages"],
+    responses={
+        202: {"description": "Queued; `reply` gets the picture as an image part"},
+        **errors(400, 404, 409, 422, 503),
+    },
+)
+def generate_image(
+    thread_id: ThreadId, request: ImageRequest, idempotency_key: IdempotencyKey = None
+) -> Response[SavedMessage]:
+    return json_response(202, messages.request_image(router.owner(), thread_id, request, idempotency_key))
