@@ -51,22 +51,12 @@ def conflicts(aws, monkeypatch):
         clients.dynamodb().meta.events.unregister(f"before-call.dynamodb.{hook.operation}", hook)
 
 
-def _register_again(aws, data: bytes):
-    body = {
-        "filename": "again.png",
-        "mediaType": "image/png",
-        "size": len(data),
-        "sha256": samples.sha256(data),
-    }
-    return aws.call_api("POST", "/files/uploads", json_body=body)
-
-
 def test_a_dedup_touch_that_meets_a_transaction_is_retried_and_succeeds(aws, conflicts):
     # Given a ready file, and its row in a transaction for the next two tries
     file = aws.small_file(samples.png(), "image/png")
     hook = conflicts("UpdateItem", times=2)
     # When the same content is registered again (a dedup hit touches the row)
-    reply = _register_again(aws, samples.png())
+    reply = aws.register(samples.png(), "image/png", filename="again.png")
     # Then the touch was tried three times and the dedup answer came back
     assert reply.status == 200 and reply.body["file"]["id"] == file["id"]
     assert hook.seen == 3
@@ -77,7 +67,7 @@ def test_a_conflict_that_outlasts_the_retries_is_a_typed_retryable_409(aws, conf
     aws.small_file(samples.png(), "image/png")
     hook = conflicts("UpdateItem", times=100)
     # When the same content is registered again
-    reply = _register_again(aws, samples.png())
+    reply = aws.register(samples.png(), "image/png", filename="again.png")
     # Then the answer says to retry, in the error envelope
     assert reply.status == 409
     assert reply.body["error"]["code"] == "conflict"

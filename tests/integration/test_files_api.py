@@ -14,16 +14,7 @@ def test_registering_an_upload_returns_a_write_once_presigned_put_that_signs_typ
     # Given a PNG a client wants to upload
     data = samples.png()
     # When it registers the upload with its sha256
-    reply = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "cat.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    reply = aws.register(data, "image/png", filename="cat.png")
     # Then it gets a pending file and a PUT whose signature covers what it declared
     assert reply.status == 201
     file, upload = reply.body["file"], reply.body["upload"]
@@ -82,16 +73,7 @@ def test_registering_content_the_owner_already_has_ready_returns_that_file_witho
     data = samples.png()
     first = aws.upload(data, "image/png", filename="one.png")
     # When the same owner registers the same content again
-    reply = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "two.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    reply = aws.register(data, "image/png", filename="two.png")
     # Then it gets that file back, no upload, and no new row
     assert reply.status == 200
     assert reply.body["deduplicated"] is True and reply.body["upload"] is None
@@ -105,16 +87,7 @@ def test_a_dedup_hit_touches_the_file_so_the_vacuum_grace_period_restarts(aws):
     file = aws.upload(data, "image/png")
     before = aws.file_row("alice", file["id"])["lastTouchedAt"]
     # When the content is registered again
-    aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "x.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    aws.register(data, "image/png", filename="x.png")
     # Then lastTouchedAt moved forward
     assert aws.file_row("alice", file["id"])["lastTouchedAt"] >= before
 
@@ -124,17 +97,7 @@ def test_dedup_is_per_owner(aws):
     data = samples.png()
     aws.upload(data, "image/png")
     # When bob registers the same content
-    reply = aws.call_api(
-        "POST",
-        "/files/uploads",
-        sub="bob",
-        json_body={
-            "filename": "x.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    reply = aws.register(data, "image/png", sub="bob", filename="x.png")
     # Then bob uploads his own copy
     assert reply.status == 201 and reply.body["upload"] is not None
 
@@ -306,16 +269,7 @@ def test_deleting_an_unreferenced_file_removes_object_hash_and_row(aws):
     # Then the object, the row and the dedup entry are gone
     assert aws.object_keys() == set()
     assert aws.call_api("GET", f"/files/{file['id']}").status == 404
-    again = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "x.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    again = aws.register(data, "image/png", filename="x.png")
     assert again.status == 201
     # And deleting it twice is a 404
     assert aws.call_api("DELETE", f"/files/{file['id']}").status == 404

@@ -47,16 +47,7 @@ def test_a_small_upload_checked_by_the_trigger_in_the_gap_is_ready_with_its_byte
     assert f"alice/{file['id']}" in aws.object_keys()
     assert requests.get(file["url"], timeout=10).content == data
     # And dedup hands out that same, whole file
-    again = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "b.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    again = aws.register(data, "image/png", filename="b.png")
     assert again.status == 200 and again.body["file"]["id"] == file["id"]
 
 
@@ -70,16 +61,7 @@ def test_an_object_whose_row_never_came_is_left_to_no_one(aws, monkeypatch):
     with pytest.raises(ConnectionError):
         file_logic.store_bytes("alice", "a.png", "image/png", data)
     # Then no file is ready for that content (dedup will not hand out a file without bytes)
-    again = aws.call_api(
-        "POST",
-        "/files/uploads",
-        json_body={
-            "filename": "b.png",
-            "mediaType": "image/png",
-            "size": len(data),
-            "sha256": samples.sha256(data),
-        },
-    )
+    again = aws.register(data, "image/png", filename="b.png")
     assert again.status == 201 and again.body["upload"] is not None
     # And the row left behind is an upload that has already expired, which the vacuum removes
     [row] = [f for f in aws.call_api("GET", "/files").body["items"] if f["id"] != again.body["file"]["id"]]

@@ -171,6 +171,23 @@ class LocalAws:
         response = self.s3.list_objects_v2(Bucket=self.resources.bucket_name)
         return {o["Key"] for o in response.get("Contents", [])}
 
+    def register(
+        self,
+        data: bytes,
+        media_type: str,
+        *,
+        sub: str = "alice",
+        filename: str = "f",
+        declare_sha: bool = True,
+    ) -> Reply:
+        """`POST /files/uploads` for these bytes, with their sha256 unless told not to."""
+        import hashlib
+
+        request: dict[str, Any] = {"filename": filename, "mediaType": media_type, "size": len(data)}
+        if declare_sha:
+            request["sha256"] = hashlib.sha256(data).hexdigest()
+        return self.call_api("POST", "/files/uploads", sub=sub, json_body=request)
+
     def upload(
         self,
         data: bytes,
@@ -183,12 +200,7 @@ class LocalAws:
     ) -> dict[str, Any]:
         """Register, PUT (the bytes given, or `body` instead) and run the trigger: a file as a
         client's upload leaves it."""
-        import hashlib
-
-        request: dict[str, Any] = {"filename": filename, "mediaType": media_type, "size": len(data)}
-        if declare_sha:
-            request["sha256"] = hashlib.sha256(data).hexdigest()
-        reply = self.call_api("POST", "/files/uploads", sub=sub, json_body=request)
+        reply = self.register(data, media_type, sub=sub, filename=filename, declare_sha=declare_sha)
         assert reply.status in (200, 201), reply.body
         if reply.body["upload"] is None:
             return reply.body["file"]

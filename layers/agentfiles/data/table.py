@@ -176,6 +176,11 @@ class _Expression:
         return params
 
 
+def _params(target: dict[str, Any], expression: _Expression, **expressions: str | None) -> dict[str, Any]:
+    """A request's parameters: the table, its target (`Item` or `Key`), expressions."""
+    return {"TableName": table_name(), **target, **expression.params(**expressions)}
+
+
 @dataclass(frozen=True)
 class Put:
     row: Row
@@ -184,11 +189,7 @@ class Put:
     def params(self) -> dict[str, Any]:
         expression = _Expression()
         condition = expression.condition(self.when)
-        return {
-            "TableName": table_name(),
-            "Item": to_item(self.row),
-            **expression.params(ConditionExpression=condition),
-        }
+        return _params({"Item": to_item(self.row)}, expression, ConditionExpression=condition)
 
     def transact_item(self) -> dict[str, Any]:
         return {"Put": self.params()}
@@ -219,12 +220,12 @@ class Update:
         if self.remove:
             clauses.append("REMOVE " + ", ".join(expression.name(a) for a in self.remove))
         condition = expression.condition(self.when)
-        params = {
-            "TableName": table_name(),
-            "Key": self.key.dynamo,
-            **expression.params(UpdateExpression=" ".join(clauses), ConditionExpression=condition),
-        }
-        return params
+        return _params(
+            {"Key": self.key.dynamo},
+            expression,
+            UpdateExpression=" ".join(clauses),
+            ConditionExpression=condition,
+        )
 
     def transact_item(self) -> dict[str, Any]:
         params = self.params()
@@ -241,11 +242,7 @@ class Delete:
     def params(self) -> dict[str, Any]:
         expression = _Expression()
         condition = expression.condition(self.when)
-        return {
-            "TableName": table_name(),
-            "Key": self.key.dynamo,
-            **expression.params(ConditionExpression=condition),
-        }
+        return _params({"Key": self.key.dynamo}, expression, ConditionExpression=condition)
 
     def transact_item(self) -> dict[str, Any]:
         return {"Delete": self.params()}

@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from agentfiles.data import jobs, keys, replies
 from agentfiles.data import sweep as rows
@@ -33,6 +33,7 @@ from agentfiles.data.keys import REPLY_SWEEP, THREAD_SWEEP
 from agentfiles.data.replies import Lease
 from agentfiles.data.sweep import SweepDue
 from agentfiles.logic.messages import queue_reply
+from agentfiles.logic.shards import Start, in_turn
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
 from agentfiles.models import common
 from agentfiles.models.jobs import ThreadCleanupJob
@@ -149,9 +150,6 @@ def run_sweep(time_left_ms: Callable[[], int]) -> SweepResult:
     settings = get_settings()
     now = common.now_ms()
     result = SweepResult()
-    starts: dict[str, dict[str, Any] | None] = dict.fromkeys(
-        keys.sweep_shards(REPLY_SWEEP) + keys.sweep_shards(THREAD_SWEEP)
-    )
     settled = 0
 
     def must_stop() -> bool:
@@ -163,30 +161,25 @@ def run_sweep(time_left_ms: Callable[[], int]) -> SweepResult:
             result.stopped_early = True
         return result.stopped_early
 
-    while starts:
-        for shard, start in list(starts.items()):
-            if must_stop():
-                return result
-            page = rows.due_for_sweep(shard, now, settings.vacuum_page_size, start)
-            result.items_read += len(page.due)
-            for due in page.due:
-                if must_stop():
-                    return result
-                settled += 1
-                result.items_read += 1  # the row read again
-                try:
-                    outcome = sweep_reply(due, now) if due.reply_id else sweep_thread(due, now)
-                except Exception:
-                    # A job claimed but not sent is due again at its new sweep time.
-                    result.failures += 1
-                    logger.exception(
-                        "sweep of stuck work failed",
-                        extra={"owner": due.owner, "thread_id": due.thread_id, "reply_id": due.reply_id},
-                    )
-                    continue
-                _count(result, due, outcome)
-            if page.next_start is None:
-                del starts[shard]
-            else:
-                starts[shard] = page.next_start
+    def read_page(shard: str, start: Start) -> tuple[list[SweepDue], Start]:
+        page = rows.due_for_sweep(shard, now, settings.vacuum_page_size, start)
+        result.items_read += len(page.due)
+        return page.due, page.next_start
+
+    for due in in_turn(
+        keys.sweep_shards(REPLY_SWEEP) + keys.sweep_shards(THREAD_SWEEP), read_page, must_stop
+    ):
+        settled += 1
+        result.items_read += 1  # the row read again
+        try:
+            outcome = sweep_reply(due, now) if due.reply_id else sweep_thread(due, now)
+        except Exception:
+            # A job claimed but not sent is due again at its new sweep time.
+            result.failures += 1
+            logger.exception(
+                "sweep of stuck work failed",
+                extra={"owner": due.owner, "thread_id": due.thread_id, "reply_id": due.reply_id},
+            )
+            continue
+        _count(result, due, outcome)
     return result

@@ -29,6 +29,7 @@ from agentfiles.data import files as file_rows
 from agentfiles.data import keys
 from agentfiles.data.files import GcCandidate, GcPage
 from agentfiles.logic.files import purge
+from agentfiles.logic.shards import Start, in_turn
 from agentfiles.models import common
 from agentfiles.models.files import FileRecord
 from agentfiles.observability import logger
@@ -119,34 +120,25 @@ def run_vacuum(time_left_ms: Callable[[], int]) -> VacuumResult:
     now = common.now_ms()
     cutoff = cutoff_ms(now)
     result = VacuumResult()
-    starts: dict[str, dict[str, Any] | None] = dict.fromkeys(keys.gc_shards())
 
     def must_stop() -> bool:
         if time_left_ms() < settings.vacuum_reserve_ms or result.candidates_failed >= MAX_FAILURES_PER_RUN:
             result.stopped_early = True
         return result.stopped_early
 
-    while starts:
-        for shard, start in list(starts.items()):
-            if must_stop():
-                return result
-            page = candidate_page(shard, cutoff, start)
-            result.items_read += len(page.candidates)
-            for candidate in page.candidates:
-                if must_stop():
-                    return result
-                result.items_read += 1  # the row the tombstone returns
-                try:
-                    _count(result, settle(candidate, cutoff, now))
-                except Exception:
-                    # Left as it is (perhaps `deleting`): the next run settles it again.
-                    result.candidates_failed += 1
-                    logger.exception(
-                        "vacuum candidate failed",
-                        extra={"owner": candidate.owner, "file_id": candidate.file_id},
-                    )
-            if page.next_start is None:
-                del starts[shard]
-            else:
-                starts[shard] = page.next_start
+    def read_page(shard: str, start: Start) -> tuple[list[GcCandidate], Start]:
+        page = candidate_page(shard, cutoff, start)
+        result.items_read += len(page.candidates)
+        return page.candidates, page.next_start
+
+    for candidate in in_turn(keys.gc_shards(), read_page, must_stop):
+        result.items_read += 1  # the row the tombstone returns
+        try:
+            _count(result, settle(candidate, cutoff, now))
+        except Exception:
+            # Left as it is (perhaps `deleting`): the next run settles it again.
+            result.candidates_failed += 1
+            logger.exception(
+                "vacuum candidate failed", extra={"owner": candidate.owner, "file_id": candidate.file_id}
+            )
     return result
