@@ -55,8 +55,10 @@ class Call:
     # (partition, "read" | "write") → request units; a table partition is its `pk`
     # value, an index partition "indexName:shardValue".
     partitions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # a Lambda invocation's, without the meter's own reads
+    aws_s: float = 0.0  # of which inside AWS requests (moto's time here, DynamoDB's and S3's on AWS)
     modelled: bool = False
+    turn: int = -1  # which turn of a conversation, -1 outside the turns
 
 
 def _payload_size(body: Any) -> int:
@@ -91,6 +93,9 @@ class Meter:
         self.calls: list[Call] = []
         self.caller = "client"
         self.label = ""
+        self.turn = -1
+        self.overhead_s = 0.0  # time the meter spent reading items for itself
+        self.aws_s = 0.0  # time inside the metered requests
         self._attached: list[tuple[Any, str, Callable[..., None]]] = []
 
     # ---- wiring ---------------------------------------------------------------
@@ -100,12 +105,19 @@ class Meter:
         (default: whoever is acting when the request is made)."""
 
         def params(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-            context[_CONTEXT_KEY] = self._before(model, params, caller)
+            started = time.perf_counter()
+            state = self._before(model, params, caller)
+            state["sent"] = time.perf_counter()
+            self.overhead_s += state["sent"] - started
+            context[_CONTEXT_KEY] = state
 
         def after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
             state = context.pop(_CONTEXT_KEY, None)
             if state is not None:
+                started = time.perf_counter()
+                self.aws_s += started - state["sent"]
                 self._after(state, parsed)
+                self.overhead_s += time.perf_counter() - started
 
         for event, handler in (("before-parameter-build.*.*", params), ("after-call.*.*", after)):
             client.meta.events.register(event, handler)
@@ -129,12 +141,15 @@ class Meter:
     @contextmanager
     def invocation(self, function: str, label: str) -> Iterator[Call]:
         """One Lambda invocation of `function`: its requests are the function's, and
-        its duration (the block's wall time) is billed at the function's memory."""
-        call = Call(function, label, "lambda", "Invoke")
+        its duration (the block's wall time, less the meter's own reads) is billed at
+        the function's memory."""
+        call = Call(function, label, "lambda", "Invoke", turn=self.turn)
+        overhead, aws = self.overhead_s, self.aws_s
         started = time.perf_counter()
         with self.acting(function, label):
             yield call
-        call.duration_s = time.perf_counter() - started
+        call.duration_s = time.perf_counter() - started - (self.overhead_s - overhead)
+        call.aws_s = self.aws_s - aws
         memory = topology.FUNCTIONS[function].memory_mb
         call.usage[q.LAMBDA_REQUESTS] += 1
         call.usage[q.LAMBDA_GB_SECONDS] += units.gb_seconds(call.duration_s, memory)
@@ -143,7 +158,9 @@ class Meter:
     def add(self, service: str, operation: str, usage: dict[str, float], *, modelled: bool = False) -> Call:
         """A request the meter cannot see (an S3 event notification's SendMessage, an
         API Gateway request, a download by a browser), counted by the caller."""
-        call = Call(self.caller, self.label, service, operation, Counter(usage), modelled=modelled)
+        call = Call(
+            self.caller, self.label, service, operation, Counter(usage), modelled=modelled, turn=self.turn
+        )
         self.calls.append(call)
         return call
 
@@ -151,7 +168,7 @@ class Meter:
 
     def _before(self, model: Any, params: dict[str, Any], caller: str | None) -> dict[str, Any]:
         service = model.service_model.service_name
-        call = Call(caller or self.caller, self.label, service, model.name)
+        call = Call(caller or self.caller, self.label, service, model.name, turn=self.turn)
         state: dict[str, Any] = {"call": call, "params": params}
         if service == "dynamodb":
             self._dynamodb_before(state)
