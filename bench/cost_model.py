@@ -339,12 +339,12 @@ def _tokens(w: Workload, call: dict[str, Any]) -> Counter[str]:
 _MEASURED: dict[str, Measurement] = {}
 
 
-def measure(workload: Workload | None = None) -> Measurement:
-    """Run one conversation for real and meter it (once per workload and process: the
-    scale model reads the same measurement)."""
+def measure(workload: Workload | None = None, *, fresh: bool = False) -> Measurement:
+    """Run one conversation for real and meter it; once per workload and process unless
+    `fresh` (the scale model reads the cost model's measurement)."""
     w = workload or load_workload()
     key = w.model_dump_json()
-    if key not in _MEASURED:
+    if fresh or key not in _MEASURED:
         _MEASURED[key] = _measure(w)
     return _MEASURED[key]
 
@@ -753,11 +753,13 @@ def cost_table(r: CostReport) -> list[str]:
         "   (the rest is measured request by request)"
     )
     model = r.model_per_thousand()
+    kinds: Counter[str] = sum((t.input_tokens for t in r.measurement.turns), Counter())
+    split = ", ".join(f"{kind} {n / sum(kinds.values()):.0%}" for kind, n in kinds.most_common())
     rows.append(
         f"{'model tokens':<19}{model:>10.2f}{model:>10.2f}   ({r.prices.model_name} at "
         f"${r.prices.model_input_token_per_million}/${r.prices.model_output_token_per_million} "
-        f"per million in/out tokens; {r.model[q.MODEL_INPUT_TOKENS]:,.0f} in, "
-        f"{r.model[q.MODEL_OUTPUT_TOKENS]:,.0f} out per conversation)"
+        f"per million tokens in/out; per conversation {r.model[q.MODEL_INPUT_TOKENS]:,.0f} in "
+        f"({split}), {r.model[q.MODEL_OUTPUT_TOKENS]:,.0f} out; estimated, see docs/capacity.md)"
     )
     rows.append(
         f"{'model share':<19}{model / (model + total_polling):>10.1%}{model / (model + total_push):>10.1%}"

@@ -378,7 +378,7 @@ def limits(config: DeploymentConfig | None = None) -> list[Limit]:
             "setting",
             config.throttle_rate,
             "requests/s",
-            "raise throttleRate and throttleBurst (cdk -c throttleRate=...), or push instead of polling",
+            "raise throttleRate and throttleBurst (cdk -c throttleRate=...); push needs far fewer requests",
             metrics=(HTTP,),
         ),
         Peak(
@@ -556,7 +556,7 @@ def report(m: cost_model.Measurement | None = None, population: Population | Non
     return ScaleReport(p, scales, shapes)
 
 
-def _users(n: int) -> str:
+def users_label(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
 
 
@@ -584,17 +584,17 @@ def population_table(r: ScaleReport) -> list[str]:
         people = scale.hours["polling"].crowd
         streaming = scale.hours["polling"].everyone.peak(GENERATE)
         rows.append(
-            f"{_users(scale.users):>7}{people.conversations:>20,}{people.top_share:>14.0%}"
+            f"{users_label(scale.users):>7}{people.conversations:>20,}{people.top_share:>14.0%}"
             f"{people.heaviest_daily:>14.0f}{streaming:>19,.0f}"
         )
     return rows
 
 
 def limits_table(scale: Scale) -> list[str]:
-    rows = [f"{'limit':<42}{'kind':<10}{'limit':>11}{'polling':>14}{'push':>14}"]
+    rows = [f"{'limit':<44}{'kind':<10}{'value':>9}{'polling':>18}{'push':>16}"]
     for row in sorted(scale.rows, key=lambda row: -max(row.use("polling"), row.use("push"))):
-        cells = "".join(f"{row.demand[mode]:>8,.0f} {row.use(mode):>4.0%}" for mode in ("polling", "push"))
-        rows.append(f"{row.limit.name:<42}{row.limit.kind:<10}{row.limit.limit:>11,.0f}  {cells}")
+        cells = "".join(f"{row.demand[mode]:>9,.0f} {row.use(mode):>6.0%}" for mode in ("polling", "push"))
+        rows.append(f"{row.limit.name:<44}{row.limit.kind:<10}{row.limit.limit:>9,.0f}  {cells}")
     return rows
 
 
@@ -608,7 +608,7 @@ def first_limits(r: ScaleReport) -> list[str]:
             first, rest = ranked[0], ranked[1:]
             hit = "hits" if first.use(mode) >= 1 else "comes closest to"
             rows.append(
-                f"{_users(scale.users)} users, {mode}: {hit} {first.limit.name} "
+                f"{users_label(scale.users)} users, {mode}: {hit} {first.limit.name} "
                 f"({first.demand[mode]:,.0f} of {first.limit.limit:,.0f} {first.limit.unit}, "
                 f"{first.use(mode):.0%}) → {first.limit.change}"
             )
@@ -632,7 +632,7 @@ def run() -> None:
         print(f"   {line}")
     for scale in r.scales:
         print()
-        print(f"   {_users(scale.users)} users: the busiest second of the peak hour against each limit")
+        print(f"   {users_label(scale.users)} users: the busiest second of the peak hour against each limit")
         for line in limits_table(scale):
             print(f"   {line}")
     print()

@@ -176,3 +176,33 @@ def test_prices_can_be_overridden_inline_or_from_a_file(tmp_path):
     # And a misspelt field is refused rather than ignored
     with pytest.raises(ValidationError):
         pricing.load_prices({"CAPACITY_PRICES": '{"lambda_gb_seconds": 1}'})
+
+
+def test_image_tokens_follow_openais_high_detail_tiling():
+    # Given gpt-4o's published per-image figures (85 + 170 per 512 px tile)
+    from bench.cost_model import Workload
+
+    w = Workload(image_base_tokens=85, image_tile_tokens=170)
+    # When images are fitted in 2048 px, their short side brought to 768 px, and tiled
+    # Then the counts are OpenAI's worked examples
+    assert w.image_tokens(1024, 1024) == 765  # 768 x 768: 4 tiles
+    assert w.image_tokens(2048, 4096) == 1105  # 768 x 1536: 6 tiles
+    assert w.image_tokens(200, 100) == 255  # small: 1 tile
+
+
+def test_a_watching_page_reads_the_thread_once_per_interval_and_once_more_at_the_end():
+    from bench.cost_model import Workload
+
+    assert Workload(stream_seconds=15, poll_interval_s=0.4).polls_per_reply == 38
+    assert Workload(stream_seconds=2, poll_interval_s=1).polls_per_reply == 3
+
+
+def test_generated_tables_replace_only_what_is_between_their_markers():
+    from bench._capacity.doc import replace_blocks
+
+    text = "intro\n<!-- capacity:cost -->\nold\n<!-- /capacity:cost -->\nafter\n"
+    assert replace_blocks(text, {"cost": "new"}) == (
+        "intro\n<!-- capacity:cost -->\nnew\n<!-- /capacity:cost -->\nafter\n"
+    )
+    with pytest.raises(ValueError, match="capacity:limits"):
+        replace_blocks(text, {"limits": "x"})
