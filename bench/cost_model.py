@@ -40,12 +40,12 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentfiles import topology
 from bench._capacity import pricing as q
@@ -61,7 +61,7 @@ class Workload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    turns: int = 10
+    turns: int = Field(10, ge=1)
     images: int = 2  # attached to the first prompt
     image_width: int = 1024
     image_height: int = 768
@@ -69,14 +69,16 @@ class Workload(BaseModel):
     pdf_pages: int = 3
     prompt_bytes: int = 1024
     reply_bytes: int = 4096
-    stream_seconds: float = 15.0
+    stream_seconds: float = Field(15.0, gt=0)
     think_seconds: float = 30.0  # between a reply's end and the next prompt
-    watchers: int = 1  # clients watching the thread
-    poll_interval_s: float = 0.4  # the web page re-reads the thread this often while a reply streams
-    stream_flush_ms: int = 250
+    watchers: int = Field(1, ge=1)  # clients watching the thread
+    poll_interval_s: float = Field(
+        0.4, gt=0
+    )  # the web page re-reads the thread this often while a reply streams
+    stream_flush_ms: int = Field(250, ge=1)
     reconnects: int = 1  # push: dropped connections per conversation, each resumed by a catch-up read
     image_views: int = 1  # downloads of each image by the watching client
-    time_scale: float = 0.1  # the model streams at this fraction of real time in the bench
+    time_scale: float = Field(0.1, gt=0, le=1)  # the model streams at this fraction of real time in the bench
     # Tokens, for the model's share (stated estimates, not measured):
     text_bytes_per_token: float = 4.0
     image_base_tokens: int = 2833  # gpt-4o-mini, per image at high detail
@@ -135,7 +137,6 @@ class Measurement:
     calls: list[Call]
     turns: list[Turn]
     files: dict[str, int]  # media type → bytes of one file
-    samples: dict[str, float] = field(default_factory=dict)
 
     def base_calls(self) -> list[Call]:
         """Every request of the conversation but the sampled polls."""
@@ -158,13 +159,17 @@ def _prompt(turn: int, size: int) -> str:
     return text[:size]
 
 
+def _noise(width: int, height: int, spread: int, seed: int) -> Image.Image:
+    """Grey noise around mid-grey, the same for the same seed."""
+    rng = random.Random(seed)
+    noise = Image.frombytes("L", (width, height), rng.randbytes(width * height))
+    return noise.point(lambda v: 128 - spread + v * 2 * spread // 255).convert("RGB")
+
+
 def _image(width: int, height: int, seed: int) -> bytes:
     """A photo-like JPEG: a gradient under noise, so it compresses as a photo does."""
-    rng = random.Random(seed)
-    noise = Image.effect_noise((width, height), 40).convert("RGB")
     gradient = Image.linear_gradient("L").resize((width, height)).convert("RGB")
-    image = Image.blend(gradient, noise, 0.5)
-    image = image.rotate(rng.choice((0, 180)))
+    image = Image.blend(gradient, _noise(width, height, 40, seed), 0.5)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
@@ -173,7 +178,7 @@ def _image(width: int, height: int, seed: int) -> bytes:
 def _pdf(pages: int) -> bytes:
     """A scanned-looking PDF: one lightly noisy page picture per page (US Letter, 100 dpi)."""
     paper = Image.new("RGB", (850, 1100), (250, 250, 250))
-    page = Image.blend(paper, Image.effect_noise((850, 1100), 20).convert("RGB"), 0.2)
+    page = Image.blend(paper, _noise(850, 1100, 20, seed=0), 0.2)
     buffer = io.BytesIO()
     page.save(buffer, format="PDF", save_all=True, append_images=[page] * (pages - 1), resolution=100)
     return buffer.getvalue()
