@@ -742,6 +742,14 @@ def describe(r: CostReport) -> list[str]:
         f"STREAM_FLUSH_MS={w.stream_flush_ms} (ideal {w.stream_seconds * 1000 / w.stream_flush_ms:g}), "
         f"{w.reconnects} reconnect per conversation",
         f"prices: {r.prices.region} list prices taken on {r.prices.taken_on} (CAPACITY_PRICES overrides)",
+        "measured on moto: every request of the conversation, and one read of the thread as the page "
+        "polls it (at each reply's start and end); modelled: how many polls, the generate function's "
+        "wait for the real stream time, the model's tokens, and "
+        + (
+            "nothing of push (measured)"
+            if measured_push_delivery(m) is not None
+            else "push's deltas, WebSocket frames, connections and catch-up reads (push is not built yet)"
+        ),
     ]
     return lines
 

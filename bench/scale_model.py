@@ -374,7 +374,7 @@ def limits(config: DeploymentConfig | None = None) -> list[Limit]:
     config = config or DeploymentConfig()
     return [
         Peak(
-            "API stage throttle",
+            f"API stage throttle (burst {config.throttle_burst})",
             "setting",
             config.throttle_rate,
             "requests/s",
@@ -578,14 +578,15 @@ def describe(r: ScaleReport) -> list[str]:
 def population_table(r: ScaleReport) -> list[str]:
     rows = [
         f"{'users':>7}{'conv. in peak hour':>20}{'top 1% share':>14}{'heaviest/day':>14}"
-        f"{'streaming at peak':>19}"
+        f"{'generate at peak':>18}{'others (polling)':>18}"
     ]
     for scale in r.scales:
         people = scale.hours["polling"].crowd
-        streaming = scale.hours["polling"].everyone.peak(GENERATE)
+        hour = scale.hours["polling"]
         rows.append(
             f"{users_label(scale.users):>7}{people.conversations:>20,}{people.top_share:>14.0%}"
-            f"{people.heaviest_daily:>14.0f}{streaming:>19,.0f}"
+            f"{people.heaviest_daily:>14.0f}{hour.everyone.peak(GENERATE):>18,.0f}"
+            f"{hour.everyone.peak(SHORT_BUSY):>18,.0f}"
         )
     return rows
 

@@ -265,6 +265,9 @@ class Meter:
                     self._read(call, key[topology.PARTITION_KEY]["S"], read_units)
         elif op == "Query":
             self._query(call, params)
+        elif not op.startswith(("Describe", "List")):
+            # Scan, TransactGetItems, PartiQL...: the data layer does not use them today.
+            raise NotImplementedError(f"the meter does not price DynamoDB {op} yet")
 
     @staticmethod
     def _read(call: Call, partition: str, read_units: float) -> None:
