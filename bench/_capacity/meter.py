@@ -27,6 +27,10 @@ from bench._capacity import pricing as q
 from bench._capacity import units
 
 _CONTEXT_KEY = "capacity_meter"
+# Durations are the CPU time of the thread that runs the handler: the function's own
+# work and moto's answers (in process, standing in for AWS's latency), not what else the
+# machine runs meanwhile, nor the fake model's threads, nor waiting on them.
+_clock = time.thread_time
 TABLE_KEYS = (topology.PARTITION_KEY, topology.SORT_KEY)
 _INDEXES = {index.name: index for index in topology.INDEXES}
 
@@ -55,8 +59,8 @@ class Call:
     # (partition, "read" | "write") → request units; a table partition is its `pk`
     # value, an index partition "indexName:shardValue".
     partitions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    duration_s: float = 0.0  # a Lambda invocation's, without the meter's own reads
-    aws_s: float = 0.0  # of which inside AWS requests (moto's time here, DynamoDB's and S3's on AWS)
+    duration_s: float = 0.0  # a Lambda invocation's, in thread CPU time, without the meter's own reads
+    aws_s: float = 0.0  # of which inside AWS requests (moto's answers here)
     modelled: bool = False
     turn: int = -1  # which turn of a conversation, -1 outside the turns
 
@@ -105,19 +109,19 @@ class Meter:
         (default: whoever is acting when the request is made)."""
 
         def params(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-            started = time.perf_counter()
+            started = _clock()
             state = self._before(model, params, caller)
-            state["sent"] = time.perf_counter()
+            state["sent"] = _clock()
             self.overhead_s += state["sent"] - started
             context[_CONTEXT_KEY] = state
 
         def after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
             state = context.pop(_CONTEXT_KEY, None)
             if state is not None:
-                started = time.perf_counter()
+                started = _clock()
                 self.aws_s += started - state["sent"]
                 self._after(state, parsed)
-                self.overhead_s += time.perf_counter() - started
+                self.overhead_s += _clock() - started
 
         for event, handler in (("before-parameter-build.*.*", params), ("after-call.*.*", after)):
             client.meta.events.register(event, handler)
@@ -141,14 +145,14 @@ class Meter:
     @contextmanager
     def invocation(self, function: str, label: str) -> Iterator[Call]:
         """One Lambda invocation of `function`: its requests are the function's, and
-        its duration (the block's wall time, less the meter's own reads) is billed at
-        the function's memory."""
+        its duration (the block's thread CPU time, less the meter's own reads) is billed
+        at the function's memory."""
         call = Call(function, label, "lambda", "Invoke", turn=self.turn)
         overhead, aws = self.overhead_s, self.aws_s
-        started = time.perf_counter()
+        started = _clock()
         with self.acting(function, label):
             yield call
-        call.duration_s = time.perf_counter() - started - (self.overhead_s - overhead)
+        call.duration_s = _clock() - started - (self.overhead_s - overhead)
         call.aws_s = self.aws_s - aws
         memory = topology.FUNCTIONS[function].memory_mb
         call.usage[q.LAMBDA_REQUESTS] += 1
