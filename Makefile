@@ -40,6 +40,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Measure a conversation three times and rewrite the tables in docs/capacity.md.
+.PHONY: capacity-doc
+capacity-doc: $(STAMP)
+	$(BIN)/python -m bench._capacity.doc
+
 synth: $(STAMP)
 	$(BIN)/python app.py
 
