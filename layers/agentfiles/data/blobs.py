@@ -51,6 +51,9 @@ def presign_put(
 def presign_get(key: str, expires_in: int, filename: str | None = None, attachment: bool = False) -> str:
     params: dict[str, Any] = {"Bucket": _bucket(), "Key": key}
     if attachment and filename:
+        # A header value: no control character may pass, even from a row written before
+        # filenames were checked.
+        filename = "".join("_" if ord(c) < 0x20 or c == "\x7f" else c for c in filename)
         ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
         params["ResponseContentDisposition"] = (
             f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
