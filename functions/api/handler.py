@@ -5,7 +5,9 @@ Routes only read the request, call one use case and shape the response.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -17,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentfiles.errors import AgentFilesError, Unauthorized
 from agentfiles.ids import ULID_PATTERN
 from agentfiles.logic import files, messages, threads
-from agentfiles.models.common import ErrorBody
+from agentfiles.models.common import AuthorizerRefusal, ErrorBody
 from agentfiles.models.files import (
     FilePage,
     FileResponse,
@@ -42,22 +44,28 @@ OPENAPI_INFO: dict[str, Any] = {
     "description": "Chat threads that carry files and images: presigned uploads checked on arrival, "
     "messages whose parts reference files, replies from an OpenAI-compatible model. Every route but "
     "/health, /openapi.json and /docs takes a bearer JWT; its `sub` owns what the caller creates. "
-    'Errors are `{"error": {"code", "message"}}`.',
+    'Errors are `{"error": {"code", "message"}}`, except a 401: that comes from the gateway\'s JWT '
+    'authorizer, with its own body `{"message": "Unauthorized"}`.',
     "security_schemes": {"bearer": HTTPBearer(bearerFormat="JWT")},
     "security": [{"bearer": []}],
 }
 
-_ERRORS = {
+_ERRORS: dict[int, Any] = {
     status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
     for status, description in (
-        (400, "Bad request"),
-        (401, "Missing or invalid token"),
+        (400, "Bad request (a body that is not valid JSON, a bad cursor...)"),
         (404, "Not found (or another owner's)"),
         (409, "Conflict with the current state"),
         (413, "Too large"),
+        (415, "The body is not declared as JSON"),
         (422, "Well-formed but not acceptable"),
         (503, "A dependency is unavailable; retry"),
     )
+}
+_ERRORS[401] = {
+    "description": "Missing or invalid token. The gateway's JWT authorizer answers before the API runs, "
+    "with its own body (not the error envelope)",
+    "content": {"application/json": {"model": AuthorizerRefusal}},
 }
 FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]
 ThreadId = Annotated[str, Path(alias="threadId", pattern=ULID_PATTERN, description="A thread id (ULID)")]
@@ -74,7 +82,61 @@ Cursor = Annotated[str | None, Query(max_length=2048, description="`nextCursor` 
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
-    return {status: _ERRORS[status] for status in (401, *statuses)}
+    """Every route may answer 401 (the authorizer) and 422 (validation), and these."""
+    return {status: _ERRORS[status] for status in (401, 422, *statuses)}
+
+
+def _link(route: str, body: dict[str, Any] | None = None, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to `route` ("GET /threads/{threadId}") with its parameters as runtime
+    expressions (and a request body to start from): how a client, and the stateful
+    fuzzing, follows what a response created."""
+    method, path = route.split(" ", 1)
+    link: dict[str, Any] = {
+        "operationRef": f"#/paths/{quote(path.replace('/', '~1'), safe='~')}/{method.lower()}",
+        "parameters": parameters,
+    }
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_THREAD = "$response.body#/thread/id"
+_FILE = "$response.body#/file/id"
+_SAME_THREAD = "$request.path.threadId"
+THREAD_LINKS = {
+    "GetThread": _link("GET /threads/{threadId}", threadId=_THREAD),
+    "ListMessages": _link("GET /threads/{threadId}/messages", threadId=_THREAD),
+    "SaveMessage": _link(
+        "POST /threads/{threadId}/messages",
+        {"content": "What is in this thread so far?", "fileIds": []},
+        threadId=_THREAD,
+    ),
+    "GenerateImage": _link(
+        "POST /threads/{threadId}/images", {"prompt": "a lighthouse at dusk"}, threadId=_THREAD
+    ),
+    "DeleteThread": _link("DELETE /threads/{threadId}", threadId=_THREAD),
+}
+MESSAGE_LINKS = {
+    "GetMessage": _link(
+        "GET /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/message/id",
+    ),
+    "GetReply": _link(
+        "GET /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/reply/id",
+    ),
+    "DeleteMessage": _link(
+        "DELETE /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/message/id",
+    ),
+}
+FILE_LINKS = {
+    "GetFile": _link("GET /files/{fileId}", fileId=_FILE),
+    "DeleteFile": _link("DELETE /files/{fileId}", fileId=_FILE),
+}
 
 
 def owner() -> str:
@@ -86,12 +148,19 @@ def owner() -> str:
     return sub
 
 
+UNAUTHORIZED = {"message": "Unauthorized"}
+
+
 def _json(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type="application/json", body=body)
 
 
 @app.exception_handler(AgentFilesError)
 def _domain_error(error: AgentFilesError) -> Response:
+    if isinstance(error, Unauthorized):
+        # The JWT authorizer answers nearly every 401 before this function runs; the few
+        # it lets through (a subject the keys cannot hold) get the same body.
+        return _json(401, UNAUTHORIZED)
     if error.status >= 500:
         logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
     return _json(error.status, error.to_body())
@@ -107,6 +176,8 @@ def _validation_error(error: RequestValidationError) -> Response:
         for problem in error.errors()
     ]
     summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems[:5]) or "invalid request"
+    if any(problem.get("type") == "json_invalid" for problem in error.errors()):
+        return _json(400, {"error": {"code": "invalid_json", "message": f"the body is not JSON: {summary}"}})
     return _json(
         422, {"error": {"code": "validation_error", "message": summary, "details": {"problems": problems}}}
     )
@@ -162,9 +233,9 @@ def docs() -> Response[str]:
     summary="Register a file and get a presigned PUT",
     tags=["files"],
     responses={
-        201: {"description": "Upload the bytes with the returned URL and headers"},
-        200: {"description": "This owner already has this content: no upload needed"},
-        **_errors(413, 422),
+        201: {"description": "Upload the bytes with the returned URL and headers", "links": FILE_LINKS},
+        200: {"description": "This owner already has this content: no upload needed", "links": FILE_LINKS},
+        **_errors(400, 413, 415),
     },
 )
 def register_upload(request: UploadRequest) -> Response[UploadResponse]:
@@ -177,9 +248,9 @@ def register_upload(request: UploadRequest) -> Response[UploadResponse]:
     summary="Upload a small file in the body (base64), checked at once",
     tags=["files"],
     responses={
-        201: {"description": "Stored and ready"},
-        200: {"description": "Deduplicated"},
-        **_errors(400, 413, 422),
+        201: {"description": "Stored and ready", "links": FILE_LINKS},
+        200: {"description": "Deduplicated", "links": FILE_LINKS},
+        **_errors(400, 413, 415),
     },
 )
 def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
@@ -188,7 +259,12 @@ def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
     return _json(200 if stored.deduplicated else 201, body)
 
 
-@app.get("/files", summary="List files, newest first", tags=["files"], responses=_errors(400))
+@app.get(
+    "/files",
+    summary="List files, newest first",
+    tags=["files"],
+    responses={200: {"description": "A page of files"}, **_errors(400)},
+)
 def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
     return files.list_files(owner(), limit, cursor)
 
@@ -197,7 +273,7 @@ def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
     "/files/<fileId>",
     summary="Read a file, with a fresh download URL when ready",
     tags=["files"],
-    responses=_errors(404),
+    responses={200: {"description": "The file"}, **_errors(404)},
 )
 def get_file(file_id: FileId) -> FileResponse:
     return FileResponse(file=files.file_out(files.get_file(owner(), file_id)))
@@ -207,7 +283,7 @@ def get_file(file_id: FileId) -> FileResponse:
     "/files/<fileId>",
     summary="Delete a file that no message references",
     tags=["files"],
-    responses={204: {"description": "Deleted"}, **_errors(404, 409)},
+    responses={204: {"description": "Deleted", "content": {}}, **_errors(404, 409)},
 )
 def delete_file(file_id: FileId) -> Response[None]:
     files.delete_file(owner(), file_id)
@@ -221,19 +297,29 @@ def delete_file(file_id: FileId) -> Response[None]:
     "/threads",
     summary="Create a thread",
     tags=["threads"],
-    responses={201: {"description": "Created"}, **_errors()},
+    responses={201: {"description": "Created", "links": THREAD_LINKS}, **_errors(400, 415)},
 )
 def create_thread(request: CreateThreadRequest | None = None) -> Response[ThreadResponse]:
     thread = threads.create_thread(owner(), request or CreateThreadRequest())
     return _json(201, ThreadResponse(thread=thread))
 
 
-@app.get("/threads", summary="List threads, newest first", tags=["threads"], responses=_errors(400))
+@app.get(
+    "/threads",
+    summary="List threads, newest first",
+    tags=["threads"],
+    responses={200: {"description": "A page of threads"}, **_errors(400)},
+)
 def list_threads(limit: Limit = 50, cursor: Cursor = None) -> ThreadPage:
     return threads.list_threads(owner(), limit, cursor)
 
 
-@app.get("/threads/<threadId>", summary="Read a thread", tags=["threads"], responses=_errors(404))
+@app.get(
+    "/threads/<threadId>",
+    summary="Read a thread",
+    tags=["threads"],
+    responses={200: {"description": "The thread"}, **_errors(404)},
+)
 def get_thread(thread_id: ThreadId) -> ThreadResponse:
     return ThreadResponse(thread=ThreadOut.of(threads.require_thread(owner(), thread_id)))
 
@@ -242,7 +328,7 @@ def get_thread(thread_id: ThreadId) -> ThreadResponse:
     "/threads/<threadId>",
     summary="Delete a thread; its messages are removed in the background, releasing their files",
     tags=["threads"],
-    responses={202: {"description": "Deletion under way"}, **_errors(404)},
+    responses={202: {"description": "Deletion under way", "content": {}}, **_errors(404)},
 )
 def delete_thread(thread_id: ThreadId) -> Response[None]:
     threads.delete_thread(owner(), thread_id)
@@ -257,8 +343,8 @@ def delete_thread(thread_id: ThreadId) -> Response[None]:
     summary="Save a message (and queue the assistant's reply)",
     tags=["messages"],
     responses={
-        201: {"description": "Saved; `reply` is the pending assistant message"},
-        **_errors(400, 404, 409, 413, 422, 503),
+        201: {"description": "Saved; `reply` is the pending assistant message", "links": MESSAGE_LINKS},
+        **_errors(400, 404, 409, 413, 415, 503),
     },
 )
 def save_message(
@@ -272,7 +358,7 @@ def save_message(
     "/threads/<threadId>/messages",
     summary="List messages, newest first; file parts carry fresh URLs",
     tags=["messages"],
-    responses=_errors(400, 404),
+    responses={200: {"description": "A page of messages"}, **_errors(400, 404)},
 )
 def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
     return messages.list_messages(owner(), thread_id, limit, cursor)
@@ -282,7 +368,7 @@ def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None)
     "/threads/<threadId>/messages/<messageId>",
     summary="Read a message",
     tags=["messages"],
-    responses=_errors(404),
+    responses={200: {"description": "The message"}, **_errors(404)},
 )
 def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
     return MessageResponse(message=messages.get_message(owner(), thread_id, message_id))
@@ -292,7 +378,7 @@ def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
     "/threads/<threadId>/messages/<messageId>",
     summary="Delete a message, releasing its files",
     tags=["messages"],
-    responses={204: {"description": "Deleted"}, **_errors(404, 409)},
+    responses={204: {"description": "Deleted", "content": {}}, **_errors(404, 409)},
 )
 def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]:
     messages.delete_message(owner(), thread_id, message_id)
@@ -304,8 +390,8 @@ def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]
     summary="Generate an image into the thread",
     tags=["messages"],
     responses={
-        202: {"description": "Queued; `reply` gets the picture as an image part"},
-        **_errors(400, 404, 409, 422, 503),
+        202: {"description": "Queued; `reply` gets the picture as an image part", "links": MESSAGE_LINKS},
+        **_errors(400, 404, 409, 415, 503),
     },
 )
 def generate_image(
@@ -317,14 +403,34 @@ def generate_image(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(_json_bodies(event), context)
+    readable = _json_bodies(event)
+    if readable is None:
+        return _unsupported_media_type(event)
+    return app.resolve(readable, context)
 
 
-def _json_bodies(event: dict) -> dict:
+def _json_bodies(event: dict) -> dict | None:
     """Every body this API takes is JSON. A client that sends one without saying so
-    (curl -d sends form encoding) gets it read as JSON, not a riddle about form fields."""
+    (curl -d sends form encoding) gets it read as JSON, not a riddle about form fields;
+    a body declared as anything else (multipart, text, XML) is None: a 415."""
     headers = event.get("headers") or {}
-    declared = headers.get("content-type", "")
-    if event.get("body") and (not declared or declared.startswith("application/x-www-form-urlencoded")):
-        event = {**event, "headers": {**headers, "content-type": "application/json"}}
-    return event
+    declared = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not event.get("body") or declared == "application/json":
+        return event
+    if declared in ("", "application/x-www-form-urlencoded") or declared.endswith("+json"):
+        return {**event, "headers": {**headers, "content-type": "application/json"}}
+    return None
+
+
+def _unsupported_media_type(event: dict) -> dict:
+    declared = (event.get("headers") or {}).get("content-type", "")
+    error = {
+        "code": "unsupported_media_type",
+        "message": f"send the body as application/json, not {declared}",
+    }
+    return {
+        "statusCode": 415,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": error}, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
