@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench synth deploy browser-deps clean
+.PHONY: run test lint bench fuzz synth deploy browser-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# schemathesis against a fresh local stack for ten minutes (make test runs a short one).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.e2e.fuzzing $(FUZZ_ARGS)
 
 synth: $(STAMP)
 	$(BIN)/python app.py
