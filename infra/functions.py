@@ -366,8 +366,11 @@ class Functions(Construct):
                         ],
                         table,
                     ),
-                    # Presigned PUT and GET URLs carry the signer's permissions.
-                    _allow(["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], objects),
+                    # Presigned PUT and GET URLs carry the signer's permissions; bytes stored
+                    # at once are tagged as checked in the same PUT.
+                    _allow(
+                        ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject"], objects
+                    ),
                     _allow(["sqs:SendMessage"], generations.queue.queue_arn, maintenance),
                 ]
             case "upload_trigger":
@@ -381,8 +384,14 @@ class Functions(Construct):
                         ],
                         table,
                     ),
-                    # GetObject also covers HEAD; DeleteObject removes rejected uploads.
-                    _allow(["s3:GetObject", "s3:DeleteObject"], objects),
+                    # GetObject also covers HEAD; DeleteObject removes rejected uploads;
+                    # accepted ones are tagged as checked.
+                    _allow(["s3:GetObject", "s3:PutObjectTagging", "s3:DeleteObject"], objects),
+                    # Without it S3 answers HEAD of a missing key with 403, which would look
+                    # like a permission problem instead of an object deleted meanwhile. Keys
+                    # begin with the owner, so no prefix narrows it; the role already reads
+                    # every object, and listing adds only their names.
+                    _allow(["s3:ListBucket"], self.storage.bucket.bucket_arn),
                 ]
             case "generate":
                 return [
@@ -397,7 +406,7 @@ class Functions(Construct):
                         ],
                         table,
                     ),
-                    _allow(["s3:GetObject", "s3:PutObject"], objects),
+                    _allow(["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"], objects),
                     # Backoff for retryable model errors: the message's visibility is extended.
                     _allow(["sqs:ChangeMessageVisibility"], generations.queue.queue_arn),
                     _allow(["sqs:SendMessage"], generations.dlq.queue_arn),

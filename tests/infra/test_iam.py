@@ -65,7 +65,8 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
     """The permission table of the design, resolved to this template's logical ids."""
     stack = synthesized.stack
     table = f"{synthesized.logical_id(stack.storage.table)}.Arn"
-    objects = f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    bucket = f"{synthesized.logical_id(stack.storage.bucket)}.Arn"
+    objects = f"{bucket}/*"
     queue = {work: f"{synthesized.logical_id(stack.queues[work].queue)}.Arn" for work in topology.QUEUES}
     generations_dlq = f"{synthesized.logical_id(stack.queues['generations'].dlq)}.Arn"
     secret = stack.functions.openai_secret
@@ -93,13 +94,16 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
             },
             table,
         )
-        grants |= allow({"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}, objects)
+        # Bytes stored at once (small uploads, large inline parts) are tagged as checked.
+        grants |= allow({"s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject"}, objects)
         grants |= allow({"sqs:SendMessage"}, queue["generations"], queue["maintenance"])
     elif name == "upload_trigger":
         grants |= allow(
             {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, table
         )
-        grants |= allow({"s3:GetObject", "s3:DeleteObject"}, objects)
+        grants |= allow({"s3:GetObject", "s3:PutObjectTagging", "s3:DeleteObject"}, objects)
+        # So that S3 answers HEAD of a missing key with 404, not 403.
+        grants |= allow({"s3:ListBucket"}, bucket)
         grants |= allow(CONSUME, queue["uploads"])
     elif name == "generate":
         grants |= allow(
@@ -113,7 +117,7 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
             },
             table,
         )
-        grants |= allow({"s3:GetObject", "s3:PutObject"}, objects)
+        grants |= allow({"s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"}, objects)
         grants |= allow(CONSUME, queue["generations"])
         grants |= allow({"sqs:SendMessage"}, generations_dlq)
         grants |= allow({"secretsmanager:GetSecretValue"}, secret_arn)
