@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from agentfiles.topology import CHECKED_TAG
-from infra.compliance import acknowledge
+from infra.compliance import acknowledge, skip_checkov
 
 # A delete or a vacuum takes effect at the edge within this time.
 CACHE_SECONDS = 300
@@ -77,6 +77,17 @@ class PublicUrls(Construct):
             self.distribution,
             "AwsSolutions-CFR2",
             "Read-only static objects under unguessable keys; a web ACL is left to the operator.",
+        )
+        skip_checkov(
+            self.distribution,
+            "CKV_AWS_68",
+            "Read-only static objects under unguessable keys; a web ACL is left to the operator.",
+        )
+        skip_checkov(
+            self.distribution,
+            "CKV_AWS_174",
+            "The default cloudfront.net certificate's TLS policy is fixed by CloudFront; a custom "
+            "domain with its own certificate can require TLS 1.2.",
         )
         acknowledge(
             self.distribution,
