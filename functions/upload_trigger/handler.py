@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentfiles.logic.inspection import inspect_upload
 from agentfiles.models.notifications import S3EventNotification
 from agentfiles.observability import logger, metrics
+from agentfiles.settings import get_settings
 
 # Report every failed record, even when all of a batch failed, instead of failing the
 # invocation: the records return to the queue either way, and Lambda error alarms then
@@ -27,6 +28,14 @@ def record_handler(record: SQSRecord) -> None:
         return
     for s3_record in notification.records:
         if not s3_record.event_name.startswith("ObjectCreated"):
+            continue
+        if s3_record.s3.bucket.name != get_settings().bucket_name:
+            # Only our bucket's objects are checked; a key named by another bucket's event
+            # must never act on ours. Retrying cannot change that: skipped.
+            logger.warning(
+                "notification for another bucket skipped", extra={"bucket": s3_record.s3.bucket.name}
+            )
+            metrics.add_metric(name="ForeignNotifications", unit=MetricUnit.Count, value=1)
             continue
         s3_object = s3_record.s3.object
         # S3 URL-encodes keys in notifications.
