@@ -91,7 +91,12 @@ class LocalStackProcess:
                     stderr=subprocess.STDOUT,
                 )
             stack = cls(process, f"http://127.0.0.1:{port}", output)
-            if stack._wait_until_healthy():
+            try:
+                healthy = stack._wait_until_healthy()
+            except BaseException:
+                stack.stop()  # never leave a stack running behind a failed start
+                raise
+            if healthy:
                 return stack
             stack.stop()
             if attempt == attempts or "Address already in use" not in stack.output():
@@ -106,7 +111,8 @@ class LocalStackProcess:
                 if response.status_code == 200:
                     self.health = response.json()
                     return True
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a loaded machine answering slowly: ask again.
                 pass
             time.sleep(0.1)
         return False

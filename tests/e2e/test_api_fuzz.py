@@ -43,5 +43,3 @@ def test_given_the_openapi_document_when_schemathesis_runs_every_phase_then_no_c
     # And no check failed, and nothing errored
     assert result.failures == [], result.output
     assert result.exit_code == 0, result.output
-    # And the stack logged no crash while it was being fuzzed
-    assert "Traceback" not in fuzzed_stack.output(200_000)
