@@ -66,7 +66,8 @@ def _own_stack() -> Iterator[str]:
             try:
                 if requests.get(f"{url}/health", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a loaded machine answering slowly: ask again.
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise StepFailed(f"the local stack did not start; see {log}")
