@@ -9,8 +9,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# checkov pins an older boto3 than the project's: it gets a virtual environment of its own.
+CHECKOV_SPEC := checkov>=3.2,<4
+CHECKOV_STAMP := $(VENV)/checkov/.installed-$(shell echo '$(CHECKOV_SPEC)' | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench synth deploy browser-deps clean
+.PHONY: run test lint bench fuzz checkov synth deploy browser-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +26,7 @@ run: $(STAMP)
 
 # The machine's Node.js 20 is past its end of life for the CDK's jsii runtime: it works,
 # and the banner it prints on every synth would drown the test output.
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
@@ -32,6 +35,13 @@ browser-deps:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+$(CHECKOV_STAMP):
+	@test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet '$(CHECKOV_SPEC)' $(QUIET_PIP)
+	@rm -f $(VENV)/checkov/.installed-* && touch $@
+
+checkov: $(CHECKOV_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,6 +54,10 @@ bench: $(STAMP)
 .PHONY: capacity-doc
 capacity-doc: $(STAMP)
 	$(BIN)/python -m bench._capacity.doc
+
+# schemathesis against a fresh local stack for ten minutes (make test runs a short one).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.e2e.fuzzing $(FUZZ_ARGS)
 
 synth: $(STAMP)
 	$(BIN)/python app.py

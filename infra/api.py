@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.compliance import acknowledge
+from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig
 from infra.constants import API_ALLOWED_HEADERS, API_ROUTES
 from infra.functions import log_retention
@@ -107,6 +107,12 @@ class Api(Construct):
             "AccessLogs",
             retention=log_retention(config.log_retention_days),
             removal_policy=removal,
+        )
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; access logs hold request ids, routes, "
+            "statuses and source addresses, no bodies, so a customer key would add cost only.",
         )
         self.stage = apigwv2.HttpStage(
             self,

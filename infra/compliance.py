@@ -1,11 +1,14 @@
-"""cdk-nag acknowledgments: each names one finding and says why it is accepted."""
+"""cdk-nag and checkov acknowledgments: each names one finding and says why it is accepted."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 PACK = "AwsSolutions"
+CHECKOV = "checkov"
 
 
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
@@ -25,3 +28,17 @@ def arn_wildcard_finding(resource: IConstruct, suffix: str) -> str:
     stack = Stack.of(resource)
     logical_id = stack.resolve(stack.get_logical_id(cfn))
     return f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>{suffix}]"
+
+
+def skip_checkov(scope: IConstruct, check: str, reason: str, *, resource_type: str | None = None) -> None:
+    """Accept one checkov finding (`CKV_AWS_117`) on every CloudFormation resource under
+    `scope` (of `resource_type` only, when given), as the template metadata checkov reads:
+    `Metadata: {checkov: {skip: [{id, comment}]}}`."""
+    for construct in scope.node.find_all():
+        if not isinstance(construct, CfnResource):
+            continue
+        if resource_type is not None and construct.cfn_resource_type != resource_type:
+            continue
+        metadata: dict[str, Any] = construct.get_metadata(CHECKOV) or {}
+        skips = [skip for skip in metadata.get("skip", []) if skip["id"] != check]
+        construct.add_metadata(CHECKOV, {"skip": [*skips, {"id": check, "comment": reason}]})

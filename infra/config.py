@@ -86,6 +86,9 @@ class DeploymentConfig:
     grace_seconds: int = _default("grace_seconds")
     throttle_burst: int = 100
     throttle_rate: float = 50.0
+    # How many generate invocations (each one model call at a time) may run at once: the
+    # bound on what the model costs per minute, whatever the queue holds.
+    generate_max_concurrency: int = 10
     log_level: str = "INFO"
     log_retention_days: int = 30
     alarm_email: str | None = None
@@ -97,6 +100,8 @@ class DeploymentConfig:
             raise ConfigError("context 'jwtIssuer' must be an https:// URL")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("context 'logLevel' must be DEBUG, INFO, WARNING or ERROR")
+        if not 2 <= self.generate_max_concurrency <= 1000:
+            raise ConfigError("context 'generateMaxConcurrency' must be from 2 to 1000 (what SQS allows)")
         if self.openai_secret_arn and not self.openai_secret_arn.startswith("arn:"):
             raise ConfigError("context 'openaiSecretArn' must be a secret's full ARN")
 
@@ -133,6 +138,9 @@ class DeploymentConfig:
             grace_seconds=pick("graceSeconds", lambda k, v: _whole(k, v, 0), defaults.grace_seconds),
             throttle_burst=pick("throttleBurst", lambda k, v: _whole(k, v, 1), defaults.throttle_burst),
             throttle_rate=pick("throttleRate", lambda k, v: _number(k, v, 1), defaults.throttle_rate),
+            generate_max_concurrency=pick(
+                "generateMaxConcurrency", lambda k, v: _whole(k, v, 2), defaults.generate_max_concurrency
+            ),
             log_level=(_text(get("logLevel")) or defaults.log_level).upper(),
             log_retention_days=pick(
                 "logRetentionDays", lambda k, v: _whole(k, v, 1), defaults.log_retention_days

@@ -19,11 +19,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from agentfiles import topology
 from infra import permissions
-from infra.compliance import acknowledge, arn_wildcard_finding
+from infra.compliance import acknowledge, arn_wildcard_finding, skip_checkov
 from infra.config import DeploymentConfig
 from infra.constants import (
     COMMON_REQUIREMENTS,
@@ -217,6 +217,45 @@ def dependencies_layer(scope: Construct, requirements_set: str) -> lambda_.Layer
     )
 
 
+# What bounds each function's concurrency instead of reserved concurrency (which takes
+# from the account's pool and fails to deploy on accounts with the default quota).
+_CONCURRENCY_BOUNDS = {
+    "api": "The API stage's throttling (throttleBurst, throttleRate) bounds its invocations.",
+    "generate": "The SQS event source's maximum concurrency (context generateMaxConcurrency) bounds "
+    "the model calls; reserved concurrency would throttle the poller and dead-letter jobs.",
+    "upload_trigger": "Bounded by its queue's event source; it calls only S3 and DynamoDB, which cost "
+    "per request whatever the concurrency.",
+    "maintenance": "Bounded by its queue's event source; it calls only DynamoDB and SQS.",
+    "vacuum": "Runs on a schedule, one invocation at a time at most every few minutes.",
+}
+
+
+def acknowledge_function_checks(function: IConstruct, *, concurrency: str) -> None:
+    """The checkov findings every function of this stack accepts, with the reason."""
+    skip_checkov(function, "CKV_AWS_115", concurrency, resource_type="AWS::Lambda::Function")
+    skip_checkov(
+        function,
+        "CKV_AWS_116",
+        "Failures are kept where the invocation came from: each queue has a dead-letter queue, the "
+        "schedule's target has one, and the API's caller gets the error; nothing is invoked async.",
+        resource_type="AWS::Lambda::Function",
+    )
+    skip_checkov(
+        function,
+        "CKV_AWS_117",
+        "The functions reach only AWS APIs (IAM-authenticated, over TLS) and the model provider; a "
+        "VPC would add NAT gateways and endpoints to pay for with nothing private to reach.",
+        resource_type="AWS::Lambda::Function",
+    )
+    skip_checkov(
+        function,
+        "CKV_AWS_173",
+        "The environment holds resource names, ARNs and settings, no secret (the model API key is "
+        "read from Secrets Manager); Lambda encrypts it at rest with its own key.",
+        resource_type="AWS::Lambda::Function",
+    )
+
+
 def _allow(actions: list[str], *resources: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(actions=actions, resources=list(resources))
 
@@ -258,6 +297,13 @@ class Functions(Construct):
                 event_sources.SqsEventSource(
                     work.queue,
                     batch_size=work.spec.batch_size,
+                    # Each generate invocation calls the model: this bounds the spending.
+                    # (Reserved concurrency would also, but it takes from the account's pool,
+                    # fails to deploy on accounts with the default quota, and makes Lambda
+                    # throttle the poller, which sends messages to the DLQ unprocessed.)
+                    max_concurrency=(
+                        config.generate_max_concurrency if work.spec.consumer == "generate" else None
+                    ),
                     max_batching_window=(
                         Duration.seconds(work.spec.batching_window_seconds)
                         if work.spec.batching_window_seconds
@@ -282,6 +328,12 @@ class Functions(Construct):
             "OpenAiApiKey",
             description="API key of the OpenAI-compatible endpoint: set the key itself as the secret string",
             removal_policy=removal,
+        )
+        skip_checkov(
+            secret,
+            "CKV_AWS_149",
+            "Encrypted with the AWS-managed Secrets Manager key; only the generate function's role "
+            "may read the secret, and a customer key would add cost and a key policy to keep.",
         )
         acknowledge(
             secret,
@@ -356,7 +408,13 @@ class Functions(Construct):
                 "Object keys are made by the server per owner and file ({owner}/{fileId}); the function "
                 "acts for every owner, so it needs the bucket's objects, and nothing outside the bucket.",
             )
-        return lambda_.Function(
+        skip_checkov(
+            log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; the logs hold ids and outcomes, no "
+            "message text or file bytes, so a customer key would add cost without a reader to stop.",
+        )
+        function = lambda_.Function(
             self,
             spec.name,
             description=spec.description,
@@ -376,6 +434,8 @@ class Functions(Construct):
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE if spec.traced else lambda_.Tracing.DISABLED,
         )
+        acknowledge_function_checks(function, concurrency=_CONCURRENCY_BOUNDS[spec.name])
+        return function
 
     def _resource_arn(self, resource: str) -> str:
         """The ARN of a resource named in `infra.permissions`."""
@@ -386,6 +446,8 @@ class Functions(Construct):
             return f"{table}/index/{resource.removeprefix('index:')}"
         if resource == permissions.OBJECTS:
             return self.objects_arn
+        if resource == permissions.BUCKET:
+            return self.storage.bucket.bucket_arn
         if resource == permissions.SECRET:
             return self.openai_secret.secret_arn
         kind, _, queue = resource.partition(":")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.api import Api
-from infra.compliance import acknowledge
 from infra.config import DeploymentConfig
 from infra.constants import METRICS_NAMESPACE, SERVICE_PREFIX
 from infra.functions import Functions
@@ -33,13 +34,25 @@ class Monitoring(Construct):
         api: Api,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(self, "Alarms", display_name="agentfiles alarms", enforce_ssl=True)
-        acknowledge(
-            self.topic,
-            "AwsSolutions-SNS2",
-            "Alarm notifications carry alarm names and states, no customer data; CloudWatch "
-            "cannot publish to a topic under the AWS-managed SNS key, and a customer key for "
-            "this alone would add cost and a key policy to keep.",
+        self.key = kms.Key(
+            self,
+            "AlarmsKey",
+            description="agentfiles: encrypts the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if config.production else RemovalPolicy.DESTROY,
+        )
+        # CloudWatch publishes alarm notifications as itself: the AWS-managed SNS key does
+        # not let it, a customer key can.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToTheTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Alarms", display_name="agentfiles alarms", enforce_ssl=True, master_key=self.key
         )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))

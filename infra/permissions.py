@@ -23,6 +23,7 @@ class Grant:
 TABLE = "table"
 INDEXES = tuple(f"index:{index.name}" for index in topology.INDEXES)
 OBJECTS = "objects"
+BUCKET = "bucket"
 SECRET = "secret"
 
 
@@ -50,16 +51,23 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
             ),
             (TABLE,),
         ),
-        # Presigned PUT and GET URLs carry the signer's permissions.
-        Grant(("s3:PutObject", "s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
+        # Presigned PUT and GET URLs carry the signer's permissions; bytes stored at once
+        # are tagged as checked in the same PUT.
+        Grant(("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
         Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
     ),
     "upload_trigger": (
         Grant(
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)
         ),
-        # GetObject also covers HEAD; DeleteObject removes rejected uploads.
-        Grant(("s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
+        # GetObject also covers HEAD; DeleteObject removes rejected uploads; accepted ones
+        # are tagged as checked.
+        Grant(("s3:GetObject", "s3:PutObjectTagging", "s3:DeleteObject"), (OBJECTS,)),
+        # Without it S3 answers HEAD of a missing key with 403, which would look like a
+        # permission problem instead of an object deleted meanwhile. Keys begin with the
+        # owner, so no prefix narrows it; the role already reads every object, and
+        # listing adds only their names.
+        Grant(("s3:ListBucket",), (BUCKET,)),
     ),
     "generate": (
         Grant(
@@ -73,7 +81,7 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
             ),
             (TABLE,),
         ),
-        Grant(("s3:GetObject", "s3:PutObject"), (OBJECTS,)),
+        Grant(("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"), (OBJECTS,)),
         # Backoff for retryable model errors: the message's visibility is extended.
         Grant(("sqs:ChangeMessageVisibility",), (queue("generations"),)),
         Grant(("sqs:SendMessage",), (dlq("generations"),)),

@@ -10,6 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from agentfiles import topology
+from infra.compliance import skip_checkov
 from infra.config import DeploymentConfig
 from infra.constants import UPLOAD_ALLOWED_HEADERS
 
@@ -85,10 +86,24 @@ class Storage(Construct):
             removal_policy=removal,
             auto_delete_objects=not config.production,
         )
+        skip_checkov(
+            bucket,
+            "CKV_AWS_18",
+            "This bucket receives the access logs of the others; logging its own access into itself "
+            "would log every log delivery.",
+            resource_type="AWS::S3::Bucket",
+        )
+        skip_checkov(
+            bucket,
+            "CKV_AWS_21",
+            "Access logs are written once by S3 and CloudFront and expire after 90 days; versions would "
+            "keep expired logs.",
+            resource_type="AWS::S3::Bucket",
+        )
         return bucket
 
     def _files_bucket(self, config: DeploymentConfig, removal: RemovalPolicy) -> s3.Bucket:
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             "Files",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -119,6 +134,14 @@ class Storage(Construct):
             removal_policy=removal,
             auto_delete_objects=not config.production,
         )
+        skip_checkov(
+            bucket,
+            "CKV_AWS_21",
+            "Objects are written once under server-made keys; a deleted or vacuumed file must be gone, "
+            "and old versions would keep it (and its cost) alive.",
+            resource_type="AWS::S3::Bucket",
+        )
+        return bucket
 
     def notify_object_created(self, queue: sqs.IQueue) -> None:
         """Every new object goes to `queue`, where the upload trigger checks it."""

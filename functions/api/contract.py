@@ -4,6 +4,7 @@ parameters, and the error responses each route declares in the OpenAPI document.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
@@ -11,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from agentfiles.errors import Unauthorized
 from agentfiles.ids import ULID_PATTERN
-from agentfiles.models.common import ErrorBody
+from agentfiles.models.common import AuthorizerRefusal, ErrorBody
 
 
 class Router(APIGatewayHttpRouter):
@@ -26,23 +27,42 @@ class Router(APIGatewayHttpRouter):
         return sub
 
 
-_ERRORS = {
+_ERRORS: dict[int, Any] = {
     status: {"description": description, "content": {"application/json": {"model": ErrorBody}}}
     for status, description in (
-        (400, "Bad request"),
-        (401, "Missing or invalid token"),
+        (400, "Bad request (a body that is not valid JSON, a bad cursor...)"),
         (404, "Not found (or another owner's)"),
         (409, "Conflict with the current state"),
         (413, "Too large"),
+        (415, "The body is not declared as JSON"),
         (422, "Well-formed but not acceptable"),
         (503, "A dependency is unavailable; retry"),
     )
 }
+_ERRORS[401] = {
+    "description": "Missing or invalid token. The gateway's JWT authorizer answers before the API runs, "
+    "with its own body (not the error envelope)",
+    "content": {"application/json": {"model": AuthorizerRefusal}},
+}
 
 
 def errors(*statuses: int) -> dict[int, Any]:
-    """The error responses of a route: 401 for every route, and those named."""
-    return {status: _ERRORS[status] for status in (401, *statuses)}
+    """Every route may answer 401 (the authorizer) and 422 (validation), and these."""
+    return {status: _ERRORS[status] for status in (401, 422, *statuses)}
+
+
+def link(route: str, body: dict[str, Any] | None = None, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to `route` ("GET /threads/{threadId}") with its parameters as runtime
+    expressions (and a request body to start from): how a client, and the stateful
+    fuzzing, follows what a response created."""
+    method, path = route.split(" ", 1)
+    found: dict[str, Any] = {
+        "operationRef": f"#/paths/{quote(path.replace('/', '~1'), safe='~')}/{method.lower()}",
+        "parameters": parameters,
+    }
+    if body is not None:
+        found["requestBody"] = body
+    return found
 
 
 def json_response(status: int, body: Any) -> Response:

@@ -5,6 +5,7 @@ shape the response."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentfiles.data.errors import DataError
-from agentfiles.errors import AgentFilesError
+from agentfiles.errors import AgentFilesError, Unauthorized
 from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
@@ -34,14 +35,22 @@ OPENAPI_INFO: dict[str, Any] = {
     "description": "Chat threads that carry files and images: presigned uploads checked on arrival, "
     "messages whose parts reference files, replies from an OpenAI-compatible model. Every route but "
     "/health, /openapi.json and /docs takes a bearer JWT; its `sub` owns what the caller creates. "
-    'Errors are `{"error": {"code", "message"}}`.',
+    'Errors are `{"error": {"code", "message"}}`, except a 401: that comes from the gateway\'s JWT '
+    'authorizer, with its own body `{"message": "Unauthorized"}`.',
     "security_schemes": {"bearer": HTTPBearer(bearerFormat="JWT")},
     "security": [{"bearer": []}],
 }
 
 
+UNAUTHORIZED = {"message": "Unauthorized"}
+
+
 @app.exception_handler(AgentFilesError)
 def _domain_error(error: AgentFilesError) -> Response:
+    if isinstance(error, Unauthorized):
+        # The JWT authorizer answers nearly every 401 before this function runs; the few
+        # it lets through (a subject the keys cannot hold) get the same body.
+        return json_response(401, UNAUTHORIZED)
     if error.status >= 500:
         logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
     return json_response(error.status, error.to_body())
@@ -63,6 +72,9 @@ def _validation_error(error: RequestValidationError) -> Response:
         for problem in error.errors()
     ]
     summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems[:5]) or "invalid request"
+    if any(problem.get("type") == "json_invalid" for problem in error.errors()):
+        body = {"error": {"code": "invalid_json", "message": f"the body is not JSON: {summary}"}}
+        return json_response(400, body)
     return json_response(
         422, {"error": {"code": "validation_error", "message": summary, "details": {"problems": problems}}}
     )
@@ -113,14 +125,34 @@ def docs() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(_json_bodies(event), context)
+    readable = _json_bodies(event)
+    if readable is None:
+        return _unsupported_media_type(event)
+    return app.resolve(readable, context)
 
 
-def _json_bodies(event: dict) -> dict:
+def _json_bodies(event: dict) -> dict | None:
     """Every body this API takes is JSON. A client that sends one without saying so
-    (curl -d sends form encoding) gets it read as JSON, not a riddle about form fields."""
+    (curl -d sends form encoding) gets it read as JSON, not a riddle about form fields;
+    a body declared as anything else (multipart, text, XML) is None: a 415."""
     headers = event.get("headers") or {}
-    declared = headers.get("content-type", "")
-    if event.get("body") and (not declared or declared.startswith("application/x-www-form-urlencoded")):
-        event = {**event, "headers": {**headers, "content-type": "application/json"}}
-    return event
+    declared = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not event.get("body") or declared == "application/json":
+        return event
+    if declared in ("", "application/x-www-form-urlencoded") or declared.endswith("+json"):
+        return {**event, "headers": {**headers, "content-type": "application/json"}}
+    return None
+
+
+def _unsupported_media_type(event: dict) -> dict:
+    declared = (event.get("headers") or {}).get("content-type", "")
+    error = {
+        "code": "unsupported_media_type",
+        "message": f"send the body as application/json, not {declared}",
+    }
+    return {
+        "statusCode": 415,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"error": error}, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }

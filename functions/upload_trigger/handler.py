@@ -32,6 +32,14 @@ def record_handler(record: SQSRecord) -> None:
     for s3_record in notification.records:
         if not s3_record.event_name.startswith("ObjectCreated"):
             continue
+        if s3_record.s3.bucket.name != get_settings().bucket_name:
+            # Only our bucket's objects are checked; a key named by another bucket's event
+            # must never act on ours. Retrying cannot change that: skipped.
+            logger.warning(
+                "notification for another bucket skipped", extra={"bucket": s3_record.s3.bucket.name}
+            )
+            metrics.add_metric(name="ForeignNotifications", unit=MetricUnit.Count, value=1)
+            continue
         s3_object = s3_record.s3.object
         # S3 URL-encodes keys in notifications.
         result = inspect_upload(unquote_plus(s3_object.key), s3_object.e_tag)

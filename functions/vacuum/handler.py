@@ -8,9 +8,9 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
 from agentfiles.logic.sweep import SWEEP_TIME_MS, SweepResult, run_sweep
@@ -41,10 +41,30 @@ def _emit(vacuum: VacuumResult, sweep: SweepResult) -> None:
         metrics.add_metric(name=name, unit=unit, value=value)
 
 
+# A schedule arrives as an EventBridge rule's (or EventBridge Scheduler's) "Scheduled Event".
+_SCHEDULE_SOURCES = ("aws.events", "aws.scheduler")
+
+
+def _schedule_or_reason(raw: dict[str, Any]) -> str | EventBridgeModel:
+    """The schedule's event, or why this event is skipped: the vacuum runs only on its
+    schedule, not on whatever else a misrouted rule sends."""
+    try:
+        event = EventBridgeModel.model_validate(raw)
+    except ValidationError:
+        return "not an EventBridge event"
+    if event.source not in _SCHEDULE_SOURCES or event.detail_type != "Scheduled Event":
+        return f"{event.source}: {event.detail_type}"
+    return event
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event = _schedule_or_reason(raw)
+    if isinstance(event, str):
+        logger.warning("event skipped", extra={"reason": event})
+        metrics.add_metric(name="EventsSkipped", unit=MetricUnit.Count, value=1)
+        return {"skipped": event}
     logger.append_keys(scheduled_at=event.time.isoformat(), rule=",".join(event.resources))
     remaining = context.get_remaining_time_in_millis
     # The vacuum leaves the sweep its share of the invocation.

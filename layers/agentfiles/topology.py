@@ -36,6 +36,11 @@ SWEEP_SHARDS = 4
 
 INDEXES = (GC_INDEX, SWEEP_INDEX)
 
+# The tag an object gets once its bytes passed their check (the upload trigger's, or the
+# check of bytes stored at once). In public URL mode the bucket lets CloudFront read only
+# objects that carry it, so pending and rejected bytes are never served.
+CHECKED_TAG = ("checked", "true")
+
 
 @dataclass(frozen=True)
 class FunctionSpec:

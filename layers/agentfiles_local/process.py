@@ -66,7 +66,12 @@ class StackProcess:
                     stderr=subprocess.STDOUT,
                 )
             stack = cls(process, f"http://127.0.0.1:{port}", output)
-            if stack._wait_until_healthy():
+            try:
+                healthy = stack._wait_until_healthy()
+            except BaseException:
+                stack.stop()  # never leave a stack running behind a failed start
+                raise
+            if healthy:
                 return stack
             stack.stop()
             if attempt == attempts or "Address already in use" not in stack.output():

@@ -30,6 +30,7 @@ PROD_CONTEXT = {
     "logRetentionDays": "90",
     "alarmEmail": "ops@example.com",
     "corsOrigins": "https://app.example.com",
+    "generateMaxConcurrency": "3",
 }
 
 

@@ -25,6 +25,7 @@ def test_given_no_context_when_read_then_defaults_are_the_shared_ones() -> None:
     assert config.grace_seconds == Settings.model_fields["grace_seconds"].default
     assert config.public_urls is False
     assert config.jwt_issuer is None
+    assert config.generate_max_concurrency == 10
 
 
 def test_given_cli_strings_when_read_then_they_become_typed_values() -> None:
@@ -73,6 +74,8 @@ def test_given_json_values_when_read_then_they_are_accepted_too() -> None:
         {"throttleBurst": "many"},
         {"logLevel": "LOUD"},
         {"openaiSecretArn": "openai-key"},
+        {"generateMaxConcurrency": "1"},  # SQS allows 2 to 1000
+        {"generateMaxConcurrency": "1001"},
     ],
 )
 def test_given_a_value_that_cannot_deploy_when_read_then_it_is_refused_with_its_name(

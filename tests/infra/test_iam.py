@@ -72,6 +72,8 @@ def _resource(synthesized: Synthesized, resource: str) -> str:
         return f"{table}/index/{resource.removeprefix('index:')}"
     if resource == permissions.OBJECTS:
         return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    if resource == permissions.BUCKET:
+        return f"{synthesized.logical_id(stack.storage.bucket)}.Arn"
     if resource == permissions.SECRET:
         # A created secret's Ref is its ARN; a given one is its literal ARN.
         return stack.config.openai_secret_arn or synthesized.logical_id(stack.functions.openai_secret)

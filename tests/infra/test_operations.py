@@ -208,3 +208,26 @@ def test_given_the_stack_when_synthesized_then_outputs_tell_clients_where_things
     assert "PublicBaseUrl" not in dev_outputs
     assert "UserPoolId" not in prod_outputs
     assert "PublicBaseUrl" in prod_outputs
+
+
+def test_given_the_alarm_topic_when_synthesized_then_it_is_encrypted_with_a_key_cloudwatch_may_use(
+    any_stack: Synthesized,
+) -> None:
+    # Given the alarm topic / When synthesized
+    monitoring = any_stack.stack.monitoring
+    topic = any_stack.resource(monitoring.topic)["Properties"]
+    key_id = any_stack.logical_id(monitoring.key)
+    key = any_stack.data["Resources"][key_id]
+
+    # Then it is encrypted with the stack's own key, which rotates
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # And CloudWatch alarms may use the key to publish to it
+    (statement,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # And the key goes with a dev stack, and stays with a production one
+    assert key["DeletionPolicy"] == ("Retain" if any_stack.stack.config.production else "Delete")

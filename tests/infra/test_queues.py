@@ -110,3 +110,20 @@ def test_given_the_topology_when_synthesized_then_exactly_one_mapping_per_queue_
 
     # Then nothing else consumes a queue (the DLQs are read by people, not functions)
     assert len(mappings) == len(topology.QUEUES)
+
+
+def test_given_the_generate_queue_when_synthesized_then_its_consumer_runs_at_most_the_configured_concurrency(
+    any_stack: Synthesized,
+) -> None:
+    # Given the queue whose consumer calls the model (and so spends money)
+    queues = any_stack.stack.queues
+    generations = _mapping_for(any_stack, any_stack.logical_id(queues["generations"].queue))
+
+    # Then its event source runs at most generateMaxConcurrency invocations at once
+    # (10 by default; the prod context asks for 3)
+    expected = any_stack.stack.config.generate_max_concurrency
+    assert generations["ScalingConfig"] == {"MaximumConcurrency": expected}
+    assert expected == (3 if any_stack.stack.config.production else 10)
+    # And the functions themselves reserve nothing from the account's pool
+    for function in any_stack.of_type("AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in function["Properties"]

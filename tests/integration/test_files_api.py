@@ -225,9 +225,9 @@ def test_a_body_that_is_not_json_is_a_typed_4xx(aws):
     assert '"error"' in response["body"]
 
 
-def test_a_request_without_claims_is_401(aws):
+def test_a_request_without_claims_is_401_with_the_authorizers_body(aws):
     reply = aws.call_api("GET", "/files", sub=None)
-    assert reply.status == 401 and reply.body["error"]["code"] == "unauthorized"
+    assert reply.status == 401 and reply.body == {"message": "Unauthorized"}
 
 
 def test_files_list_in_pages_newest_first(aws):

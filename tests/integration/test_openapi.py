@@ -49,3 +49,54 @@ def test_health_answers_without_a_token(aws):
 def test_an_unknown_route_is_a_typed_404(aws):
     reply = aws.call_api("GET", "/nope")
     assert reply.status == 404 and reply.body["error"]["code"] == "route_not_found"
+
+
+def test_the_document_declares_what_each_route_really_answers(aws):
+    # Given the served document
+    document = aws.call_api("GET", "/openapi.json", sub=None).body
+    schemas = document["components"]["schemas"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            # Then a 401 is the JWT authorizer's own body, not the error envelope
+            unauthorized = responses["401"]["content"]["application/json"]["schema"]
+            assert unauthorized == {"$ref": "#/components/schemas/AuthorizerRefusal"}, (method, path)
+            # And a validation failure is the error envelope the function sends
+            invalid = responses["422"]["content"]["application/json"]["schema"]
+            assert invalid == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
+            # And every route declares its success, with a body schema unless it has none
+            successes = {code for code in responses if code.startswith("2")}
+            assert successes, (method, path)
+            if method == "get":
+                assert responses["200"]["content"]["application/json"]["schema"], path
+            # And a route that reads a body says what it answers to one that is not JSON
+            if "requestBody" in operation:
+                assert {"400", "415"} <= set(responses), (method, path)
+    assert schemas["AuthorizerRefusal"]["required"] == ["message"]
+    assert schemas["AuthorizerRefusal"]["properties"]["message"]["const"] == "Unauthorized"
+
+
+def test_created_resources_link_to_the_operations_that_take_their_ids(aws):
+    # Given the served document
+    document = aws.call_api("GET", "/openapi.json", sub=None).body
+    paths = document["paths"]
+
+    def targets(path: str, method: str, status: str) -> dict[str, str]:
+        links = paths[path][method]["responses"][status]["links"]
+        found = {}
+        for name, link in links.items():
+            pointer = link["operationRef"].removeprefix("#/paths/")
+            target_path, target_method = pointer.rsplit("/", 1)
+            target_path = target_path.replace("~1", "/").replace("%7B", "{").replace("%7D", "}")
+            # Then each link points at an operation the document has
+            assert target_method in paths[target_path], name
+            found[name] = f"{target_method.upper()} {target_path}"
+        return found
+
+    # Then a new thread leads to its messages, a new message to itself, a new file to itself
+    assert targets("/threads", "post", "201")["SaveMessage"] == "POST /threads/{threadId}/messages"
+    message_links = targets("/threads/{threadId}/messages", "post", "201")
+    assert message_links["GetMessage"] == "GET /threads/{threadId}/messages/{messageId}"
+    assert message_links["DeleteMessage"] == "DELETE /threads/{threadId}/messages/{messageId}"
+    assert targets("/files/uploads", "post", "201")["GetFile"] == "GET /files/{fileId}"
+    assert targets("/files", "post", "201")["DeleteFile"] == "DELETE /files/{fileId}"

@@ -160,9 +160,10 @@ def test_a_checksum_s3_verified_means_one_head_and_one_4kib_read_whatever_the_si
     # When the trigger checks a 200 KB object
     with count_calls() as calls:
         lambda_handler(aws.sqs_event_for("uploads", messages), LambdaContext("upload_trigger", 60))
-    # Then it made one HEAD and one ranged GET of 4 KiB, and the file is ready
+    # Then it made one HEAD and one ranged GET of 4 KiB, tagged the object checked, and
+    # the file is ready
     s3_calls = [(name, params) for service, name, params in calls.calls if service == "s3"]
-    assert [name for name, _ in s3_calls] == ["HeadObject", "GetObject"]
+    assert [name for name, _ in s3_calls] == ["HeadObject", "GetObject", "PutObjectTagging"]
     assert s3_calls[1][1]["headers"]["Range"] == "bytes=0-4095"
     assert aws.file_row("alice", file["id"])["status"] == "ready"
 

@@ -6,9 +6,15 @@ from aws_lambda_powertools.event_handler import Response
 
 from agentfiles.logic import files
 from agentfiles.models.files import FilePage, FileResponse, SmallUploadRequest, UploadRequest, UploadResponse
-from functions.api.contract import Cursor, FileId, Limit, Router, errors, json_response
+from functions.api.contract import Cursor, FileId, Limit, Router, errors, json_response, link
 
 router = Router()
+
+_FILE = "$response.body#/file/id"
+FILE_LINKS = {
+    "GetFile": link("GET /files/{fileId}", fileId=_FILE),
+    "DeleteFile": link("DELETE /files/{fileId}", fileId=_FILE),
+}
 
 
 @router.post(
@@ -16,9 +22,9 @@ router = Router()
     summary="Register a file and get a presigned PUT",
     tags=["files"],
     responses={
-        201: {"description": "Upload the bytes with the returned URL and headers"},
-        200: {"description": "This owner already has this content: no upload needed"},
-        **errors(413, 422),
+        201: {"description": "Upload the bytes with the returned URL and headers", "links": FILE_LINKS},
+        200: {"description": "This owner already has this content: no upload needed", "links": FILE_LINKS},
+        **errors(400, 413, 415),
     },
 )
 def register_upload(request: UploadRequest) -> Response[UploadResponse]:
@@ -31,9 +37,9 @@ def register_upload(request: UploadRequest) -> Response[UploadResponse]:
     summary="Upload a small file in the body (base64), checked at once",
     tags=["files"],
     responses={
-        201: {"description": "Stored and ready"},
-        200: {"description": "Deduplicated"},
-        **errors(400, 413, 422),
+        201: {"description": "Stored and ready", "links": FILE_LINKS},
+        200: {"description": "Deduplicated", "links": FILE_LINKS},
+        **errors(400, 413, 415),
     },
 )
 def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
@@ -42,7 +48,12 @@ def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:
     return json_response(200 if stored.deduplicated else 201, body)
 
 
-@router.get("/files", summary="List files, newest first", tags=["files"], responses=errors(400))
+@router.get(
+    "/files",
+    summary="List files, newest first",
+    tags=["files"],
+    responses={200: {"description": "A page of files"}, **errors(400)},
+)
 def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
     return files.list_files(router.owner(), limit, cursor)
 
@@ -51,7 +62,7 @@ def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
     "/files/<fileId>",
     summary="Read a file, with a fresh download URL when ready",
     tags=["files"],
-    responses=errors(404),
+    responses={200: {"description": "The file"}, **errors(404)},
 )
 def get_file(file_id: FileId) -> FileResponse:
     return FileResponse(file=files.file_out(files.get_file(router.owner(), file_id)))
@@ -61,7 +72,7 @@ def get_file(file_id: FileId) -> FileResponse:
     "/files/<fileId>",
     summary="Delete a file that no message references",
     tags=["files"],
-    responses={204: {"description": "Deleted"}, **errors(404, 409)},
+    responses={204: {"description": "Deleted", "content": {}}, **errors(404, 409)},
 )
 def delete_file(file_id: FileId) -> Response[None]:
     files.delete_file(router.owner(), file_id)

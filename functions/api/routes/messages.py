@@ -21,9 +21,29 @@ from functions.api.contract import (
     ThreadId,
     errors,
     json_response,
+    link,
 )
 
 router = Router()
+
+_SAME_THREAD = "$request.path.threadId"
+MESSAGE_LINKS = {
+    "GetMessage": link(
+        "GET /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/message/id",
+    ),
+    "GetReply": link(
+        "GET /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/reply/id",
+    ),
+    "DeleteMessage": link(
+        "DELETE /threads/{threadId}/messages/{messageId}",
+        threadId=_SAME_THREAD,
+        messageId="$response.body#/message/id",
+    ),
+}
 
 
 @router.post(
@@ -31,8 +51,8 @@ router = Router()
     summary="Save a message (and queue the assistant's reply)",
     tags=["messages"],
     responses={
-        201: {"description": "Saved; `reply` is the pending assistant message"},
-        **errors(400, 404, 409, 413, 422, 503),
+        201: {"description": "Saved; `reply` is the pending assistant message", "links": MESSAGE_LINKS},
+        **errors(400, 404, 409, 413, 415, 503),
     },
 )
 def save_message(
@@ -45,7 +65,7 @@ def save_message(
     "/threads/<threadId>/messages",
     summary="List messages, newest first; file parts carry fresh URLs",
     tags=["messages"],
-    responses=errors(400, 404),
+    responses={200: {"description": "A page of messages"}, **errors(400, 404)},
 )
 def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
     return messages.list_messages(router.owner(), thread_id, limit, cursor)
@@ -55,7 +75,7 @@ def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None)
     "/threads/<threadId>/messages/<messageId>",
     summary="Read a message",
     tags=["messages"],
-    responses=errors(404),
+    responses={200: {"description": "The message"}, **errors(404)},
 )
 def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
     return MessageResponse(message=messages.get_message(router.owner(), thread_id, message_id))
@@ -65,7 +85,7 @@ def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
     "/threads/<threadId>/messages/<messageId>",
     summary="Delete a message, releasing its files",
     tags=["messages"],
-    responses={204: {"description": "Deleted"}, **errors(404, 409)},
+    responses={204: {"description": "Deleted", "content": {}}, **errors(404, 409)},
 )
 def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]:
     messages.delete_message(router.owner(), thread_id, message_id)
@@ -77,8 +97,8 @@ def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]
     summary="Generate an image into the thread",
     tags=["messages"],
     responses={
-        202: {"description": "Queued; `reply` gets the picture as an image part"},
-        **errors(400, 404, 409, 422, 503),
+        202: {"description": "Queued; `reply` gets the picture as an image part", "links": MESSAGE_LINKS},
+        **errors(400, 404, 409, 415, 503),
     },
 )
 def generate_image(

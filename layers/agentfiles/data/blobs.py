@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
+from agentfiles.topology import CHECKED_TAG
 
 SNIFF_BYTES = 4096
 _HASH_CHUNK = 1024 * 1024
@@ -51,6 +52,9 @@ def presign_put(
 def presign_get(key: str, expires_in: int, filename: str | None = None, attachment: bool = False) -> str:
     params: dict[str, Any] = {"Bucket": _bucket(), "Key": key}
     if attachment and filename:
+        # A header value: no control character may pass, even from a row written before
+        # filenames were checked.
+        filename = "".join("_" if ord(c) < 0x20 or c == "\x7f" else c for c in filename)
         ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
         params["ResponseContentDisposition"] = (
             f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
@@ -107,15 +111,23 @@ def read_all(key: str) -> bytes:
 
 
 def put(key: str, data: bytes, media_type: str, sha256_hex: str) -> str:
-    """Store bytes in hand; returns the object's ETag."""
+    """Store bytes in hand, already checked (so tagged as such); returns the object's ETag."""
     response = clients.s3().put_object(
         Bucket=_bucket(),
         Key=key,
         Body=data,
         ContentType=media_type,
         ChecksumSHA256=sha256_hex_to_b64(sha256_hex),
+        Tagging="=".join(CHECKED_TAG),
     )
     return response["ETag"].strip('"')
+
+
+def mark_checked(key: str) -> None:
+    """Tag an object whose bytes passed their check (what public URLs may serve)."""
+    clients.s3().put_object_tagging(
+        Bucket=_bucket(), Key=key, Tagging={"TagSet": [{"Key": CHECKED_TAG[0], "Value": CHECKED_TAG[1]}]}
+    )
 
 
 def delete(key: str) -> None:

@@ -1,8 +1,9 @@
 """The upload trigger's check: is the object what its file row says it is?
 
-Per object: one HEAD and one ranged GET of at most 4 KiB. Where S3 verified the
-declared SHA-256 on upload (it reports it on HEAD), that is all; where it did not
-(moto, or a client that declared no checksum) the object is hashed as a stream.
+Per object: one HEAD and one ranged GET of at most 4 KiB, and for an accepted object
+the tag that marks it checked. Where S3 verified the declared SHA-256 on upload (it
+reports it on HEAD), that is all; where it did not (moto, or a client that declared no
+checksum) the object is hashed as a stream.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
         return Inspection(
             file_id, "rejected" if changed else "unchanged", bytes_read, checksum_source, rejection.code
         )
+    # Tagged before the row says ready: a ready file's object is always servable.
+    blobs.mark_checked(record.s3_key)
     if file_rows.mark_ready(record, sha256 or "", head.etag, now_ms()):
         return Inspection(file_id, "ready", bytes_read, checksum_source)
     if _is_going(file_rows.get(owner, file_id)):

@@ -94,7 +94,8 @@ def _prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[
         elif not isinstance(part, TextPart) and part.media_type:
             part = part.model_copy(update={"media_type": check_media_type(part.media_type)})
         prepared.append(part)
-    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True)) for p in prepared)
+    # Bytes, not characters: DynamoDB counts an item's UTF-8 size.
+    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True).encode()) for p in prepared)
     if size > MAX_CONTENT_BYTES:
         raise PayloadTooLarge(
             f"message content is {size} bytes, over {MAX_CONTENT_BYTES}; send large data as files",

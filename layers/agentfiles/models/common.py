@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
@@ -55,3 +55,10 @@ def now_ms() -> int:
 
 def iso_from_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AuthorizerRefusal(BaseModel):
+    """The body of every 401: API Gateway's JWT authorizer answers with it before any
+    function runs, so it is AWS's shape, not the error envelope."""
+
+    message: Literal["Unauthorized"]

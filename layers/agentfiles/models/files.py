@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field
 
 from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
@@ -16,6 +16,11 @@ def _check_filename(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("filename must not contain control characters")
     return value
+
+
+# The one filename rule, wherever a client names a file (an upload, an inline part): a
+# filename ends up in a download's Content-Disposition, where a line break would be a header.
+Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_filename)]
 
 
 class Rejection(CamelModel):
@@ -77,22 +82,37 @@ class FileOut(OmitNone):
 
 
 class UploadRequest(RequestModel):
-    filename: str = Field(min_length=1, max_length=255)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "filename": "notes.txt",
+                    "mediaType": "text/plain",
+                    "size": 5,
+                    "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+                }
+            ]
+        }
+    )
+
+    filename: Filename
     media_type: str = Field(min_length=3, max_length=255, examples=["image/png"])
     size: int = Field(gt=0, description="Exact size in bytes; the upload is rejected if the object differs")
     sha256: str | None = Field(
         None, pattern=SHA256_HEX, description="Lower-case hex SHA-256 of the content; enables dedup"
     )
 
-    _filename = field_validator("filename")(_check_filename)
-
 
 class SmallUploadRequest(RequestModel):
-    filename: str = Field(min_length=1, max_length=255)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"filename": "notes.txt", "mediaType": "text/plain", "data": "aGVsbG8="}]
+        }
+    )
+
+    filename: Filename
     media_type: str = Field(min_length=3, max_length=255, examples=["text/plain"])
     data: str = Field(min_length=1, description="Base64 of the content (standard or URL-safe alphabet)")
-
-    _filename = field_validator("filename")(_check_filename)
 
 
 class UploadTicket(CamelModel):

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from agentfiles.ids import ULID_PATTERN
 from agentfiles.models.common import CamelModel, OmitNone, RequestModel
+from agentfiles.models.files import Filename
 
 MessageRole = Literal["user", "assistant"]
 MessageStatus = Literal["pending", "streaming", "success", "failed"]
@@ -56,7 +57,7 @@ class ImagePart(_SourcedPart):
 
 class FilePart(_SourcedPart):
     type: Literal["file"]
-    filename: str | None = Field(None, max_length=255)
+    filename: Filename | None = None
 
     @model_validator(mode="after")
     def _typed(self) -> FilePart:
