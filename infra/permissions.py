@@ -24,6 +24,9 @@ TABLE = "table"
 INDEXES = tuple(f"index:{index.name}" for index in topology.INDEXES)
 OBJECTS = "objects"
 SECRET = "secret"
+# PostToConnection on the WebSocket API's stage: frames pushed to clients.
+CONNECTIONS = "connections"
+PUSH = Grant(("execute-api:ManageConnections",), (CONNECTIONS,))
 
 
 def queue(name: str) -> str:
@@ -46,6 +49,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
                 "dynamodb:BatchGetItem",
+                # A deleted reply's stream goes in batches.
+                "dynamodb:BatchWriteItem",
                 "dynamodb:ConditionCheckItem",
             ),
             (TABLE,),
@@ -53,6 +58,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         # Presigned PUT and GET URLs carry the signer's permissions.
         Grant(("s3:PutObject", "s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
         Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+        # New messages and stopped replies are pushed to the thread's followers.
+        PUSH,
     ),
     "upload_trigger": (
         Grant(
@@ -70,6 +77,9 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:Query",
                 "dynamodb:BatchGetItem",
                 "dynamodb:ConditionCheckItem",
+                # A follower whose connection is gone is forgotten (its rows deleted).
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
             ),
             (TABLE,),
         ),
@@ -78,6 +88,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         Grant(("sqs:ChangeMessageVisibility",), (queue("generations"),)),
         Grant(("sqs:SendMessage",), (dlq("generations"),)),
         Grant(("secretsmanager:GetSecretValue",), (SECRET,)),
+        # Every delta and status change is pushed to the thread's followers.
+        PUSH,
     ),
     "maintenance": (
         Grant(
@@ -87,17 +99,46 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
+                "dynamodb:BatchWriteItem",
             ),
             (TABLE,),
         ),
         # A long thread is removed in pages; the next page is a new message.
         Grant(("sqs:SendMessage",), (queue("maintenance"),)),
+        # A deleted thread's followers are told.
+        PUSH,
     ),
     "vacuum": (
         Grant(("dynamodb:Query",), (TABLE, *INDEXES)),
-        Grant(("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)),
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                # A reply given up on has its stream sealed; gone followers are forgotten.
+                "dynamodb:PutItem",
+                "dynamodb:BatchWriteItem",
+            ),
+            (TABLE,),
+        ),
         Grant(("s3:DeleteObject",), (OBJECTS,)),
         # Stuck work found by the sweep is sent again.
         Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+        # A reply the sweep fails is pushed as it ends.
+        PUSH,
     ),
+    "websocket": (
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            ),
+            (TABLE,),
+        ),
+    ),
+    # Checks tokens against the issuer's public keys: no AWS resource at all.
+    "websocket_authorizer": (),
 }
