@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentfiles import topology
 from agentfiles_local.client import ApiError, Client, Unreachable
 from agentfiles_local.events import schedule_event
 
@@ -265,7 +266,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     invoke = add(
         "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"
     )
-    invoke.add_argument("function", choices=["api", "upload_trigger", "generate", "maintenance", "vacuum"])
+    invoke.add_argument("function", choices=sorted(topology.FUNCTIONS))
     invoke.add_argument("event", metavar="EVENT.json")
     demo = add("demo", cmd_demo, "a scripted tour: upload, dedup, ask, image, delete, vacuum")
     demo.add_argument(
