@@ -240,9 +240,9 @@ class WebSocketGateway:
             return None
         about = connection.request
         return {
-            "ConnectedAt": _iso(about.connected_at_ms),
-            "Identity": {"SourceIp": about.source_ip, "UserAgent": about.user_agent},
-            "LastActiveAt": _iso(connection.last_active_ms),
+            "connectedAt": _iso(about.connected_at_ms),
+            "identity": {"sourceIp": about.source_ip, "userAgent": about.user_agent},
+            "lastActiveAt": _iso(connection.last_active_ms),
         }
 
     def disconnect(self, connection_id: str) -> bool:
