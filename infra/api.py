@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -65,6 +65,8 @@ class Api(Construct):
         removal = RemovalPolicy.RETAIN if config.production else RemovalPolicy.DESTROY
         self.user_pool: cognito.UserPool | None = None
         self.user_pool_client: cognito.UserPoolClient | None = None
+        self.jwt_issuer: str = ""
+        self.jwt_audience: list[str] = []
         authorizer = self._authorizer(config, removal)
 
         self.http_api = apigwv2.HttpApi(
@@ -132,6 +134,7 @@ class Api(Construct):
 
     def _authorizer(self, config: DeploymentConfig, removal: RemovalPolicy) -> apigwv2.IHttpRouteAuthorizer:
         if config.jwt_issuer:
+            self.jwt_issuer, self.jwt_audience = config.jwt_issuer, list(config.jwt_audience)
             return authorizers.HttpJwtAuthorizer(
                 "JwtAuthorizer", config.jwt_issuer, jwt_audience=list(config.jwt_audience)
             )
@@ -179,4 +182,8 @@ class Api(Construct):
             refresh_token_validity=Duration.days(30),
         )
         self.user_pool, self.user_pool_client = pool, client
+        # What the authorizer checks, for the WebSocket API's authorizer to check the same.
+        # (The issuer the HTTP API's user pool authorizer checks, spelled as it spells it.)
+        issuer = f"https://cognito-idp.{Stack.of(self).region}.amazonaws.com/{pool.user_pool_id}"
+        self.jwt_issuer, self.jwt_audience = issuer, [client.user_pool_client_id]
         return authorizers.HttpUserPoolAuthorizer("JwtAuthorizer", pool, user_pool_clients=[client])

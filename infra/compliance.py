@@ -42,3 +42,19 @@ def skip_checkov(scope: IConstruct, check: str, reason: str, *, resource_type: s
         metadata: dict[str, Any] = construct.get_metadata(CHECKOV) or {}
         skips = [skip for skip in metadata.get("skip", []) if skip["id"] != check]
         construct.add_metadata(CHECKOV, {"skip": [*skips, {"id": check, "comment": reason}]})
+
+
+def arn_wildcard_finding_of_join(scope: IConstruct, arn: str) -> str:
+    """The IAM5 finding id for an ARN built with `Stack.format_arn` (a join of pseudo
+    parameters, references and text), as cdk-nag spells it: `<Ref>`, `<Id.Attr>`."""
+    resolved = Stack.of(scope).resolve(arn)
+    parts = resolved["Fn::Join"][1] if isinstance(resolved, dict) else [resolved]
+
+    def spelled(part: object) -> str:
+        if isinstance(part, dict) and "Ref" in part:
+            return f"<{part['Ref']}>"
+        if isinstance(part, dict) and "Fn::GetAtt" in part:
+            return f"<{'.'.join(part['Fn::GetAtt'])}>"
+        return str(part)
+
+    return f"AwsSolutions-IAM5[Resource::{''.join(spelled(p) for p in parts)}]"

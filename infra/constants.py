@@ -55,6 +55,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/threads/{threadId}/messages/{messageId}"),
     ApiRoute("DELETE", "/threads/{threadId}/messages/{messageId}"),
     ApiRoute("POST", "/threads/{threadId}/images"),
+    ApiRoute("GET", "/threads/{threadId}/messages/{messageId}/stream"),
+    ApiRoute("POST", "/threads/{threadId}/messages/{messageId}/stop"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.
@@ -66,7 +68,12 @@ UPLOAD_ALLOWED_HEADERS = ("content-type", "if-none-match", "x-amz-checksum-sha25
 # ~50 MB at cold start).
 COMMON_REQUIREMENTS = "common"
 MODEL_REQUIREMENTS = "model"
+# The common set plus PyJWT and cryptography, for the function that checks tokens itself.
+AUTH_REQUIREMENTS = "auth"
 
 
 def requirements_for(function_name: str) -> str:
-    return MODEL_REQUIREMENTS if topology.FUNCTIONS[function_name].needs_model else COMMON_REQUIREMENTS
+    spec = topology.FUNCTIONS[function_name]
+    if spec.needs_model:
+        return MODEL_REQUIREMENTS
+    return AUTH_REQUIREMENTS if spec.verifies_tokens else COMMON_REQUIREMENTS

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jsii
 from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
@@ -23,9 +24,10 @@ from constructs import Construct, IConstruct
 
 from agentfiles import topology
 from infra import permissions
-from infra.compliance import acknowledge, arn_wildcard_finding, skip_checkov
+from infra.compliance import acknowledge, arn_wildcard_finding, arn_wildcard_finding_of_join, skip_checkov
 from infra.config import DeploymentConfig
 from infra.constants import (
+    AUTH_REQUIREMENTS,
     COMMON_REQUIREMENTS,
     DOMAIN_PACKAGE_DIR,
     FUNCTIONS_DIR,
@@ -38,6 +40,9 @@ from infra.constants import (
 )
 from infra.queues import WorkQueues
 from infra.storage import Storage
+
+if TYPE_CHECKING:
+    from infra.websocket import WebSocketPush
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -227,6 +232,10 @@ _CONCURRENCY_BOUNDS = {
     "per request whatever the concurrency.",
     "maintenance": "Bounded by its queue's event source; it calls only DynamoDB and SQS.",
     "vacuum": "Runs on a schedule, one invocation at a time at most every few minutes.",
+    "websocket": "The WebSocket stage's throttling bounds its route invocations; it calls only "
+    "DynamoDB and the @connections API.",
+    "websocket_authorizer": "Runs once per connection attempt, bounded by the WebSocket stage's "
+    "throttling; it calls no AWS service but fetches the issuer's keys, cached.",
 }
 
 
@@ -271,12 +280,14 @@ class Functions(Construct):
         config: DeploymentConfig,
         storage: Storage,
         queues: WorkQueues,
+        push: WebSocketPush,
         public_base_url: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.storage = storage
         self.queues = queues
+        self.push = push
         self.public_base_url = public_base_url
         self.objects_arn = storage.bucket.arn_for_objects("*")
         removal = RemovalPolicy.RETAIN if config.production else RemovalPolicy.DESTROY
@@ -284,7 +295,8 @@ class Functions(Construct):
 
         domain = domain_layer(self)
         dependency_layers = {
-            name: dependencies_layer(self, name) for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS)
+            name: dependencies_layer(self, name)
+            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS)
         }
         self.by_name: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -372,6 +384,8 @@ class Functions(Construct):
                 environment["URL_MODE"] = "presigned"
         if name == "vacuum":
             environment["GRACE_SECONDS"] = str(config.grace_seconds)
+        if permissions.PUSH in permissions.PERMISSIONS[name]:
+            environment["WEBSOCKET_CALLBACK_URL"] = self.push.callback_url
         return environment
 
     def _function(
@@ -400,6 +414,13 @@ class Functions(Construct):
                 role,
                 "AwsSolutions-IAM5[Resource::*]",
                 "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+            )
+        if permissions.PUSH in permissions.PERMISSIONS[spec.name]:
+            acknowledge(
+                role,
+                arn_wildcard_finding_of_join(role, self.push.connections_arn),
+                "Connection ids are made by API Gateway, one per client connection; the function pushes "
+                "to whichever connections follow a thread, only by POST, only on this API's stage.",
             )
         if any(self.objects_arn in statement.resources for statement in statements):
             acknowledge(
@@ -450,11 +471,19 @@ class Functions(Construct):
             return self.storage.bucket.bucket_arn
         if resource == permissions.SECRET:
             return self.openai_secret.secret_arn
+        if resource == permissions.CONNECTIONS:
+            return self.push.connections_arn
         kind, _, queue = resource.partition(":")
         if kind in ("queue", "dlq"):
             work = self.queues[queue]
             return (work.queue if kind == "queue" else work.dlq).queue_arn
         raise ValueError(f"unknown resource {resource!r} in infra.permissions")
+
+    def trust_tokens_of(self, issuer: str, audiences: list[str]) -> None:
+        """The WebSocket authorizer accepts the HTTP API's tokens: same issuer, same audience."""
+        authorizer = self.by_name["websocket_authorizer"]
+        authorizer.add_environment("JWT_ISSUER", issuer)
+        authorizer.add_environment("JWT_AUDIENCE", ",".join(audiences))
 
     def _permissions(self, name: str) -> list[iam.PolicyStatement]:
         """What the function does, beyond consuming its queue (the event source grants that)."""

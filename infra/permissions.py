@@ -25,6 +25,9 @@ INDEXES = tuple(f"index:{index.name}" for index in topology.INDEXES)
 OBJECTS = "objects"
 BUCKET = "bucket"
 SECRET = "secret"
+# PostToConnection on the WebSocket API's stage: frames pushed to clients.
+CONNECTIONS = "connections"
+PUSH = Grant(("execute-api:ManageConnections",), (CONNECTIONS,))
 
 
 def queue(name: str) -> str:
@@ -47,6 +50,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
                 "dynamodb:BatchGetItem",
+                # A deleted reply's stream goes in batches.
+                "dynamodb:BatchWriteItem",
                 "dynamodb:ConditionCheckItem",
             ),
             (TABLE,),
@@ -55,6 +60,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         # are tagged as checked in the same PUT.
         Grant(("s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject"), (OBJECTS,)),
         Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+        # New messages and stopped replies are pushed to the thread's followers.
+        PUSH,
     ),
     "upload_trigger": (
         Grant(
@@ -78,6 +85,9 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:Query",
                 "dynamodb:BatchGetItem",
                 "dynamodb:ConditionCheckItem",
+                # A follower whose connection is gone is forgotten (its rows deleted).
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
             ),
             (TABLE,),
         ),
@@ -86,6 +96,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         Grant(("sqs:ChangeMessageVisibility",), (queue("generations"),)),
         Grant(("sqs:SendMessage",), (dlq("generations"),)),
         Grant(("secretsmanager:GetSecretValue",), (SECRET,)),
+        # Every delta and status change is pushed to the thread's followers.
+        PUSH,
     ),
     "maintenance": (
         Grant(
@@ -95,17 +107,46 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
+                "dynamodb:BatchWriteItem",
             ),
             (TABLE,),
         ),
         # A long thread is removed in pages; the next page is a new message.
         Grant(("sqs:SendMessage",), (queue("maintenance"),)),
+        # A deleted thread's followers are told.
+        PUSH,
     ),
     "vacuum": (
         Grant(("dynamodb:Query",), (TABLE, *INDEXES)),
-        Grant(("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)),
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                # A reply given up on has its stream sealed; gone followers are forgotten.
+                "dynamodb:PutItem",
+                "dynamodb:BatchWriteItem",
+            ),
+            (TABLE,),
+        ),
         Grant(("s3:DeleteObject",), (OBJECTS,)),
         # Stuck work found by the sweep is sent again.
         Grant(("sqs:SendMessage",), (queue("generations"), queue("maintenance"))),
+        # A reply the sweep fails is pushed as it ends.
+        PUSH,
     ),
+    "websocket": (
+        Grant(
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+            ),
+            (TABLE,),
+        ),
+    ),
+    # Checks tokens against the issuer's public keys: no AWS resource at all.
+    "websocket_authorizer": (),
 }

@@ -18,6 +18,7 @@ from infra.public_urls import PublicUrls
 from infra.queues import WorkQueues
 from infra.schedule import VacuumSchedule
 from infra.storage import Storage
+from infra.websocket import WebSocketPush
 
 # The singleton function that the CDK adds to configure bucket notifications.
 _NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
@@ -52,15 +53,19 @@ class AgentFilesStack(Stack):
             if config.public_urls
             else None
         )
+        self.push = WebSocketPush(self, "Push", config=config)
         self.functions = Functions(
             self,
             "Functions",
             config=config,
             storage=self.storage,
             queues=self.queues,
+            push=self.push,
             public_base_url=self.public_urls.base_url if self.public_urls else None,
         )
         self.api = Api(self, "Api", config=config, handler=self.functions["api"])
+        self.push.wire(self.functions["websocket"], self.functions["websocket_authorizer"])
+        self.functions.trust_tokens_of(self.api.jwt_issuer, self.api.jwt_audience)
         self.schedule = VacuumSchedule(self, "Schedule", config=config, vacuum=self.functions["vacuum"])
         self.monitoring = Monitoring(
             self,
@@ -76,6 +81,12 @@ class AgentFilesStack(Stack):
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API")
+        CfnOutput(
+            self,
+            "WebSocketUrl",
+            value=self.push.url,
+            description="Live replies: connect with ?token=<the same JWT>, then subscribe to threads",
+        )
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "TableName", value=self.storage.table.table_name)
         CfnOutput(

@@ -20,13 +20,13 @@ from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
 from functions.api.contract import json_response
-from functions.api.routes import files, messages, threads
+from functions.api.routes import files, live, messages, threads
 
 # Fail at init, naming any variable the deployment did not set.
 get_settings()
 
 app = APIGatewayHttpResolver(enable_validation=True)
-for concern in (files, threads, messages):
+for concern in (files, threads, messages, live):
     app.include_router(concern.router)
 
 OPENAPI_INFO: dict[str, Any] = {

@@ -68,23 +68,44 @@ class Settings(BaseModel):
     stream_flush_ms: int = Field(250, alias="STREAM_FLUSH_MS", ge=0)
     lease_seconds: int = Field(330, alias="LEASE_SECONDS", gt=0)
     retry_base_seconds: int = Field(10, alias="RETRY_BASE_SECONDS", ge=0)
+    # The completion limit sent to the model: a longer answer ends `length`, never fails.
+    max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)
     url_mode: Literal["presigned", "public", "inline"] = Field("presigned", alias="URL_MODE")
     public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
     model_url_ttl_seconds: int = Field(600, alias="MODEL_URL_TTL_SECONDS", ge=60)
+
+    # Live replies: how long a reply's deltas are kept for catch-up after each is written,
+    # and where functions push frames to WebSocket connections (API Gateway's @connections
+    # endpoint, https://{api}.execute-api.{region}.amazonaws.com/{stage}); unset, nothing is pushed.
+    stream_retention_seconds: int = Field(3600, alias="STREAM_RETENTION_SECONDS", ge=60)
+    websocket_callback_url: str | None = Field(None, alias="WEBSOCKET_CALLBACK_URL")
+    # The WebSocket $connect authorizer checks tokens as the HTTP API's JWT authorizer does:
+    # this issuer (its keys at JWKS_URL, by default {issuer}/.well-known/jwks.json) and audiences.
+    jwt_issuer: str | None = Field(None, alias="JWT_ISSUER")
+    jwt_audience: tuple[str, ...] = Field((), alias="JWT_AUDIENCE")
+    jwks_url: str | None = Field(None, alias="JWKS_URL")
 
     # Vacuum
     grace_seconds: int = Field(24 * 3600, alias="GRACE_SECONDS", ge=0)
     vacuum_page_size: int = Field(100, alias="VACUUM_PAGE_SIZE", ge=1, le=1000)
     vacuum_reserve_ms: int = Field(20_000, alias="VACUUM_RESERVE_MS", ge=0)
 
-    @field_validator("allowed_media_types", mode="before")
+    @field_validator("allowed_media_types", "jwt_audience", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("openai_base_url", "openai_api_key", "openai_api_key_secret_arn", "public_base_url")
+    @field_validator(
+        "openai_base_url",
+        "openai_api_key",
+        "openai_api_key_secret_arn",
+        "public_base_url",
+        "websocket_callback_url",
+        "jwt_issuer",
+        "jwks_url",
+    )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -49,6 +49,8 @@ class FunctionSpec:
     memory_mb: int
     description: str
     needs_model: bool = False
+    # Checks bearer tokens itself (PyJWT and cryptography): only the WebSocket authorizer.
+    verifies_tokens: bool = False
     # Traced with X-Ray (Powertools Tracer): only where a cold start's extra
     # milliseconds are lost in the work itself.
     traced: bool = False
@@ -71,6 +73,14 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         ),
         FunctionSpec("maintenance", 120, 512, "Removes deleted threads' messages in pages"),
         FunctionSpec("vacuum", 300, 512, "Deletes unreferenced files and re-sends stuck work"),
+        FunctionSpec("websocket", 10, 256, "WebSocket API: connections and the threads they follow"),
+        FunctionSpec(
+            "websocket_authorizer",
+            10,
+            256,
+            "Checks the token of a WebSocket connection as the HTTP API checks a request's",
+            verifies_tokens=True,
+        ),
     )
 }
 

@@ -1,14 +1,16 @@
 """A small client of the agentfiles HTTP API, as a program on a user's machine uses it:
 a token, presigned uploads with progress, messages, replies followed as they stream.
 
-The command line is built on it; it talks HTTP only, so it works against the local
-stack and, given a real token, against a deployed API.
+The command line is built on it; it talks HTTP and the WebSocket protocol only, so it
+works against the local stack and, given a real token, against a deployed API.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import ClientConnection, connect
 
 Progress = Callable[[int, int], None]
 MEDIA_TYPES = {
@@ -38,6 +42,10 @@ class ApiError(Exception):
 
 class Unreachable(Exception):
     pass
+
+
+# A reply in one of these is done.
+ENDED = ("success", "failed", "stopped")
 
 
 def media_type_of(path: Path) -> str:
@@ -201,11 +209,53 @@ class Client:
             if on_text and len(text) > shown:
                 on_text(text[shown:])
                 shown = len(text)
-            if message["status"] in ("success", "failed"):
+            if message["status"] in ENDED:
                 return message
             if time.monotonic() > deadline:
                 raise ApiError(504, "reply_timeout", f"reply {message_id} is still {message['status']}")
             time.sleep(0.2)
+
+    def stream(self, thread: str, message_id: str, after: int = 0) -> dict[str, Any]:
+        """`GET .../stream?after=N`: the reply's deltas after N."""
+        return self.call(
+            "GET", f"/threads/{thread}/messages/{message_id}/stream", params={"after": str(after)}
+        )
+
+    def stop(self, thread: str, message_id: str) -> dict[str, Any]:
+        return self.call("POST", f"/threads/{thread}/messages/{message_id}/stop")["message"]
+
+    def websocket_url(self) -> str | None:
+        """Where replies are pushed: the local stack says so in /health (a deployed
+        stack's WebSocketUrl output is given with AGENTFILES_WEBSOCKET_URL)."""
+        configured = os.environ.get("AGENTFILES_WEBSOCKET_URL")
+        if configured:
+            return configured
+        try:
+            return self.health().get("websocketUrl")
+        except (ApiError, Unreachable):
+            return None
+
+    def live(self, thread: str) -> LiveReplies | None:
+        """A WebSocket connection following `thread`, or None when it cannot connect."""
+        url = self.websocket_url()
+        if not url:
+            return None
+        try:
+            return LiveReplies.open(self, url, thread)
+        except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+            return None
+
+    def follow_live(
+        self,
+        live: LiveReplies,
+        message_id: str,
+        on_text: Callable[[str], None] | None = None,
+        timeout: float = 120.0,
+    ) -> dict[str, Any]:
+        """Follow a reply through pushed frames: each delta's text goes to `on_text` as
+        it arrives, by seq; after a dropped connection it reconnects, resubscribes and
+        asks `after=lastSeq` for what it missed, so no text is repeated or lost."""
+        return live.follow(message_id, on_text or (lambda _: None), timeout)
 
     def download(self, url: str) -> bytes:
         response = self._send("GET", url)
@@ -225,3 +275,84 @@ class Client:
         if response.headers.get("x-amz-function-error"):
             raise ApiError(500, result.get("errorType", "FunctionError"), result.get("errorMessage", ""))
         return result
+
+
+class LiveReplies:
+    """One WebSocket connection following one thread, as the protocol in the README goes:
+    connect with `?token=`, subscribe, then merge pushed deltas by seq."""
+
+    def __init__(self, client: Client, url: str, thread: str) -> None:
+        self.client, self.url, self.thread = client, url, thread
+        self.socket: ClientConnection | None = None
+        self.reconnects = 0
+
+    @classmethod
+    def open(cls, client: Client, url: str, thread: str) -> LiveReplies:
+        live = cls(client, url, thread)
+        live._connect()
+        return live
+
+    def _connect(self) -> None:
+        self.socket = connect(f"{self.url}/?token={self.client.token()}", open_timeout=10)
+        self.socket.send(json.dumps({"action": "subscribe", "threadId": self.thread}))
+        while True:
+            frame = json.loads(self.socket.recv(timeout=10))
+            if frame.get("type") == "subscribed":
+                return
+            if frame.get("type") == "error":
+                error = frame["error"]
+                raise ApiError(404, error["code"], error["message"])
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+
+    def follow(self, message_id: str, on_text: Callable[[str], None], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seq, text = 0, ""
+
+        def apply(delta: dict[str, Any]) -> None:
+            nonlocal seq, text
+            if delta["seq"] <= seq:
+                return  # already had it
+            if delta.get("reset"):
+                text = ""  # a new attempt: what came before is superseded
+            text += delta["text"]
+            seq = delta["seq"]
+            if delta["text"]:
+                on_text(delta["text"])
+
+        def catch_up() -> dict[str, Any]:
+            missed = self.client.stream(self.thread, message_id, after=seq)
+            for delta in missed["deltas"]:
+                apply(delta)
+            return missed
+
+        def read() -> dict[str, Any]:
+            return self.client.call("GET", f"/threads/{self.thread}/messages/{message_id}")["message"]
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ApiError(504, "reply_timeout", f"reply {message_id} did not end in time")
+            try:
+                assert self.socket is not None
+                frame = json.loads(self.socket.recv(timeout=remaining))
+            except ConnectionClosed:
+                # Dropped: connect again, then ask for what was pushed meanwhile.
+                self.reconnects += 1
+                self._connect()
+                missed = catch_up()
+                if missed["status"] in ENDED:
+                    return read()
+                continue
+            if frame.get("type") == "delta" and frame.get("messageId") == message_id:
+                if frame["seq"] > seq + 1:
+                    catch_up()  # a frame went missing: fill the gap from the table
+                apply(frame)
+            elif frame.get("type") == "message" and frame["message"]["id"] == message_id:
+                message = frame["message"]
+                if message["status"] in ENDED:
+                    if (message.get("lastSeq") or 0) > seq:
+                        catch_up()
+                    return read() if frame.get("contentOmitted") else message

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentfiles import topology
 from agentfiles_local.client import ApiError, Client, Unreachable
 from agentfiles_local.events import schedule_event
 
@@ -89,6 +90,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     client = _client(args)
     files = upload_files(client, [Path(p) for p in args.file], quiet=args.json)
     thread = args.thread or client.create_thread(args.text[:60])
+    # Follow the thread before asking, so every frame of the reply is pushed to us.
+    live = client.live(thread)
     parts: list[dict[str, Any]] = [{"type": "text", "text": args.text}]
     for item in files:
         kind = "image" if item["file"]["mediaType"].startswith("image/") else "file"
@@ -102,10 +105,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-    reply = client.follow(thread, saved["reply"]["id"], show)
+    if live is not None:
+        try:
+            reply = client.follow_live(live, saved["reply"]["id"], show)
+        finally:
+            live.close()
+    else:
+        # No WebSocket to be had: poll the reply instead.
+        reply = client.follow(thread, saved["reply"]["id"], show)
     if not args.json:
         print()
     _emit(args, {"thread": thread, "message": saved["message"], "reply": reply}, lambda: None)
+    if reply["status"] == "stopped":
+        print("(stopped)", file=sys.stderr)
     if reply["status"] == "failed":
         error = reply.get("error") or {}
         print(f"error: the reply failed: {error.get('code')}: {error.get('message')}", file=sys.stderr)
@@ -265,7 +277,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     invoke = add(
         "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"
     )
-    invoke.add_argument("function", choices=["api", "upload_trigger", "generate", "maintenance", "vacuum"])
+    invoke.add_argument("function", choices=sorted(topology.FUNCTIONS))
     invoke.add_argument("event", metavar="EVENT.json")
     demo = add("demo", cmd_demo, "a scripted tour: upload, dedup, ask, image, delete, vacuum")
     demo.add_argument(

@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -163,6 +164,116 @@ def schedule_event(rule_name: str = "agentfiles-vacuum") -> dict[str, Any]:
         "region": REGION,
         "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_name}"],
         "detail": {},
+    }
+
+
+# ---- API Gateway WebSocket APIs ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebSocketRequest:
+    """What API Gateway knows of a WebSocket connection, repeated in each of its events."""
+
+    connection_id: str
+    domain_name: str
+    stage: str
+    connected_at_ms: int
+    source_ip: str = "127.0.0.1"
+    user_agent: str = ""
+    api_id: str = "local"
+
+
+def _websocket_context(
+    request: WebSocketRequest, route_key: str, event_type: str, authorizer: dict[str, Any] | None
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    context: dict[str, Any] = {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": uuid.uuid4().hex[:16],
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "messageDirection": "IN",
+        "stage": request.stage,
+        "connectedAt": request.connected_at_ms,
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "identity": {"sourceIp": request.source_ip, "userAgent": request.user_agent},
+        "requestId": uuid.uuid4().hex[:16],
+        "domainName": request.domain_name,
+        "connectionId": request.connection_id,
+        "apiId": request.api_id,
+    }
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return context
+
+
+def _multi(values: dict[str, str]) -> dict[str, list[str]]:
+    return {key: [value] for key, value in values.items()}
+
+
+def websocket_authorizer_event(
+    request: WebSocketRequest, headers: dict[str, str], query: dict[str, str]
+) -> dict[str, Any]:
+    """The REQUEST authorizer's input on `$connect` (its `methodArn` ends in `$connect`)."""
+    return {
+        "type": "REQUEST",
+        "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{request.api_id}/{request.stage}/$connect",
+        "headers": dict(headers),
+        "multiValueHeaders": _multi(headers),
+        "queryStringParameters": dict(query),
+        "multiValueQueryStringParameters": _multi(query),
+        "stageVariables": {},
+        "requestContext": _websocket_context(request, "$connect", "CONNECT", None),
+    }
+
+
+def authorizer_context(result: dict[str, Any], latency_ms: int = 0) -> dict[str, Any]:
+    """What API Gateway passes on to the routes from an authorizer's answer: its context,
+    the principal, and how long the authorizer took."""
+    return {
+        **(result.get("context") or {}),
+        "principalId": result.get("principalId"),
+        "integrationLatency": latency_ms,
+    }
+
+
+def websocket_connect_event(
+    request: WebSocketRequest,
+    headers: dict[str, str],
+    query: dict[str, str],
+    authorizer: dict[str, Any] | None,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "headers": dict(headers),
+        "multiValueHeaders": _multi(headers),
+        "requestContext": _websocket_context(request, "$connect", "CONNECT", authorizer),
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = dict(query)
+        event["multiValueQueryStringParameters"] = _multi(query)
+    return event
+
+
+def websocket_message_event(
+    request: WebSocketRequest, route_key: str, body: str, authorizer: dict[str, Any] | None
+) -> dict[str, Any]:
+    context = _websocket_context(request, route_key, "MESSAGE", authorizer)
+    context["messageId"] = uuid.uuid4().hex[:16]
+    return {"requestContext": context, "body": body, "isBase64Encoded": False}
+
+
+def websocket_disconnect_event(
+    request: WebSocketRequest, status_code: int, reason: str, authorizer: dict[str, Any] | None
+) -> dict[str, Any]:
+    headers = {"Host": request.domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
+    context = _websocket_context(request, "$disconnect", "DISCONNECT", authorizer)
+    context |= {"disconnectStatusCode": status_code, "disconnectReason": reason}
+    return {
+        "headers": headers,
+        "multiValueHeaders": _multi(headers),
+        "requestContext": context,
+        "isBase64Encoded": False,
     }
 
 

@@ -156,3 +156,84 @@ def test_a_rejected_upload_says_why(page: Page, tmp_path: Path):
     attachment = page.locator(".attachment").first
     expect(attachment).to_have_attribute("data-status", "rejected", timeout=30_000)
     expect(attachment).to_contain_text("not the declared image/png")
+
+
+def _drop_the_pages_socket(local_stack: LocalStackProcess, sub: str) -> None:
+    """Close the page's WebSocket from the server side, as API Gateway's @connections
+    DELETE does (the page sees a dropped connection, not one it closed)."""
+    import boto3
+
+    table = local_stack.aws("dynamodb")
+    rows = table.query(
+        TableName=local_stack.health["table"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :conn)",
+        ExpressionAttributeValues={":pk": {"S": f"OWNER#{sub}"}, ":conn": {"S": "CONN#"}},
+    )["Items"]
+    callbacks = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=local_stack.health["websocketCallbackUrl"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for row in rows:
+        callbacks.delete_connection(ConnectionId=row["connectionId"]["S"])
+
+
+def test_a_reply_streams_in_over_the_websocket_survives_a_dropped_socket_and_can_be_stopped(
+    page: Page, local_stack: LocalStackProcess
+):
+    import re
+
+    _sign_in(page)
+    sub = page.locator("#who-name").inner_text()
+    token = local_stack.token(sub)
+    listed: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            listed.append(request.url)
+            if request.method == "GET" and re.search(r"/threads/[^/]+/messages(\?|$)", request.url)
+            else None
+        ),
+    )
+
+    # When a long, paced reply is asked for
+    page.fill("#text", "tell me a story [[words:400]] [[delay_ms:15]]")
+    page.click("#send")
+    reply = page.locator(".message.assistant").last
+    expect(reply).to_have_attribute("data-status", "streaming", timeout=30_000)
+    # Then its text grows while it streams, and the page does not re-read the message list
+    page.wait_for_function(
+        "() => document.querySelector('.message.assistant:last-child .text')?.textContent.length > 20"
+    )
+    before = len(reply.locator(".text").inner_text())
+    lists_while_streaming = len(listed)
+    page.wait_for_function(
+        f"() => document.querySelector('.message.assistant:last-child .text').textContent.length > {before}"
+    )
+    # When the socket is dropped mid-reply
+    _drop_the_pages_socket(local_stack, sub)
+    # Then the page reconnects, catches up, and ends with exactly the reply's text
+    expect(reply).to_have_attribute("data-status", "success", timeout=45_000)
+    reply_id = reply.get_attribute("data-message-id")
+    thread = page.locator("#thread-list [aria-current=true]").get_attribute("data-thread-id")
+    saved = local_stack.api("GET", f"/threads/{thread}/messages/{reply_id}", token).json()["message"]
+    expect(reply.locator(".text")).to_have_text(saved["content"][0]["text"])
+    assert len(listed) == lists_while_streaming, listed
+
+    # When another long reply is stopped from its Stop button
+    page.fill("#text", "and another one [[words:3000]] [[delay_ms:10]]")
+    page.click("#send")
+    second = page.locator(".message.assistant").last
+    expect(second).to_have_attribute("data-status", "streaming", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('.message.assistant:last-child .text')?.textContent.length > 10"
+    )
+    second.locator("button.stop").click()
+    # Then it ends stopped, keeping what had streamed
+    expect(second).to_have_attribute("data-status", "stopped", timeout=30_000)
+    second_id = second.get_attribute("data-message-id")
+    stopped = local_stack.api("GET", f"/threads/{thread}/messages/{second_id}", token).json()["message"]
+    expect(second.locator(".text")).to_have_text(stopped["content"][0]["text"])
+    assert 0 < len(stopped["content"][0]["text"].split()) < 3000

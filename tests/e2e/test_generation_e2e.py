@@ -119,20 +119,26 @@ def test_partial_text_is_seen_while_streaming_before_success(local_stack):
     # Given a long, paced reply (markers the built-in model understands)
     token = local_stack.token(f"stream-{uuid.uuid4().hex[:8]}")
     thread, reply_id = _ask(local_stack, token, "tell me a long story [[words:400]] [[delay_ms:10]]")
-    # When a client polls while it is written
+    # When a client without a socket catches up by seq while it is written
     seen: list[tuple[str, int]] = []
+    text, last_seq = "", 0
 
     def ended() -> bool:
-        reply = _reply(local_stack, token, thread, reply_id)
-        seen.append((reply["status"], len(_text(reply))))
-        return reply["status"] in ("success", "failed")
+        nonlocal text, last_seq
+        stream = local_stack.api(
+            "GET", f"/threads/{thread}/messages/{reply_id}/stream", token, params={"after": last_seq}
+        ).json()
+        for delta in stream["deltas"]:
+            text, last_seq = text + delta["text"], delta["seq"]
+        seen.append((stream["status"], len(text)))
+        return stream["status"] in ("success", "failed")
 
     wait_for(ended, timeout=60, interval=0.05, what="the streamed reply to end")
-    # Then it saw partial text with status streaming, shorter than the final text
-    final = seen[-1]
+    # Then it saw partial text while streaming, and what it pieced together is the final reply
     partial = [length for status, length in seen if status == "streaming" and length > 0]
-    assert final[0] == "success"
-    assert partial and min(partial) < final[1]
+    assert seen[-1][0] == "success"
+    assert partial and min(partial) < len(text)
+    assert text == _text(_reply(local_stack, token, thread, reply_id))
 
 
 def test_a_rate_limit_then_success_makes_one_reply(local_stack):

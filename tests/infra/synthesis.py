@@ -52,6 +52,15 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {key: value for key, value in self.data["Resources"].items() if value["Type"] == resource_type}
 
+    def of_http_api(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """Resources of one type that belong to the HTTP API (the push API has its own)."""
+        api_id = self.logical_id(self.stack.api.http_api)
+        return {
+            key: value
+            for key, value in self.of_type(resource_type).items()
+            if key == api_id or value["Properties"].get("ApiId") == {"Ref": api_id}
+        }
+
 
 @dataclass(frozen=True)
 class Assembly:

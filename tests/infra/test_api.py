@@ -13,7 +13,7 @@ PUBLIC_ROUTES = {"GET /health", "GET /openapi.json", "GET /docs"}
 def _routes(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {
         route["Properties"]["RouteKey"]: route["Properties"]
-        for route in synthesized.of_type("AWS::ApiGatewayV2::Route").values()
+        for route in synthesized.of_http_api("AWS::ApiGatewayV2::Route").values()
     }
 
 
@@ -25,7 +25,7 @@ def test_given_the_route_list_when_synthesized_then_every_contract_route_exists_
 
     # Then the API has exactly those routes
     assert set(routes) == {route.key for route in API_ROUTES}
-    assert len(API_ROUTES) == 17
+    assert len(API_ROUTES) == 19
     assert {route.key for route in API_ROUTES if route.public} == PUBLIC_ROUTES
 
 
@@ -33,7 +33,7 @@ def test_given_private_routes_when_synthesized_then_each_needs_a_jwt_and_public_
     any_stack: Synthesized,
 ) -> None:
     # Given the single JWT authorizer of the API
-    (authorizer_id,) = any_stack.of_type("AWS::ApiGatewayV2::Authorizer")
+    (authorizer_id,) = any_stack.of_http_api("AWS::ApiGatewayV2::Authorizer")
 
     # When the routes are synthesized
     for key, route in _routes(any_stack).items():
@@ -50,8 +50,10 @@ def test_given_every_route_when_synthesized_then_all_go_to_the_api_function_thro
     any_stack: Synthesized,
 ) -> None:
     # Given the one Lambda integration
-    (integration_id, integration) = next(iter(any_stack.of_type("AWS::ApiGatewayV2::Integration").items()))
-    assert len(any_stack.of_type("AWS::ApiGatewayV2::Integration")) == 1
+    (integration_id, integration) = next(
+        iter(any_stack.of_http_api("AWS::ApiGatewayV2::Integration").items())
+    )
+    assert len(any_stack.of_http_api("AWS::ApiGatewayV2::Integration")) == 1
     api_function = any_stack.logical_id(any_stack.stack.functions["api"])
 
     # When synthesized / Then it proxies to the API function with the 2.0 event format
@@ -67,7 +69,7 @@ def test_given_defaults_when_synthesized_then_the_authorizer_trusts_the_stacks_c
     dev: Synthesized,
 ) -> None:
     # Given no jwtIssuer in context / When synthesized
-    (authorizer,) = dev.of_type("AWS::ApiGatewayV2::Authorizer").values()
+    (authorizer,) = dev.of_http_api("AWS::ApiGatewayV2::Authorizer").values()
     pool_id = dev.logical_id(dev.stack.api.user_pool)
     client_id = dev.logical_id(dev.stack.api.user_pool_client)
 
@@ -104,7 +106,7 @@ def test_given_an_external_issuer_when_synthesized_then_it_is_trusted_and_no_use
     prod: Synthesized,
 ) -> None:
     # Given jwtIssuer and jwtAudience in context / When synthesized
-    (authorizer,) = prod.of_type("AWS::ApiGatewayV2::Authorizer").values()
+    (authorizer,) = prod.of_http_api("AWS::ApiGatewayV2::Authorizer").values()
 
     # Then the authorizer checks that issuer and those audiences
     assert authorizer["Properties"]["JwtConfiguration"] == {
@@ -121,7 +123,7 @@ def test_given_throttle_context_when_synthesized_then_the_default_stage_is_throt
 ) -> None:
     for synthesized, burst, rate in ((dev, 100, 50), (prod, 20, 10)):
         # Given the throttling context (defaults in dev) / When synthesized
-        (stage,) = synthesized.of_type("AWS::ApiGatewayV2::Stage").values()
+        (stage,) = synthesized.of_http_api("AWS::ApiGatewayV2::Stage").values()
         props = stage["Properties"]
 
         # Then the $default stage deploys itself, with those limits
@@ -139,7 +141,7 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
 ) -> None:
     for synthesized, origins in ((dev, ["*"]), (prod, ["https://app.example.com"])):
         # Given the origins / When synthesized
-        (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api").values()
+        (api,) = synthesized.of_http_api("AWS::ApiGatewayV2::Api").values()
         cors = api["Properties"]["CorsConfiguration"]
 
         # Then browsers on those origins may call it with a bearer token and an idempotency key

@@ -17,6 +17,9 @@ from tests.infra.synthesis import Assembly, Synthesized
 ACCEPTED_FINDINGS = {
     r"AwsSolutions-IAM5\[Resource::<StorageFiles\w+\.Arn>/\*\]",  # objects under server-made keys
     r"AwsSolutions-IAM5\[Resource::\*\]",  # X-Ray's two actions cannot be scoped
+    # PostToConnection for any connection of the push API's stage (ids are API Gateway's)
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+    r"<PushWebSocketApi\w+>/live/POST/@connections/\*\]",
     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole\]",
     r"AwsSolutions-SMG4",  # the provider's API key is rotated at the provider
     r"AwsSolutions-COG2",  # MFA offered, not forced

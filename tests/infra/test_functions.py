@@ -179,16 +179,18 @@ def test_given_grace_context_when_synthesized_then_only_the_vacuum_gets_it(
 def test_given_a_function_when_synthesized_then_it_has_the_domain_layer_and_its_dependency_set(
     any_stack: Synthesized, name: str
 ) -> None:
-    # Given the three layers: domain package, common dependencies, model dependencies
+    # Given the layers: domain package, common dependencies, model and token-checking sets
     layers = _layer_ids(any_stack)
-    assert set(layers) == {"domain", "common", "model"}
+    assert set(layers) == {"domain", "common", "model", "auth"}
 
     # When synthesized
     used = {layer["Ref"] for layer in _function(any_stack, name)["Layers"]}
 
     # Then the function gets the domain package and exactly one dependency set:
-    # the model set (with openai) only where a model is called
-    expected_set = "model" if topology.FUNCTIONS[name].needs_model else "common"
+    # the model set (with openai) only where a model is called, the auth set (PyJWT,
+    # cryptography) only where tokens are checked
+    spec = topology.FUNCTIONS[name]
+    expected_set = "model" if spec.needs_model else "auth" if spec.verifies_tokens else "common"
     assert used == {layers["domain"], layers[expected_set]}
 
 

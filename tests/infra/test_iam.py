@@ -77,9 +77,16 @@ def _resource(synthesized: Synthesized, resource: str) -> str:
     if resource == permissions.SECRET:
         # A created secret's Ref is its ARN; a given one is its literal ARN.
         return stack.config.openai_secret_arn or synthesized.logical_id(stack.functions.openai_secret)
+    if resource == permissions.CONNECTIONS:
+        return _connections(synthesized)
     kind, _, name = resource.partition(":")
     work = stack.queues[name]
     return f"{synthesized.logical_id(work.queue if kind == 'queue' else work.dlq)}.Arn"
+
+
+def _connections(synthesized: Synthesized) -> str:
+    api = synthesized.logical_id(synthesized.stack.push.api)
+    return f"arn:AWS::Partition:execute-api:AWS::Region:AWS::AccountId:{api}/live/POST/@connections/*"
 
 
 def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
@@ -125,10 +132,11 @@ def test_given_a_function_role_when_synthesized_then_no_action_is_a_wildcard_and
     assert not [action for action in grants if "*" in action]
     unscoped = {action for action, resources in grants.items() if "*" in resources}
     assert unscoped == (TRACING if topology.FUNCTIONS[name].traced else set())
-    # And the only resource wildcard is the bucket's objects (keys are per owner and file)
+    # And the only resource wildcards are the bucket's objects (keys are per owner and file)
+    # and the connections of the WebSocket API's stage (ids are API Gateway's), POST only
     objects = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/*"
     for action, resources in grants.items():
-        for resource in resources - {"*", objects}:
+        for resource in resources - {"*", objects, _connections(any_stack)}:
             assert "*" not in resource, (action, resource)
 
 
@@ -151,6 +159,23 @@ def test_given_the_functions_when_synthesized_then_each_has_its_own_role_without
         ]
         assert "ManagedPolicyArns" not in role
         assert "Policies" not in role
+
+
+def test_given_the_websocket_api_when_synthesized_then_only_the_functions_that_push_may_post_to_it(
+    any_stack: Synthesized,
+) -> None:
+    # Given every function / When their grants are read
+    pushers = {
+        name
+        for name in topology.FUNCTIONS
+        if _grants(any_stack, name).get("execute-api:ManageConnections") == {_connections(any_stack)}
+    }
+    granted = {
+        name for name in topology.FUNCTIONS if "execute-api:ManageConnections" in _grants(any_stack, name)
+    }
+
+    # Then exactly the functions that make messages push, scoped to POST on the API's stage
+    assert pushers == granted == {"api", "generate", "maintenance", "vacuum"}
 
 
 def test_given_the_openai_secret_when_synthesized_then_only_generate_may_read_it(

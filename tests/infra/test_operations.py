@@ -144,7 +144,7 @@ def test_given_the_functions_when_synthesized_then_each_alarms_on_errors_and_thr
 
 def test_given_the_api_when_synthesized_then_server_errors_raise_an_alarm(any_stack: Synthesized) -> None:
     # Given the HTTP API / When synthesized
-    (api_id,) = any_stack.of_type("AWS::ApiGatewayV2::Api")
+    (api_id,) = any_stack.of_http_api("AWS::ApiGatewayV2::Api")
 
     # Then a 5xx answer raises the alarm
     alarm = _alarm_on(any_stack, "5xx", "ApiId", {"Ref": api_id})
@@ -193,7 +193,7 @@ def test_given_the_stack_when_synthesized_then_outputs_tell_clients_where_things
     # Given both stacks / When synthesized
     dev_outputs = dev.data["Outputs"]
     prod_outputs = prod.data["Outputs"]
-    (api_id,) = dev.of_type("AWS::ApiGatewayV2::Api")
+    (api_id,) = dev.of_http_api("AWS::ApiGatewayV2::Api")
 
     # Then the API URL, bucket, table and secret are outputs
     for outputs in (dev_outputs, prod_outputs):
@@ -208,6 +208,10 @@ def test_given_the_stack_when_synthesized_then_outputs_tell_clients_where_things
     assert "PublicBaseUrl" not in dev_outputs
     assert "UserPoolId" not in prod_outputs
     assert "PublicBaseUrl" in prod_outputs
+    # And where clients connect for live replies: wss:// on the push API's stage
+    ws_parts = dev_outputs["WebSocketUrl"]["Value"]["Fn::Join"][1]
+    assert ws_parts[:2] == ["wss://", {"Ref": dev.logical_id(dev.stack.push.api)}]
+    assert ws_parts[-1].endswith("/live")
 
 
 def test_given_the_alarm_topic_when_synthesized_then_it_is_encrypted_with_a_key_cloudwatch_may_use(

@@ -16,6 +16,7 @@ from agentfiles.data.table import from_item
 from agentfiles_local.events import LambdaContext, sqs_event, sqs_record
 from functions.generate.handler import lambda_handler
 from tests.support import samples
+from tests.support.aws import while_writing
 from tests.support.calls import count_calls
 
 
@@ -127,11 +128,12 @@ def test_public_mode_builds_urls_from_the_public_base(worker, model, monkeypatch
     assert url == f"https://cdn.example.com/alice/{file['id']}"
 
 
-def test_streamed_text_is_visible_while_streaming_before_the_reply_succeeds(worker, model, monkeypatch):
+def test_streamed_text_can_be_read_by_seq_while_streaming_and_adds_up_to_the_final_reply(worker, model):
     # Given a slow 200-word reply and frequent flushes
     model.configure(chunk_delay_s=0.002, word_count=200)
     thread, reply_id = _ask(worker, "tell me a long story")
     seen: list[tuple[str, int]] = []
+    text, last_seq = "", 0
     done = threading.Event()
 
     def run() -> None:
@@ -140,18 +142,31 @@ def test_streamed_text_is_visible_while_streaming_before_the_reply_succeeds(work
         finally:
             done.set()
 
-    # When the worker streams while a client polls
+    # When the worker streams while a client catches up, each time after what it has
     runner = threading.Thread(target=run)
     runner.start()
     while not done.is_set():
-        reply = _reply(worker, thread, reply_id)
-        seen.append((reply["status"], len(_text(reply))))
+        after = {"after": str(last_seq)}
+        stream = while_writing(
+            lambda after=after: (
+                worker.call_api("GET", f"/threads/{thread}/messages/{reply_id}/stream", query=after).body
+            )
+        )
+        for delta in stream["deltas"]:
+            assert delta["seq"] == last_seq + 1, "a gap or a repeat"
+            text, last_seq = text + delta["text"], delta["seq"]
+        seen.append((stream["status"], len(text)))
     runner.join()
+    for delta in worker.call_api(
+        "GET", f"/threads/{thread}/messages/{reply_id}/stream", query={"after": str(last_seq)}
+    ).body["deltas"]:
+        text, last_seq = text + delta["text"], delta["seq"]
     final = _reply(worker, thread, reply_id)
-    # Then the client saw partial text with status streaming, then the whole reply
+    # Then the client saw partial text while streaming, and what it pieced together is the final reply
     partial = [length for status, length in seen if status == "streaming" and length > 0]
     assert partial, seen[:5]
-    assert final["status"] == "success" and len(_text(final)) > min(partial)
+    assert final["status"] == "success" and final["lastSeq"] == last_seq
+    assert text == _text(final) and len(text) > min(partial)
 
 
 def test_writes_per_reply_follow_the_flush_interval_not_the_chunk_count(worker, model, monkeypatch):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from moto import mock_aws
 
@@ -17,6 +17,8 @@ from agentfiles.data import clients
 from agentfiles.settings import get_settings
 from agentfiles_local.events import LambdaContext, http_api_event, sqs_event, sqs_record
 from agentfiles_local.provision import Resources, provision
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -213,6 +215,19 @@ class LocalAws:
         )
         self.run_upload_trigger()
         return self.call_api("GET", f"/files/{reply.body['file']['id']}", sub=sub).body["file"]
+
+
+def while_writing(read: Callable[[], T], attempts: int = 50) -> T:
+    """A read made while another thread writes to moto. moto's in-process table is not
+    safe for a Query that iterates a partition while a put changes it (DynamoDB is):
+    the read is simply made again."""
+    for _ in range(attempts - 1):
+        try:
+            return read()
+        except RuntimeError as error:
+            if "changed size during iteration" not in str(error):
+                raise
+    return read()
 
 
 _BASE_ENVIRONMENT = {

@@ -58,3 +58,30 @@ def test_the_s3_notification_has_the_shape_of_the_sample():
 def test_the_schedule_event_has_the_shape_of_the_sample():
     sample = json.loads((EVENTS / "eventbridge_schedule.json").read_text())
     assert _shape(schedule_event()) == _shape(sample)
+
+
+def test_the_websocket_events_have_every_key_of_the_samples():
+    from agentfiles_local.events import (
+        WebSocketRequest,
+        websocket_authorizer_event,
+        websocket_connect_event,
+        websocket_disconnect_event,
+        websocket_message_event,
+    )
+
+    request = WebSocketRequest(
+        connection_id="abc=", domain_name="127.0.0.1:9", stage="local", connected_at_ms=1
+    )
+    authorizer = {"sub": "alice", "principalId": "alice", "integrationLatency": 1}
+    built = {
+        "websocket_authorizer_connect.json": websocket_authorizer_event(
+            request, {"Host": "x"}, {"token": "t"}
+        ),
+        "websocket_connect.json": websocket_connect_event(request, {"Host": "x"}, {"token": "t"}, authorizer),
+        "websocket_subscribe.json": websocket_message_event(request, "subscribe", "{}", authorizer),
+        "websocket_disconnect.json": websocket_disconnect_event(request, 1001, "Going away", authorizer),
+    }
+    for name, event in built.items():
+        sample = json.loads((EVENTS / name).read_text())
+        ignored = {k for k in _keys(sample) if k.startswith(("headers.", "multiValueHeaders."))}
+        assert _keys(sample) - ignored <= _keys(event), name

@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from agentfiles.settings import get_settings
+
 _RETRIES = {"max_attempts": 3, "mode": "standard"}
 
 
@@ -44,9 +46,20 @@ def secrets() -> Any:
     return session().client("secretsmanager", config=Config(retries=_RETRIES))
 
 
+@cache
+def connections() -> Any:
+    """API Gateway's @connections API of the WebSocket API (WEBSOCKET_CALLBACK_URL). A push
+    is best effort and the client catches up, so it is never waited on for long."""
+    return session().client(
+        "apigatewaymanagementapi",
+        endpoint_url=get_settings().websocket_callback_url,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5),
+    )
+
+
 def reset() -> None:
     """Forget every client (tests and the local stack call this after moving endpoints).
     The session stays: it holds botocore's parsed service models, which are costly to
     load again and do not depend on the endpoint."""
-    for factory in (dynamodb, s3, sqs, secrets):
+    for factory in (dynamodb, s3, sqs, secrets, connections):
         factory.cache_clear()

@@ -56,6 +56,39 @@ def idempotency_sk(key: str) -> str:
     return f"IDEM#{key}"
 
 
+# A reply's stream: one row per delta, in its thread's partition but under a prefix that
+# sorts before messages (`DELTA#` < `IDEM#` < `MSG#`), so no message page or history
+# query can reach one. The zero-padded seq keeps them in order.
+SEQ_DIGITS = 10
+
+
+def stream_prefix(message_id: str) -> str:
+    return f"DELTA#{message_id}#"
+
+
+def delta_sk(message_id: str, seq: int) -> str:
+    return f"{stream_prefix(message_id)}{seq:0{SEQ_DIGITS}d}"
+
+
+def delta_key(owner: str, thread_id: str, message_id: str, seq: int) -> Key:
+    return Key(thread_pk(owner, thread_id), delta_sk(message_id, seq))
+
+
+# WebSocket connections: the connection row in its owner's partition, and one
+# subscription row per thread it follows, in that thread's partition, so the thread's
+# subscribers are one Query and go with the thread when it is purged.
+def connection_key(owner: str, connection_id: str) -> Key:
+    return Key(owner_pk(owner), f"CONN#{connection_id}")
+
+
+def subscription_prefix() -> str:
+    return "SUB#"
+
+
+def subscription_key(owner: str, thread_id: str, connection_id: str) -> Key:
+    return Key(thread_pk(owner, thread_id), f"{subscription_prefix()}{connection_id}")
+
+
 def file_key(owner: str, file_id: str) -> Key:
     return Key(owner_pk(owner), file_sk(file_id))
 

@@ -1,18 +1,21 @@
 """The assistant reply's row as generation moves it along.
 
-pending ──take_lease──▶ streaming ──finish──▶ success
+pending ──take_lease──▶ streaming ──finish──▶ success | stopped
    ▲                        │ └────fail────▶ failed
    └────release_lease───────┘ (a retryable error: back to pending for the next try)
 
 Every write after the lease is conditioned on holding it (`leaseId`), so a second
 delivery or a second worker can never write into a reply another one owns, and a
-deleted reply stops its writer.
+deleted reply stops its writer. Each take counts a `generation`: the first holder
+streams from seq 1, a later one fences off whoever held it before (`logic.live`).
+While streaming, the text lives in the reply's stream (`data.deltas`); the row gets it
+once, when the reply ends, with `lastSeq`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from agentfiles.data import keys, refcounts, table
 from agentfiles.data.errors import ConditionFailed, TransactionCancelled
@@ -22,6 +25,14 @@ from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, 
 
 # Attributes a reply sheds when it ends: no lease, and nothing left for the sweep.
 _ENDED = ("leaseId", "leaseUntil", "sweepShard", "sweepAt")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A reply as its new lease holder found it, and how many times it was taken."""
+
+    record: MessageRecord
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class Lease:
         return cond("#leaseId = :lease", lease=self.id)
 
 
-def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> MessageRecord | None:
+def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> Taken | None:
     """pending → streaming under this lease, or take over a streaming reply whose lease
     ran out. Returns the reply, or None when it is someone else's, ended, or gone."""
     try:
@@ -52,6 +63,7 @@ def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> MessageRecord 
                 "sweepAt": lease_until_ms,
                 "updatedAt": iso_from_ms(now_ms),
             },
+            add={"generation": 1},
             when=cond(
                 "attribute_exists(#pk) AND "
                 "(#status = :pending OR (#status = :streaming AND #leaseUntil < :now))",
@@ -63,7 +75,7 @@ def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> MessageRecord 
         )
     except ConditionFailed:
         return None
-    return table.record_of(MessageRecord, row) if row else None
+    return Taken(table.record_of(MessageRecord, row), int(row["generation"])) if row else None
 
 
 def read(reply: MessageRef) -> table.Row | None:
@@ -71,37 +83,37 @@ def read(reply: MessageRef) -> table.Row | None:
     return table.get(keys.message_key(reply.owner, reply.thread_id, reply.message_id))
 
 
-def _update(lease: Lease, **changes: Any) -> bool:
-    """One update of the reply, only while this lease holds it. False when the lease
-    is lost (taken over, or the reply deleted)."""
+def _update(lease: Lease, **changes: Any) -> MessageRecord | None:
+    """One update of the reply, only while this lease holds it. Returns the reply as it
+    is now, or None when the lease is lost (taken over, or the reply deleted)."""
     try:
-        table.update(lease.key, when=lease.holds(), **changes)
+        row = table.update(lease.key, when=lease.holds(), returns="new", **changes)
     except ConditionFailed:
-        return False
-    return True
-
-
-def write_progress(lease: Lease, text: str, now_ms: int) -> bool:
-    """The text so far."""
-    return _update(lease, set={"content": [{"type": "text", "text": text}], "updatedAt": iso_from_ms(now_ms)})
+        return None
+    return table.record_of(MessageRecord, row) if row else None
 
 
 def finish(
     lease: Lease,
     *,
     text: str,
-    model: str,
+    model: str | None,
     usage: Usage | None,
     finish_reason: str | None,
     now_ms: int,
-) -> bool:
+    last_seq: int,
+    status: Literal["success", "stopped"] = "success",
+) -> MessageRecord | None:
+    """The one write of the whole text: the reply ends with what its stream holds."""
     changes: dict[str, Any] = {
         "content": [{"type": "text", "text": text}] if text else [],
-        "status": "success",
-        "model": model,
+        "status": status,
         "updatedAt": iso_from_ms(now_ms),
-        "finishReason": finish_reason or "stop",
+        "finishReason": finish_reason or ("stop" if status == "success" else status),
+        "lastSeq": last_seq,
     }
+    if model:
+        changes["model"] = model
     if usage:
         changes["usage"] = usage.dump()
     return _update(lease, set=changes, remove=_ENDED)
@@ -131,15 +143,17 @@ def finish_with_file(lease: Lease, *, content: list[Part], file_id: str, model: 
     return True
 
 
-def fail(lease: Lease, error: MessageError, now_ms: int) -> bool:
-    return _update(
-        lease,
-        set={"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)},
-        remove=_ENDED,
-    )
+def fail(
+    lease: Lease, error: MessageError, now_ms: int, *, text: str = "", last_seq: int | None = None
+) -> MessageRecord | None:
+    """The reply fails, keeping what its stream had streamed (if anything)."""
+    changes: dict[str, Any] = {"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)}
+    if last_seq is not None:
+        changes |= {"lastSeq": last_seq, "content": [{"type": "text", "text": text}] if text else []}
+    return _update(lease, set=changes, remove=_ENDED)
 
 
-def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> bool:
+def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> MessageRecord | None:
     """Back to pending, text cleared, for the next delivery of the job to start over."""
     return _update(
         lease,

@@ -107,14 +107,15 @@ def move_reply_sweep(
 
 
 def remove_reply_sweep(owner: str, thread_id: str, reply_id: str, *, seen_sweep_at: int) -> bool:
-    """Take an ended reply (success or failed) out of the sweep index."""
+    """Take an ended reply (success, failed or stopped) out of the sweep index."""
     return _update_if(
         keys.message_key(owner, thread_id, reply_id),
         cond(
-            "#sweepAt = :seen AND #status IN (:success, :failed)",
+            "#sweepAt = :seen AND #status IN (:success, :failed, :stopped)",
             seen=seen_sweep_at,
             success="success",
             failed="failed",
+            stopped="stopped",
         ),
         remove=["sweepShard", "sweepAt"],
     )

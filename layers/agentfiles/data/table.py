@@ -5,7 +5,7 @@ Callers say what they want, with plain Python values and attribute names:
 - `get(key)`: one row, or None; `batch_get(keys)`: many, in as few calls as allowed;
 - `put(row, when=...)`: write a whole row;
 - `update(key, set=..., add=..., remove=..., when=..., returns=...)`: change attributes;
-- `delete(key, when=...)`;
+- `delete(key, when=...)`; `delete_many(keys)`: unconditional deletes, batched;
 - `transact([Put(...), Update(...), Delete(...)])`: all or nothing;
 - `query(...)`, `query_page(...)`, `index_page(...)`: a page of a partition or of a
   sparse index.
@@ -70,6 +70,7 @@ _UNAVAILABLE = {
     "ServiceUnavailable",
 }
 BATCH_GET_MAX = 100
+BATCH_WRITE_MAX = 25
 
 
 # ---- values --------------------------------------------------------------------
@@ -318,6 +319,26 @@ def update(
 
 def delete(key: Key, *, when: Condition | None = None, returns: Literal["old"] | None = None) -> Row | None:
     return _write(Delete(key, when), returns)
+
+
+def delete_many(keys: Iterable[Key]) -> int:
+    """Delete rows that need no condition (a reply's stream), in as few BatchWriteItem
+    calls as DynamoDB allows (25 each); requests it leaves unprocessed are sent again.
+    Returns how many keys were sent."""
+    distinct = list(dict.fromkeys(keys))
+    client = clients.dynamodb()
+    for start in range(0, len(distinct), BATCH_WRITE_MAX):
+        chunk = distinct[start : start + BATCH_WRITE_MAX]
+        request: dict[str, Any] = {table_name(): [{"DeleteRequest": {"Key": k.dynamo}} for k in chunk]}
+        attempt = 0
+        while request:
+            if attempt:
+                _jitter(attempt)
+            pending = request
+            response = _call(lambda pending=pending: client.batch_write_item(RequestItems=pending))
+            request = response.get("UnprocessedItems") or {}
+            attempt += 1
+    return len(distinct)
 
 
 def get(key: Key, *, consistent: bool = True, attributes: Sequence[str] = ()) -> Row | None:

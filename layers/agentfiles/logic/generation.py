@@ -17,13 +17,25 @@ from agentfiles.data import blobs, replies
 from agentfiles.data import files as file_rows
 from agentfiles.data import messages as rows
 from agentfiles.data.replies import Lease
+from agentfiles.logic import live, push
 from agentfiles.logic.files import store_bytes
+from agentfiles.logic.live import LeaseLost, StreamWriter
 from agentfiles.logic.sniff import IMAGE_TYPES, PDF, TEXT_TYPES, sniff
 from agentfiles.model_client import ModelFailure, classify, model_client
 from agentfiles.models.common import now_ms
 from agentfiles.models.files import FileRecord
 from agentfiles.models.jobs import GenerationJob
-from agentfiles.models.messages import FilePart, ImagePart, MessageError, MessageRecord, Part, TextPart, Usage
+from agentfiles.models.live import DeltaRecord, Frame
+from agentfiles.models.messages import (
+    ENDED_STATUSES,
+    FilePart,
+    ImagePart,
+    MessageError,
+    MessageRecord,
+    Part,
+    TextPart,
+    Usage,
+)
 from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
@@ -43,13 +55,9 @@ class UnsupportedContent(Exception):
     """A part the model cannot be given; the reply fails with this message."""
 
 
-class LeaseLost(Exception):
-    """Another worker took the reply over, or it was deleted: stop writing."""
-
-
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # success | failed | skipped | lease_lost
+    status: str  # success | stopped | failed | skipped | lease_lost
     model_calls: int = 0
     writes: int = 0
     chunks: int = 0
@@ -60,43 +68,58 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
     settings = get_settings()
     lease = Lease(job.reply, uuid.uuid4().hex)
     now = now_ms()
-    reply = replies.take_lease(lease, now, now + settings.lease_seconds * 1000)
-    if reply is None:
+    taken = replies.take_lease(lease, now, now + settings.lease_seconds * 1000)
+    if taken is None:
         return _not_taken(job)
-    logger.append_keys(reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease.id)
+    reply = taken.record
+    logger.append_keys(
+        reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease.id, generation=taken.generation
+    )
+    push.publish_messages(reply)
     last_attempt = receive_count >= max_receives
+    writer: StreamWriter | None = None
     try:
         if job.kind == "image":
             return _draw(job, reply, lease)
-        return _answer(job, reply, lease)
+        opened = live.open_stream(job.reply, taken.generation)
+        if isinstance(opened, live.Sealed):
+            # Stopped (or ended by a holder that died before its last write): the reply
+            # is finished from its stream, and the model is never called.
+            if live.conclude(lease, reply, opened.rows) is None:
+                raise LeaseLost
+            return Outcome("skipped" if opened.end.end == "stopped" else "success")
+        writer = opened
+        return _answer(job, reply, lease, writer)
     except LeaseLost:
         logger.info("lease lost; another worker or a delete owns the reply now")
         return Outcome("lease_lost")
     except UnsupportedContent as error:
-        return _fail(lease, MessageError(code="unsupported_content", message=str(error)))
+        return _fail(lease, MessageError(code="unsupported_content", message=str(error)), writer)
     except Exception as error:
         failure = classify(error)
         if failure is None:
             if last_attempt:
-                _fail(lease, MessageError(code="internal_error", message="the reply could not be made"))
+                error_ = MessageError(code="internal_error", message="the reply could not be made")
+                _fail(lease, error_, writer)
             else:
                 _release(lease)
             raise
         if not failure.retryable:
-            return _fail(lease, MessageError(code=failure.code, message=failure.message))
+            return _fail(lease, MessageError(code=failure.code, message=failure.message), writer)
         if last_attempt:
             # The job goes to the DLQ after this; the reply says why it never came.
-            _fail(lease, MessageError(code=failure.code, message=f"gave up after retries: {failure.message}"))
+            message = f"gave up after retries: {failure.message}"
+            _fail(lease, MessageError(code=failure.code, message=message), writer)
         else:
             _release(lease)
         raise RetryLater(failure.code, _backoff(failure, receive_count)) from error
 
 
 def _not_taken(job: GenerationJob) -> Outcome:
-    """The lease was refused: the reply ended already (a duplicate delivery), is gone,
-    or another worker is streaming it right now."""
+    """The lease was refused: the reply ended already (a duplicate delivery, a stop), is
+    gone, or another worker is streaming it right now."""
     row = replies.read(job.reply)
-    if row is None or row["status"] in ("success", "failed"):
+    if row is None or row["status"] in ENDED_STATUSES:
         return Outcome("skipped")
     wait_ms = max(0, int(row.get("leaseUntil", 0)) - now_ms())
     raise RetryLater("reply is being written by another worker", min(MAX_RETRY_DELAY_S, wait_ms // 1000 + 1))
@@ -110,21 +133,38 @@ def _backoff(failure: ModelFailure, receive_count: int) -> int:
     return min(MAX_RETRY_DELAY_S, delay)
 
 
-def _fail(lease: Lease, error: MessageError) -> Outcome:
+def _fail(lease: Lease, error: MessageError, writer: StreamWriter | None = None) -> Outcome:
+    """The reply fails, keeping what it streamed; its stream is sealed first, so a stop
+    that got there before wins (the reply then ends stopped)."""
     logger.warning("reply failed", extra={"code": error.code, "error_message": error.message})
-    replies.fail(lease, error, now_ms())
+    if writer is None:
+        final = replies.fail(lease, error, now_ms())
+    else:
+        try:
+            end = writer.end("failed")
+        except LeaseLost:
+            return Outcome("lease_lost")
+        if end.end == "stopped":
+            return _ended(lease, writer, end, None, None, None)
+        final = replies.fail(lease, error, now_ms(), text=writer.text, last_seq=end.seq)
+        if final is not None:
+            push.publish(lease.reply.owner, lease.reply.thread_id, [live.delta_frame(lease.reply, end)])
+    if final is not None:
+        push.publish_messages(final)
     return Outcome("failed", error_code=error.code)
 
 
 def _release(lease: Lease) -> None:
     now = now_ms()
-    replies.release_lease(lease, now + get_settings().pending_reply_sweep_seconds * 1000, now)
+    released = replies.release_lease(lease, now + get_settings().pending_reply_sweep_seconds * 1000, now)
+    if released is not None:
+        push.publish_messages(released)
 
 
 # ---- chat ----------------------------------------------------------------------
 
 
-def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
+def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter) -> Outcome:
     settings = get_settings()
     history = [
         m
@@ -139,15 +179,21 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     model = reply.model or settings.model
 
     stream = model_client().chat.completions.create(
-        model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+        model=model,
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+        max_completion_tokens=settings.max_reply_tokens,
     )
-    pieces: list[str] = []
+    pending: list[str] = []
+    pending_chars = text_chars = text_bytes = 0
     usage: Usage | None = None
     finish_reason: str | None = None
     flush_every = settings.stream_flush_ms / 1000
     last_flush = time.monotonic()
-    written = 0
-    writes = chunks = 0
+    chunks = 0
+    full = False
+    stopped: DeltaRecord | None = None
     try:
         for chunk in stream:
             chunks += 1
@@ -158,26 +204,72 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
                     total_tokens=chunk.usage.total_tokens,
                 )
             for choice in chunk.choices:
-                if choice.delta and choice.delta.content:
-                    pieces.append(choice.delta.content)
-                finish_reason = choice.finish_reason or finish_reason
-            if len(pieces) > written and time.monotonic() - last_flush >= flush_every:
+                if choice.delta and choice.delta.content and not full:
+                    piece, full = _within(
+                        choice.delta.content,
+                        live.MAX_REPLY_TEXT_CHARS - text_chars,
+                        live.MAX_REPLY_TEXT_BYTES - text_bytes,
+                    )
+                    pending.append(piece)
+                    pending_chars, text_chars = pending_chars + len(piece), text_chars + len(piece)
+                    text_bytes += len(piece.encode())
+                finish_reason = "length" if full else choice.finish_reason or finish_reason
+            if full:
+                # As much as the reply can hold: stop reading (and paying for) the rest.
+                break
+            due = time.monotonic() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
+            if pending and due:
                 # At most one write per flush interval, however many chunks arrive.
-                if not replies.write_progress(lease, "".join(pieces), now_ms()):
-                    raise LeaseLost
-                written, writes, last_flush = len(pieces), writes + 1, time.monotonic()
+                writer.flush("".join(pending))
+                pending, pending_chars, last_flush = [], 0, time.monotonic()
+    except live.Stopped as stop:
+        stopped = stop.end
     finally:
+        # Closing the response ends the model's generation: no more tokens are billed.
         stream.close()
-    if not replies.finish(
+    end = stopped or writer.end("success", "".join(pending), finish_reason)
+    return _ended(lease, writer, end, model, usage, finish_reason, chunks=chunks)
+
+
+def _within(piece: str, chars: int, room: int) -> tuple[str, bool]:
+    """The piece, cut to `chars` characters and `room` UTF-8 bytes if it does not fit in
+    them; and whether the reply is now full."""
+    if len(piece) < chars and len(piece.encode()) < room:
+        return piece, False
+    cut = piece[: max(0, chars)].encode()[: max(0, room)].decode("utf-8", errors="ignore")
+    return cut, True
+
+
+def _ended(
+    lease: Lease,
+    writer: StreamWriter,
+    end: DeltaRecord,
+    model: str | None,
+    usage: Usage | None,
+    finish_reason: str | None,
+    *,
+    chunks: int = 0,
+) -> Outcome:
+    """The stream is sealed by `end`: the reply row gets the whole text, once, and the
+    followers get the last delta with the final message."""
+    stopped = end.end == "stopped"
+    final = replies.finish(
         lease,
-        text="".join(pieces),
+        text=writer.text,
         model=model,
         usage=usage,
-        finish_reason=finish_reason,
+        finish_reason=None if stopped else finish_reason,
         now_ms=now_ms(),
-    ):
+        last_seq=end.seq,
+        status="stopped" if stopped else "success",
+    )
+    if final is None:
         raise LeaseLost
-    return Outcome("success", model_calls=1, writes=writes + 1, chunks=chunks)
+    frames: list[Frame] = [] if stopped else [live.delta_frame(lease.reply, end)]
+    push.publish(final.owner, final.thread_id, [*frames, push.message_frame(final)])
+    return Outcome(
+        "stopped" if stopped else "success", model_calls=1, writes=writer.last_seq + 1, chunks=chunks
+    )
 
 
 def chat_message(message: MessageRecord, files: dict[str, FileRecord]) -> dict[str, Any]:
@@ -268,6 +360,22 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     b64 = result.data[0].b64_json if result.data else None
     if not b64:
         raise UnsupportedContent("the model returned no image data")
+    if live.stop_requested(job.reply):
+        # Stopped while drawing: the picture is not kept.
+        final = replies.finish(
+            lease,
+            text="",
+            model=model,
+            usage=None,
+            finish_reason=None,
+            now_ms=now_ms(),
+            last_seq=0,
+            status="stopped",
+        )
+        if final is None:
+            raise LeaseLost
+        push.publish_messages(final)
+        return Outcome("stopped", model_calls=1)
     content = base64.b64decode(b64)
     media_type = sniff(content, complete=True)
     if media_type not in IMAGE_TYPES:
@@ -284,4 +392,7 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     ):
         # The stored file holds no reference; the vacuum reclaims it after the grace.
         raise LeaseLost
+    final = rows.get_message(job.owner, job.thread_id, job.reply_id)
+    if final is not None:
+        push.publish_messages(final)
     return Outcome("success", model_calls=1, writes=1)

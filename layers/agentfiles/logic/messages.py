@@ -21,6 +21,7 @@ from agentfiles.errors import (
     Unprocessable,
 )
 from agentfiles.ids import new_ulid, next_ulid
+from agentfiles.logic import live, push
 from agentfiles.logic.files import check_media_type, decode_base64, download_url, store_bytes
 from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, sniff
 from agentfiles.models.common import iso_from_ms, now_ms
@@ -211,6 +212,7 @@ def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None)
         raise _file_problem(refused) from refused
     if exchange.reply:
         queue_reply(exchange.reply)
+    push.publish_messages(*(r for r in (exchange.message, exchange.reply) if r))
     reply = MessageOut.of(exchange.reply) if exchange.reply else None
     return SavedMessage(message=MessageOut.of(exchange.message), reply=reply)
 
@@ -328,5 +330,6 @@ def delete_message(owner: str, thread_id: str, message_id: str) -> None:
         if record is None:
             raise NotFound(f"message {message_id} not found", code="message_not_found")
         if rows.delete_message(record, now_ms()):
+            live.remove_stream(record)
             return
     raise Conflict("the message changed while it was being deleted; retry", code="conflict")

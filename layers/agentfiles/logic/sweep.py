@@ -27,17 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import jobs, keys, replies
+from agentfiles.data import deltas, jobs, keys, replies
 from agentfiles.data import sweep as rows
 from agentfiles.data.keys import REPLY_SWEEP, THREAD_SWEEP
 from agentfiles.data.replies import Lease
 from agentfiles.data.sweep import SweepDue
+from agentfiles.logic import live, push
 from agentfiles.logic.messages import queue_reply
 from agentfiles.logic.shards import Start, in_turn
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
 from agentfiles.models import common
 from agentfiles.models.jobs import ThreadCleanupJob
-from agentfiles.models.messages import MessageError, MessageRef
+from agentfiles.models.messages import ENDED_STATUSES, MessageError, MessageRef
 from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
@@ -73,7 +74,7 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
     if swept is None or swept.sweep_at is None or swept.sweep_at > now_ms:
         return "unchanged"  # gone, ended by its worker, or moved on since the index was read
     status = swept.record.status
-    if status in ("success", "failed"):
+    if status in ENDED_STATUSES:
         removed = rows.remove_reply_sweep(owner, thread_id, reply_id, seen_sweep_at=swept.sweep_at)
         return "marker_removed" if removed else "unchanged"
     if status == "streaming" and swept.lease_until is not None and swept.lease_until >= now_ms:
@@ -103,14 +104,25 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
 
 
 def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: int) -> Outcome:
-    """Fail a reply its job never finished, under a lease so no worker writes after."""
-    lease = Lease(MessageRef(owner, thread_id, reply_id), uuid.uuid4().hex)
-    if replies.take_lease(lease, now_ms, now_ms + 60_000) is None:
+    """Fail a reply its job never finished, under a lease so no worker writes after; its
+    stream is sealed first, which also fences off a worker that might still wake up."""
+    ref = MessageRef(owner, thread_id, reply_id)
+    lease = Lease(ref, uuid.uuid4().hex)
+    taken = replies.take_lease(lease, now_ms, now_ms + 60_000)
+    if taken is None:
         return "unchanged"  # a worker took it up meanwhile
+    end = live.seal(ref, "failed")
+    rows = deltas.read_all(ref)
+    if end.end != "failed":
+        # The stream had ended already (a stop, or a worker that died after its end row).
+        return "marker_removed" if live.conclude(lease, taken.record, rows) else "unchanged"
     error = MessageError(
         code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
     )
-    return "failed" if replies.fail(lease, error, now_ms) else "unchanged"
+    final = replies.fail(lease, error, now_ms, text=live.text_of(rows), last_seq=end.seq)
+    if final is not None:
+        push.publish_messages(final)
+    return "failed" if final else "unchanged"
 
 
 def sweep_thread(due: SweepDue, now_ms: int) -> Outcome:

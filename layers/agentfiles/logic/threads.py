@@ -10,8 +10,10 @@ from agentfiles.data import threads as rows
 from agentfiles.data.errors import Unavailable
 from agentfiles.errors import NotFound
 from agentfiles.ids import new_ulid
+from agentfiles.logic import push
 from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.jobs import ThreadCleanupJob
+from agentfiles.models.live import ThreadDeletedFrame
 from agentfiles.models.threads import CreateThreadRequest, ThreadOut, ThreadPage, ThreadRecord
 from agentfiles.observability import logger
 
@@ -66,6 +68,8 @@ def purge_thread(
     if thread.status != "deleting":
         logger.warning("cleanup job for an active thread ignored", extra={"thread_id": thread_id})
         return True
+    # Its followers hear it first: their subscription rows go with the thread's rows.
+    push.publish(owner, thread_id, [ThreadDeletedFrame(thread_id=thread_id)])
     stalled = 0
     while time_left_ms() > reserve_ms:
         page = message_rows.thread_rows_page(owner, thread_id, CLEANUP_PAGE)

@@ -17,7 +17,9 @@ from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 from agentfiles.models.files import Filename
 
 MessageRole = Literal["user", "assistant"]
-MessageStatus = Literal["pending", "streaming", "success", "failed"]
+MessageStatus = Literal["pending", "streaming", "success", "failed", "stopped"]
+# A reply in one of these is done: no worker writes it again.
+ENDED_STATUSES: tuple[MessageStatus, ...] = ("success", "failed", "stopped")
 MAX_TEXT_CHARS = 100_000
 
 
@@ -133,6 +135,7 @@ class MessageRecord(CamelModel):
     model: str | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+    last_seq: int | None = Field(None, description="On an ended reply: the seq of its stream's last delta")
     reply_to: str | None = None
     job: Literal["chat", "image"] | None = Field(None, description="On a reply: the generation asked for")
     image_size: str | None = None
@@ -151,6 +154,7 @@ class MessageOut(OmitNone):
     model: str | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+    last_seq: int | None = None
     reply_to: str | None = None
     created_at: str
     updated_at: str
@@ -170,6 +174,7 @@ class MessageOut(OmitNone):
             model=record.model,
             usage=record.usage,
             finish_reason=record.finish_reason,
+            last_seq=record.last_seq,
             reply_to=record.reply_to,
             created_at=record.created_at,
             updated_at=record.updated_at,

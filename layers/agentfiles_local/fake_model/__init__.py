@@ -69,7 +69,8 @@ Test controls
   "saw": [{"kind": "image", "index", "format", "width", "height", "source": "data" |
   "url", "bytes", "media_type"?} | {"kind": "file", "format": "PDF", "pages",
   "filename"?, ...}], ...}` plus `messages` (their count), `sent` (the messages as
-  received), `text` and `reply` for chat, `prompt` and
+  received), `text` and `reply` for chat (and, for a stream, `chunks_sent` and
+  `chunk_times`: how many pieces went out before the client hung up, and when), `prompt` and
   `size` for images, `error` when it failed.
 - `configure(chunk_delay_s=..., word_count=...)` / `POST /_fake/config`: pace and
   length of later replies. `reset()` / `POST /_fake/reset`: forget calls and faults

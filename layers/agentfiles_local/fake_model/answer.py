@@ -25,7 +25,8 @@ FILLER = (
     "kilo",
     "lima",
 )
-MAX_WORDS = 20_000
+# Enough for a reply of over 1 MiB of text (filler words average six characters).
+MAX_WORDS = 200_000
 _WORD = re.compile(r"\s*\S+")
 
 

@@ -327,6 +327,9 @@ class _Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         call["status"] = 200
         call["reply"] = reply.text
+        # What went out and when (epoch seconds), so a test can tell how far a client read
+        # before it hung up, and how long each piece took to reach someone.
+        call["chunks_sent"], call["chunk_times"] = 0, []
         model._record(call)
         if not stream:
             self._send_json(
@@ -379,6 +382,8 @@ class _Handler(BaseHTTPRequestHandler):
             if delay and position:
                 time.sleep(delay)
             self._send_event(chunk({"content": piece}))
+            call["chunks_sent"] += 1
+            call["chunk_times"].append(time.time())
         self._send_event(chunk({}, reply.finish_reason))
         if include_usage:
             final = chunk({})

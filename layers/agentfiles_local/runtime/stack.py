@@ -26,6 +26,8 @@ from agentfiles_local.runtime.gateway import Gateway
 from agentfiles_local.runtime.host import FunctionHost
 from agentfiles_local.runtime.pollers import QueuePoller
 from agentfiles_local.runtime.scheduler import Schedule
+from agentfiles_local.runtime.tokens import AUDIENCE
+from agentfiles_local.runtime.websocket import WebSocketGateway
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class LocalStack:
     resources: Resources | None = None
     model: ModelInUse | None = None
     gateway: Gateway | None = None
+    websocket: WebSocketGateway | None = None
     pollers: list[QueuePoller] = field(default_factory=list)
     schedule: Schedule | None = None
     _fake_model: Any = None
@@ -131,13 +134,16 @@ class LocalStack:
             self._start_aws()
             self._provision()
             self._start_model()
-            self._load_functions()
             gateway = self._bind_gateway()
+            self._bind_websocket(gateway)
+            self._load_functions()
             self._start_pollers()
             if self.functions.has(VACUUM_FUNCTION):
                 self.schedule = Schedule(
                     self.functions, VACUUM_FUNCTION, self.config.vacuum_interval_seconds
                 ).start()
+            assert self.websocket is not None
+            self.websocket.start()
             # Last, so that a `/health` answer means every piece is running.
             gateway.start()
         except BaseException:
@@ -149,6 +155,8 @@ class LocalStack:
         """Stop taking requests, let the batches in hand settle, then the servers."""
         if self.gateway is not None:
             self.gateway.stop()
+        if self.websocket is not None:
+            self.websocket.stop()
         for poller in self.pollers:
             poller.request_stop()
         for poller in self.pollers:
@@ -160,6 +168,7 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
         self.gateway, self.pollers, self.schedule, self._fake_model, self.moto = None, [], None, None, None
+        self.websocket = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -256,6 +265,21 @@ class LocalStack:
             raise OSError(error.errno, f"PORT={self.config.port}: {error.strerror}") from None
         return self.gateway
 
+    def _bind_websocket(self, gateway: Gateway) -> None:
+        """The WebSocket API and its @connections endpoint; the functions learn where to
+        push, and the authorizer checks tokens against this stack's own issuer and JWKS."""
+        self.websocket = WebSocketGateway(self.functions, host=HOST)
+        os.environ.update(
+            {
+                "WEBSOCKET_CALLBACK_URL": self.websocket.callback_url,
+                "JWT_ISSUER": gateway.tokens.issuer,
+                "JWT_AUDIENCE": AUDIENCE,
+                "JWKS_URL": f"{gateway.url}/.well-known/jwks.json",
+            }
+        )
+        get_settings.cache_clear()
+        clients.reset()
+
     def _start_pollers(self) -> None:
         assert self.resources is not None
         for spec in topology.QUEUES.values():
@@ -280,6 +304,8 @@ class LocalStack:
         return {
             "api": self.gateway.url,
             "docs": f"{self.gateway.url}/docs",
+            "websocketUrl": self.websocket.url if self.websocket else None,
+            "websocketCallbackUrl": self.websocket.callback_url if self.websocket else None,
             "awsEndpoint": self.aws_endpoint,
             "region": REGION,
             "table": self.resources.table_name,
@@ -317,6 +343,7 @@ class LocalStack:
                 f"  API     {url}",
                 f"  web     {url}/  (sign in as any local user)",
                 f"  docs    {url}/docs",
+                f"  push    {self.websocket.url if self.websocket else 'off'}  (?token=..., then subscribe)",
                 f'  token   curl -s -X POST {url}/dev/token -d \'{{"sub": "alice"}}\'',
                 f"  model   {self.model.describe()}",
                 f"  AWS     moto at {self.aws_endpoint} "

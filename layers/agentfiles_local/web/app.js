@@ -1,6 +1,8 @@
 // The local stack's web page: a plain client of the HTTP API (no framework, no CDN).
 // Files go straight to S3 through presigned PUTs; messages show at once and are
-// reconciled with what the server saved; replies are followed while they stream.
+// reconciled with what the server saved; replies arrive over the WebSocket as they are
+// written (deltas merged by seq, caught up after a dropped connection), and are polled
+// only when no socket can be had.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -13,7 +15,14 @@ const state = {
   local: [], // optimistic messages not yet confirmed: {key, role, text, images, files, error}
   attachments: [], // {key, name, mediaType, size, progress, status, fileId, previewUrl, reason}
   pollTimer: null,
+  socket: null, // the WebSocket while open
+  live: false, // pushed frames are arriving: no polling
+  socketUrl: null,
+  closing: false,
+  streams: new Map(), // messageId -> {seq, text} while a reply streams
 };
+
+const ENDED = ["success", "failed", "stopped"];
 
 class ApiError extends Error {
   constructor(status, code, message) {
@@ -63,10 +72,127 @@ async function signIn(sub) {
   $("who").hidden = false;
   $("who-name").textContent = sub;
   $("app").hidden = false;
+  await openSocket();
   await loadThreads();
 }
 
+// ---- push ----------------------------------------------------------------------------
+
+async function openSocket() {
+  if (!state.socketUrl) {
+    const health = await api("GET", "/health");
+    state.socketUrl = health.websocketUrl;
+  }
+  if (!state.socketUrl) return;
+  await new Promise((resolve) => {
+    let opened = false;
+    const socket = new WebSocket(`${state.socketUrl}/?token=${encodeURIComponent(state.token)}`);
+    socket.onopen = () => {
+      opened = true;
+      state.socket = socket;
+      state.live = true;
+      if (state.thread) subscribe(state.thread);
+      resolve();
+    };
+    socket.onmessage = (event) => onFrame(JSON.parse(event.data));
+    socket.onclose = () => {
+      state.socket = null;
+      if (!opened) {
+        // It never opened: follow replies by polling instead.
+        state.live = false;
+        resolve();
+        return;
+      }
+      if (!state.closing) setTimeout(() => reconnect().catch(fail), 300);
+    };
+  });
+}
+
+async function reconnect() {
+  await openSocket();
+  if (!state.live) loadMessages().catch(fail);
+}
+
+function subscribe(threadId) {
+  if (state.socket) state.socket.send(JSON.stringify({ action: "subscribe", threadId }));
+}
+
+function applyDelta(messageId, delta) {
+  const stream = state.streams.get(messageId) || { seq: 0, text: "" };
+  if (delta.seq <= stream.seq) return; // already had it
+  if (delta.reset) stream.text = ""; // the reply started over
+  stream.text += delta.text;
+  stream.seq = delta.seq;
+  state.streams.set(messageId, stream);
+}
+
+async function catchUp(messageId) {
+  const thread = state.thread;
+  const after = (state.streams.get(messageId) || { seq: 0 }).seq;
+  const missed = await api("GET", `/threads/${thread}/messages/${messageId}/stream?after=${after}`);
+  if (thread !== state.thread) return;
+  for (const delta of missed.deltas) applyDelta(messageId, delta);
+  renderMessages();
+}
+
+function streamingIds() {
+  return state.messages.filter((m) => m.role === "assistant" && !ENDED.includes(m.status)).map((m) => m.id);
+}
+
+function upsert(message) {
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  if (index >= 0) state.messages[index] = message;
+  else {
+    state.messages.push(message);
+    state.messages.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+}
+
+function onFrame(frame) {
+  if (frame.threadId && frame.threadId !== state.thread) return;
+  if (frame.type === "subscribed") {
+    // Whatever was pushed while not subscribed comes from the table, by seq.
+    for (const id of streamingIds()) catchUp(id).catch(fail);
+  } else if (frame.type === "delta") {
+    const stream = state.streams.get(frame.messageId) || { seq: 0, text: "" };
+    if (frame.seq > stream.seq + 1) {
+      catchUp(frame.messageId).catch(fail); // a frame went missing
+      return;
+    }
+    applyDelta(frame.messageId, frame);
+    renderMessages();
+  } else if (frame.type === "message") {
+    const message = frame.message;
+    if (ENDED.includes(message.status)) state.streams.delete(message.id);
+    const needsUrls = message.content.some((p) => p.fileId && !p.url);
+    if (frame.contentOmitted || needsUrls) {
+      api("GET", `/threads/${state.thread}/messages/${message.id}`)
+        .then(({ message: full }) => {
+          upsert(full);
+          renderMessages();
+        })
+        .catch(fail);
+      return;
+    }
+    upsert(message);
+    renderMessages();
+  } else if (frame.type === "thread_deleted") {
+    state.thread = null;
+    loadThreads().catch(fail);
+  } else if (frame.type === "error") {
+    toast(`${frame.error.code}: ${frame.error.message}`);
+  }
+}
+
+async function stopReply(id) {
+  const { message } = await api("POST", `/threads/${state.thread}/messages/${id}/stop`);
+  upsert(message);
+  renderMessages();
+}
+
 function signOut() {
+  state.closing = true;
+  if (state.socket) state.socket.close();
   sessionStorage.removeItem("agentfiles");
   location.reload();
 }
@@ -105,8 +231,13 @@ async function newThread() {
 }
 
 async function selectThread(id) {
+  if (state.thread && state.thread !== id && state.socket) {
+    state.socket.send(JSON.stringify({ action: "unsubscribe", threadId: state.thread }));
+  }
   state.thread = id;
   state.local = [];
+  state.streams = new Map();
+  subscribe(id);
   renderThreads();
   $("empty").hidden = true;
   $("composer").hidden = false;
@@ -123,7 +254,10 @@ async function loadMessages() {
   state.messages = page.items.slice().reverse();
   renderMessages();
   clearTimeout(state.pollTimer);
-  if (state.messages.some((m) => m.status === "pending" || m.status === "streaming")) {
+  if (state.live) {
+    // Pushed from here on; what streamed before this page was read comes by seq.
+    for (const id of streamingIds()) catchUp(id).catch(fail);
+  } else if (streamingIds().length) {
     state.pollTimer = setTimeout(() => loadMessages().catch(fail), 400);
   }
 }
@@ -163,8 +297,19 @@ function messageElement(message) {
     ? "you"
     : ["assistant", message.model, message.status === "success" ? null : message.status].filter(Boolean).join(" · ");
   item.append(meta);
-  const parts = message.content.length ? message.content : [{ type: "text", text: "" }];
+  const stream = state.streams.get(message.id);
+  const streaming = message.role === "assistant" && !ENDED.includes(message.status);
+  let parts = message.content.length ? message.content : [{ type: "text", text: "" }];
+  if (streaming && stream) parts = [{ type: "text", text: stream.text }];
   for (const part of parts) item.append(partElement(part));
+  if (streaming) {
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.className = "stop";
+    stop.textContent = "Stop";
+    stop.addEventListener("click", () => stopReply(message.id).catch(fail));
+    item.append(stop);
+  }
   if (message.error) {
     const error = document.createElement("div");
     error.className = "error";
@@ -213,7 +358,8 @@ function localElement(local) {
 const rendered = new Map();
 
 function renderedMessage(message) {
-  const signature = `${message.status}|${message.updatedAt}|${JSON.stringify(message.content.map((p) => p.text || p.fileId || ""))}`;
+  const stream = state.streams.get(message.id);
+  const signature = `${message.status}|${message.updatedAt}|${stream ? stream.seq : ""}|${JSON.stringify(message.content.map((p) => p.text || p.fileId || ""))}`;
   const cached = rendered.get(message.id);
   if (cached && cached.signature === signature) return cached.element;
   const element = messageElement(message);

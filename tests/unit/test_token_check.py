@@ -1,0 +1,102 @@
+"""The WebSocket authorizer's token check: what API Gateway's JWT authorizer accepts,
+verified with PyJWT against the issuer's JWKS, fetched once and cached."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+
+from agentfiles import token_check
+from agentfiles.settings import get_settings
+from agentfiles_local.runtime.tokens import ALGORITHM, TokenAuthority
+
+
+class Issuer:
+    """An OIDC issuer on a loopback port: its JWKS at /.well-known/jwks.json."""
+
+    def __init__(self) -> None:
+        issuer = self
+        self.fetches = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                issuer.fetches += 1
+                body = json.dumps(issuer.authority.jwks()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.authority = TokenAuthority(self.url, audience="web-client")
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self, **claims: object) -> str:
+        now = int(time.time())
+        body = {"iss": self.url, "sub": "alice", "aud": "web-client", "iat": now, "exp": now + 60, **claims}
+        body = {k: v for k, v in body.items() if v is not None}
+        private = self.authority._private_key
+        return jwt.encode(body, private, algorithm=ALGORITHM, headers={"kid": self.authority.key_id})
+
+
+@pytest.fixture
+def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
+    found = Issuer()
+    monkeypatch.setenv("JWT_ISSUER", found.url)
+    monkeypatch.setenv("JWT_AUDIENCE", "web-client,cli-client")
+    monkeypatch.delenv("JWKS_URL", raising=False)
+    get_settings.cache_clear()
+    token_check.reset()
+    yield found
+    found.server.shutdown()
+    token_check.reset()
+    get_settings.cache_clear()
+
+
+def test_a_token_of_the_issuer_for_the_audience_is_accepted_and_the_keys_are_fetched_once(issuer):
+    # Given two valid tokens / When both are checked
+    first = token_check.verify(issuer.sign())
+    second = token_check.verify(issuer.sign(sub="bob"))
+    # Then their claims come back, and the JWKS was read once
+    assert (first["sub"], second["sub"]) == ("alice", "bob")
+    assert issuer.fetches == 1
+
+
+def test_a_cognito_access_token_is_accepted_by_its_client_id(issuer):
+    # Given an access token: no aud, the app client's id in client_id (as Cognito makes them)
+    token = issuer.sign(aud=None, client_id="cli-client", token_use="access")
+    # Then it is accepted, as the HTTP API's JWT authorizer accepts it
+    assert token_check.verify(token)["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("claims", "why"),
+    [
+        ({"aud": "someone-else"}, "audience"),
+        ({"iss": "https://other.example.com"}, "issuer"),
+        ({"exp": int(time.time()) - 10}, "expired"),
+        ({"sub": None}, "sub"),
+    ],
+)
+def test_a_token_for_another_audience_issuer_or_time_or_without_a_subject_is_refused(issuer, claims, why):
+    with pytest.raises(token_check.InvalidToken):
+        token_check.verify(issuer.sign(**claims))
+
+
+def test_a_token_signed_by_another_key_or_no_token_at_all_is_refused(issuer):
+    stranger = TokenAuthority(issuer.url, audience="web-client")
+    with pytest.raises(token_check.InvalidToken):
+        token_check.verify(stranger.issue("alice").token)
+    with pytest.raises(token_check.InvalidToken):
+        token_check.verify("")
