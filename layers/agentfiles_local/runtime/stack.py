@@ -21,6 +21,7 @@ import boto3
 from agentfiles import topology
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
+from agentfiles_local import moto_dynamodb
 from agentfiles_local.provision import REGION, Resources, provision
 from agentfiles_local.runtime.gateway import Gateway
 from agentfiles_local.runtime.host import FunctionHost
@@ -172,6 +173,7 @@ class LocalStack:
     def _start_aws(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        moto_dynamodb.apply()
         # moto's server logs every request through werkzeug; the functions' logs matter more.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self.config.moto_port:
