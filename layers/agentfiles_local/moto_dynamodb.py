@@ -8,8 +8,9 @@ DynamoDB in four ways that matter to the local stack and to the integration test
   can roll back: a save costs time in proportion to the whole table. Here a
   transaction keeps a copy of the items it touches only, and a cancelled one puts
   exactly those back (the indexes follow: moto derives them from the items).
-- A `Query` on the table sorts every item of the table to find one partition. Here it
-  reads that partition (index queries still walk the table, as moto stores no index).
+- A `Query` sorts every item of the table before it looks for what it wants. Here a
+  query on the table reads its partition, and one on an index walks the items once
+  without sorting them (moto keeps no index to read).
 - Its server answers requests on a thread each with no isolation: the checks and
   writes of one transaction interleave with other requests. Here DynamoDB requests
   run one at a time, which gives the serializability DynamoDB promises transactions.
@@ -100,9 +101,9 @@ def _install() -> None:
 
     def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        if index_name or hash_key is None:
-            return query(self, hash_key, *args, **kwargs)
-        _partition.wanted = (self, hash_key)
+        # A table query reads its partition; an index query (moto keeps no index)
+        # walks the items once, unsorted: it sorts what it found by the index's keys.
+        _partition.wanted = (self, None if index_name else hash_key)
         try:
             return query(self, hash_key, *args, **kwargs)
         finally:
@@ -112,6 +113,10 @@ def _install() -> None:
         wanted = getattr(_partition, "wanted", None)
         if wanted is None or wanted[0] is not self:
             return all_items(self)
+        if wanted[1] is None:
+            if not self.range_key_attr:
+                return list(self.items.values())
+            return [item for partition in self.items.values() for item in partition.values()]
         found = self.items.get(wanted[1])
         if found is None:
             return []

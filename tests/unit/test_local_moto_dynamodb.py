@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
 
 from agentfiles_local import moto_dynamodb
 from agentfiles_local.provision import create_table
@@ -312,6 +313,31 @@ def test_given_many_partitions_when_one_is_queried_then_the_others_are_not_walke
     # (a scan does walk them: the count is real)
     table.client.scan(TableName=TABLE)
     assert WatchedItems.walks > 0
+
+
+def test_given_many_rows_outside_an_index_when_it_is_queried_then_the_table_is_not_sorted(table, monkeypatch):
+    # Given: 300 rows, two of them in gcIndex's shard GC#1
+    for n in range(300):
+        table.put(f"OWNER#other{n % 7}", f"THREAD#{n}", title="x")
+    table.put("OWNER#a", "FILE#1", **file_row(7))
+    table.put("OWNER#b", "FILE#2", **file_row(3))
+    comparisons = 0
+    less_than = DynamoType.__lt__
+
+    def counted(self: DynamoType, other: DynamoType) -> bool:
+        nonlocal comparisons
+        comparisons += 1
+        return less_than(self, other)
+
+    monkeypatch.setattr(DynamoType, "__lt__", counted)
+
+    # When
+    found = table.index("gcIndex", "gcShard", "GC#1")
+
+    # Then: the two rows, found without sorting the other 300 (which takes thousands
+    # of comparisons)
+    assert found == ["FILE#1", "FILE#2"]
+    assert comparisons < 20
 
 
 def test_given_concurrent_transactions_when_some_are_cancelled_then_no_other_write_is_lost(table):
