@@ -158,15 +158,26 @@ def _save(client: Connection, thread: str, file_id: str) -> str:
     return str(client.call("POST", f"/threads/{thread}/messages", body)["message"]["id"])
 
 
-def _save_p50(client: Connection, thread: str, file_id: str) -> float:
+def _save_p50(stack: Stack, client: Connection, thread: str, file_id: str) -> tuple[float, dict[str, float]]:
+    """The median of `SAVES` saves, and the CPU each took in each of the stack's processes."""
     for _ in range(WARM_UP):
         _save(client, thread, file_id)
     took = []
+    cpu_before = _cpu_seconds(stack.process.pid)
     for _ in range(SAVES):
         started = time.perf_counter()
         _save(client, thread, file_id)
         took.append(time.perf_counter() - started)
-    return statistics.median(took)
+    cpu_after = _cpu_seconds(stack.process.pid)
+    cpu = {key: (cpu_after[key] - cpu_before[key]) * 1000 / SAVES for key in cpu_after}
+    return statistics.median(took), cpu
+
+
+def _cpu(cpu_ms: dict[str, float]) -> str:
+    return (
+        f"CPU ms per request: gateway and pollers {cpu_ms['stack']:.1f}, "
+        f"moto {cpu_ms['moto']:.1f}, functions {cpu_ms['functions']:.1f}"
+    )
 
 
 def _seed(stack: Stack, rows: int) -> int:
@@ -208,12 +219,41 @@ def _seed(stack: Stack, rows: int) -> int:
     return int(dynamodb.describe_table(TableName=table)["Table"]["ItemCount"])
 
 
+def _cpu_seconds(root: int) -> dict[str, float]:
+    """CPU time (user + system) of the stack's processes, from /proc: its own
+    (gateway, pollers), moto's, the function instances' (named `api#1`...), and the
+    server that forks them."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    descendants, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - descendants
+        descendants |= frontier
+    totals = {"stack": used.get(root, ("", 0.0))[1], "moto": 0.0, "functions": 0.0}
+    for pid in descendants:
+        name, seconds = used[pid]
+        totals["moto" if name == "moto" else "functions"] += seconds
+    return totals
+
+
 @dataclass
 class Load:
     done: int = 0
     failures: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -253,6 +293,7 @@ def _load(stack: Stack, owner: str, files: list[str], threads: list[str], client
         threading.Thread(target=_client_loop, args=(connections[n], threads[n], files, stop, load, lock))
         for n in range(clients)
     ]
+    cpu_before = _cpu_seconds(stack.process.pid)
     started = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -261,6 +302,8 @@ def _load(stack: Stack, owner: str, files: list[str], threads: list[str], client
     for worker in workers:
         worker.join(120)
     load.seconds = time.perf_counter() - started
+    cpu_after = _cpu_seconds(stack.process.pid)
+    load.cpu_ms = {key: (cpu_after[key] - cpu_before[key]) * 1000 / max(load.done, 1) for key in cpu_after}
     for connection in connections:
         connection.close()
     return load
@@ -290,7 +333,8 @@ def _describe(load: Load) -> str:
     cuts = statistics.quantiles(load.latencies, n=100) if len(load.latencies) > 1 else [0.0] * 99
     return (
         f"{load.throughput:.1f} req/s ({load.done} in {load.seconds:.1f} s, "
-        f"p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms, failed {len(load.failures)})"
+        f"p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms, failed {len(load.failures)}); "
+        + _cpu(load.cpu_ms)
     )
 
 
@@ -303,17 +347,15 @@ def run() -> None:
         files = [_new_file(owner, n) for n in range(FILES)]
         first_thread = owner.call("POST", "/threads", {})["thread"]["id"]
 
-        fresh = _save_p50(owner, first_thread, files[0])
-        print(f"   save p50, fresh table: {fresh * 1000:.1f} ms ({SAVES} saves)")
+        fresh, cpu = _save_p50(stack, owner, first_thread, files[0])
+        print(f"   save p50, fresh table: {fresh * 1000:.1f} ms ({SAVES} saves); {_cpu(cpu)}")
         started = time.perf_counter()
         items = _seed(stack, SEED_ROWS)
         took = time.perf_counter() - started
         print(f"   seeded {SEED_ROWS:,} rows with BatchWriteItem in {took:.1f} s: {items:,} items")
-        grown = _save_p50(owner, first_thread, files[0])
-        print(
-            f"   save p50, {SEED_ROWS:,} more rows: {grown * 1000:.1f} ms; "
-            f"ratio {grown / fresh:.2f} (target ≤ {SAVE_TARGET})"
-        )
+        grown, cpu = _save_p50(stack, owner, first_thread, files[0])
+        print(f"   save p50, {SEED_ROWS:,} more rows: {grown * 1000:.1f} ms; {_cpu(cpu)}")
+        print(f"   save ratio {grown / fresh:.2f} (target ≤ {SAVE_TARGET})")
 
         threads = [owner.call("POST", "/threads", {})["thread"]["id"] for _ in range(CLIENTS)]
         one = _load(stack, "bench", files, threads, 1)

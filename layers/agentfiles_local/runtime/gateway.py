@@ -325,8 +325,8 @@ class Gateway:
         return json_response(200, {"token": issued.token, "expiresAt": issued.expires_at})
 
     def _invoke(self, name: str, body: bytes) -> HttpResponse:
-        """Run one function on a posted event in this process, as `aws lambda invoke`
-        would: `agentfiles invoke` and `agentfiles vacuum` use it. Local only."""
+        """Run one function on a posted event, as `aws lambda invoke` would:
+        `agentfiles invoke` and `agentfiles vacuum` use it. Local only."""
         if not self.functions.has(name):
             return json_response(
                 404, {"error": {"code": "function_not_found", "message": f"no function {name!r}"}}
@@ -342,7 +342,7 @@ class Gateway:
             # Lambda reports a function error with the error's type and message.
             return json_response(
                 200,
-                {"errorType": type(error).__name__, "errorMessage": str(error)},
+                {"errorType": getattr(error, "error_type", type(error).__name__), "errorMessage": str(error)},
                 [("x-amz-function-error", "Unhandled")],
             )
         return json_response(200, result)
