@@ -4,7 +4,7 @@ moto answers every request of the stack (the functions' DynamoDB, S3 and SQS cal
 the pollers' receives) and its state is plain Python behind one interpreter lock:
 beside the gateway it would make one process the ceiling of the whole stack. In its
 own process it uses a core of its own, as AWS's services are elsewhere for Lambda.
-`agentfiles_local.moto_dynamodb` is applied there before it serves.
+`agentfiles_local.moto_patches` is applied there before it serves.
 
 The process ends when the stack stops it, or when the stack's process is gone.
 """
@@ -90,9 +90,9 @@ def serve(conn: Connection, host: str, port: int) -> None:
     try:
         from moto.server import ThreadedMotoServer
 
-        from agentfiles_local import moto_dynamodb
+        from agentfiles_local import moto_patches
 
-        moto_dynamodb.apply()
+        moto_patches.apply()
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         server.start()
     except BaseException as error:

@@ -1,11 +1,12 @@
 """The transaction semantics the system relies on, held by moto once
-`agentfiles_local.moto_dynamodb` is applied: all or nothing, one cancellation reason
+`agentfiles_local.moto_patches` is applied: all or nothing, one cancellation reason
 per action in order, the old item on request, idempotent client request tokens,
 indexes right after a rollback, requests isolated from each other, and a cost that
 does not depend on unrelated rows."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import defaultdict
@@ -20,7 +21,7 @@ from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
 
-from agentfiles_local import moto_dynamodb
+from agentfiles_local import moto_patches
 from agentfiles_local.provision import create_table
 
 TABLE = "things"
@@ -97,7 +98,7 @@ def take(pk: str, sk: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Table]:
-    assert moto_dynamodb.apply()
+    assert moto_patches.apply()
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(name, value)
@@ -242,7 +243,7 @@ def test_given_a_token_when_other_actions_reuse_it_then_it_is_an_idempotent_para
 def test_given_a_token_older_than_ten_minutes_when_reused_then_the_request_is_new(table, monkeypatch):
     table.put("OWNER#a", "FILE#1", **file_row(1))
     table.transact(take("OWNER#a", "FILE#1"), ClientRequestToken="token-1")
-    monkeypatch.setattr(moto_dynamodb, "TOKEN_WINDOW_SECONDS", 0)
+    monkeypatch.setattr(moto_patches, "TOKEN_WINDOW_SECONDS", 0)
     table.transact(take("OWNER#a", "FILE#1"), ClientRequestToken="token-1")
     assert table.get("OWNER#a", "FILE#1")["refcount"] == {"N": "2"}
 
@@ -389,7 +390,41 @@ def test_given_concurrent_transactions_when_some_are_cancelled_then_no_other_wri
 
 
 def test_given_an_unknown_moto_version_when_applied_then_nothing_changes_and_it_warns(monkeypatch):
-    monkeypatch.setattr(moto_dynamodb, "_applied", False)
-    monkeypatch.setattr(moto_dynamodb, "version", lambda name: "5.0.0")
+    monkeypatch.setattr(moto_patches, "_applied", False)
+    monkeypatch.setattr(moto_patches, "version", lambda name: "5.0.0")
     with pytest.warns(RuntimeWarning, match=r"moto 5\.0\.0"):
-        assert moto_dynamodb.apply() is False
+        assert moto_patches.apply() is False
+
+
+def test_given_moto_s_server_when_it_answers_requests_then_it_does_not_list_its_own_files_each_time(
+    monkeypatch,
+):
+    # Given: the server, and a count of directory listings of moto's own package
+    import moto
+    from moto.server import ThreadedMotoServer
+
+    assert moto_patches.apply()
+    package = os.path.dirname(moto.__file__)
+    listings = 0
+    listdir = os.listdir
+
+    def counted(path: Any = ".") -> list[str]:
+        nonlocal listings
+        listings += path == package
+        return listdir(path)
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    monkeypatch.setattr(os, "listdir", counted)
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("dynamodb", region_name=REGION, endpoint_url=f"http://{host}:{port}")
+        # When
+        for _ in range(5):
+            client.list_tables()
+    finally:
+        server.stop()
+    # Then
+    assert listings == 0

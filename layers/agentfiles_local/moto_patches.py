@@ -1,8 +1,10 @@
-"""moto's DynamoDB, made to cost what a request costs on DynamoDB and to keep its
-transaction guarantees when requests arrive on several threads.
+"""moto, patched where it differs from AWS in ways the local stack and the integration
+tests feel: its DynamoDB made to cost what a request costs on DynamoDB and to keep its
+transaction guarantees when requests arrive on several threads, and its server made
+to stop re-reading its own files on every request.
 
 moto 5.2.5 (the version this was written against, read from its source) differs from
-DynamoDB in four ways that matter to the local stack and to the integration tests:
+DynamoDB in four ways that matter here:
 
 - `TransactWriteItems` deep-copies every table it touches, once per action, so that it
   can roll back: a save costs time in proportion to the whole table. Here a
@@ -19,6 +21,10 @@ DynamoDB in four ways that matter to the local stack and to the integration test
   comes back with the same actions within 10 minutes, and the same token with other
   actions is refused with `IdempotentParameterMismatchException`, as DynamoDB does.
 
+And its server, to find the service a request is for, lists moto's package directory
+(a stat per entry) and inspects the service's response class, on every request. Both
+answers are fixed once moto is imported; here they are computed once.
+
 `apply()` installs this into moto once per process, and only on the versions listed
 in `MOTO_VERSIONS`; on any other it changes nothing and warns, since it replaces moto
 internals that another version may have changed.
@@ -27,6 +33,7 @@ internals that another version may have changed.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import threading
@@ -47,8 +54,8 @@ _partition = threading.local()
 
 
 def apply() -> bool:
-    """Patch moto's DynamoDB (idempotent). False, with a warning, on a moto version
-    this module was not written against."""
+    """Patch moto (idempotent). False, with a warning, on a moto version this module
+    was not written against."""
     global _applied
     with _apply_lock:
         if _applied:
@@ -56,8 +63,8 @@ def apply() -> bool:
         found = version("moto")
         if found not in MOTO_VERSIONS:
             warnings.warn(
-                f"moto {found} is not one of {sorted(MOTO_VERSIONS)}: its DynamoDB is left as it is "
-                "(transactions copy whole tables; requests are not isolated)",
+                f"moto {found} is not one of {sorted(MOTO_VERSIONS)}: it is left as it is "
+                "(DynamoDB transactions copy whole tables; requests are not isolated)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -68,6 +75,22 @@ def apply() -> bool:
 
 
 def _install() -> None:
+    _install_dynamodb()
+    _install_dispatch()
+
+
+def _install_dispatch() -> None:
+    import moto.core.responses
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    moto.core.responses.method_names_from_class = functools.lru_cache(maxsize=None)(
+        moto.core.responses.method_names_from_class
+    )
+
+
+def _install_dynamodb() -> None:
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
