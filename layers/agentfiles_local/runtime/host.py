@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, Any], Any]
 
 # Imported once by the server that forks the workers; each worker then imports only
-# its handler and the domain package. (Third-party only: they read no settings.)
+# its handler and the domain package. (Third-party only: they read no settings. Not
+# `openai`: only `generate` needs it, and it pays for it at its cold start, as on Lambda.)
 PRELOAD = (
     "boto3",
     "botocore.session",
@@ -54,7 +55,6 @@ PRELOAD = (
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.parser",
-    "openai",
 )
 # How long past its deadline an instance may take to answer before it is stopped.
 DEADLINE_GRACE_SECONDS = 1.0
