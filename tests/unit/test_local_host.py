@@ -156,3 +156,18 @@ def test_given_a_worker_function_that_fails_when_called_through_the_gateway_then
     # `aws lambda invoke` reports the function's own error type
     assert invoked.header("x-amz-function-error") == "Unhandled"
     assert b'"errorType": "ValueError"' in invoked.body
+
+
+def test_given_a_warmed_host_when_the_first_events_arrive_then_they_find_an_instance_ready(host, caplog):
+    # Given: one instance of each function started ahead (the broken one cannot start)
+    with caplog.at_level(logging.INFO, logger="agentfiles_local.runtime.host"):
+        host.warm()
+        assert host.instances() == {"broken": 0, "echo": 1, "fails": 1}
+        started = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("INIT")]
+        # When
+        host.invoke("echo", {})
+        host.invoke("fails", "ok")
+    # Then: no instance started for them
+    assert sorted(started) == ["echo#1", "fails#1"]
+    assert [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("INIT")] == started
+    assert any("broken could not start" in r.getMessage() for r in caplog.records)

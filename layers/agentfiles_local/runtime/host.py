@@ -6,7 +6,8 @@ A function loaded from `functions/<name>/handler.py` runs in worker processes
 (`runtime/worker.py`), so that its CPU work runs in parallel with the gateway, moto
 and the other functions, as it does on Lambda. An instance starts when an event finds
 no idle one (its cold start: it imports the handler and logs an `INIT` line with how
-long that took), stays warm for the next events, and gets a `LambdaContext` with its
+long that took), stays warm for the next events (`warm()` starts one of each at
+once, as provisioned concurrency would), and gets a `LambdaContext` with its
 function's deadline from `agentfiles.topology`; one that outlives its deadline is
 stopped, as Lambda stops it. Workers are forked from a server process that has
 imported the heavy libraries once (`multiprocessing`'s forkserver), so a cold start
@@ -188,15 +189,29 @@ class _Workers:
                     self._starting += 1
                     break
                 self._changed.wait()
+        return self._grow(spec)
+
+    def _grow(self, spec: topology.FunctionSpec) -> _Instance:
+        """Start the instance a caller took a slot for (in `_starting`)."""
         try:
             instance = self._start(spec)
-        finally:
+        except BaseException:
             with self._changed:
                 self._starting -= 1
                 self._changed.notify()
+            raise
         with self._changed:
+            self._starting -= 1
             self._all.add(instance)
         return instance
+
+    def warm(self, spec: topology.FunctionSpec) -> None:
+        """Start one instance now, unless there is one already."""
+        with self._changed:
+            if self._all or self._starting or self._stopped:
+                return
+            self._starting += 1
+        self._release(self._grow(spec))
 
     def _start(self, spec: topology.FunctionSpec) -> _Instance:
         """A cold start: a new process imports the handler; INIT says how long it took."""
@@ -300,6 +315,28 @@ class FunctionHost:
     def add(self, name: str, handler: Handler, concurrency: int = 1) -> None:
         """Host a handler in this process under a name (tests host fakes this way)."""
         self._functions[name] = _InProcess(name, handler, concurrency)
+
+    def warm(self) -> None:
+        """Start one instance of each function hosted in workers, all at once, and wait
+        for them, as provisioned concurrency of one would: the first events find them
+        warm. A handler that cannot be imported is logged and left cold; its
+        invocations report the error."""
+
+        def start(name: str, function: _Workers) -> None:
+            try:
+                function.warm(topology.FUNCTIONS.get(name, DEFAULT_SPEC))
+            except FunctionError:
+                log.exception("%s could not start", name)
+
+        threads = [
+            threading.Thread(target=start, args=(name, function), name=f"warm-{name}")
+            for name, function in self._functions.items()
+            if isinstance(function, _Workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def has(self, name: str) -> bool:
         return name in self._functions

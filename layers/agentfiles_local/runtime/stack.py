@@ -254,6 +254,9 @@ class LocalStack:
             self.functions.load(name)
         if not self.functions.has("api"):
             raise RuntimeError("functions/api/handler.py is missing: there is no API to serve")
+        # One warm instance of each function before the stack says it is up, so that a
+        # first request or message does not wait for a cold start (later ones may).
+        self.functions.warm()
 
     def _bind_gateway(self) -> Gateway:
         assert self.functions is not None
