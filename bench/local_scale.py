@@ -1,13 +1,22 @@
 """The local stack at scale: a save with 5,000 more rows vs fresh (≤ 1.3), 16 clients vs 1 (≥ 1.5).
 
-Runs `agentfiles serve` as a subprocess, as `make run` does, and talks to it over HTTP
-only (keep-alive connections, one per client). A save is `POST /threads/{id}/messages`
-with one file and no reply. The unrelated rows are copies of the rows the API wrote for
-another owner (threads and messages), written straight to the stack's moto with
-BatchWriteItem, without the attributes that would put them in an index (so that the
-vacuum has nothing to do with them). The load is one owner whose clients each keep a
-thread, and save (with one of four shared files), list and delete messages; at the end
-every file's refcount must equal the live messages that reference it.
+Runs `agentfiles serve` as subprocesses, as `make run` does, and talks to them over
+HTTP only (keep-alive connections, one per client). A save is
+`POST /threads/{id}/messages` with one file and no reply.
+
+Two stacks run side by side: a fresh one, and one with 5,000 more rows: copies of the
+rows the API wrote for another owner (threads and messages), written straight to its
+moto with BatchWriteItem, without the attributes that would put them in an index (so
+that the vacuum has nothing to do with them). Saves alternate between the two, so that
+whatever else the machine does weighs on both alike.
+
+The load runs on the stack with the rows: one owner whose clients each keep a thread,
+and save (with one of four shared files), list and delete messages. Phases of one
+client and of 16 alternate, for the same reason. At the end every file's refcount
+must equal the live messages that reference it.
+
+Each figure comes with the CPU time a request took in each of the stack's processes
+(from /proc), which does not depend on what else runs on the machine.
 """
 
 from __future__ import annotations
@@ -36,11 +45,13 @@ SEED_ROWS = 5_000
 SAVES = 40
 WARM_UP = 5
 CLIENTS = 16
-LOAD_SECONDS = 8.0
+ROUNDS = 4
+PHASE_SECONDS = 2.0
 FILES = 4
 SAVE_TARGET = 1.3
 THROUGHPUT_TARGET = 1.5
 BATCH = 25  # BatchWriteItem's limit
+PROCESSES = ("stack", "moto", "functions")
 
 
 def _free_port() -> int:
@@ -161,19 +172,28 @@ def _save(client: Connection, thread: str, file_id: str) -> str:
     return str(client.call("POST", f"/threads/{thread}/messages", body)["message"]["id"])
 
 
-def _save_p50(stack: Stack, client: Connection, thread: str, file_id: str) -> tuple[float, dict[str, float]]:
-    """The median of `SAVES` saves, and the CPU each took in each of the stack's processes."""
+def _saves(stacks: list[Stack], clients: list[Connection], threads: list[str], files: list[str]) -> list[Any]:
+    """`SAVES` saves on each stack, alternating (and which goes first, too): per stack,
+    the median and the CPU a save took in each of its processes."""
     for _ in range(WARM_UP):
-        _save(client, thread, file_id)
-    took = []
-    cpu_before = _cpu_seconds(stack.process.pid)
-    for _ in range(SAVES):
-        started = time.perf_counter()
-        _save(client, thread, file_id)
-        took.append(time.perf_counter() - started)
-    cpu_after = _cpu_seconds(stack.process.pid)
-    cpu = {key: (cpu_after[key] - cpu_before[key]) * 1000 / SAVES for key in cpu_after}
-    return statistics.median(took), cpu
+        for client, thread, file_id in zip(clients, threads, files, strict=True):
+            _save(client, thread, file_id)
+    took: list[list[float]] = [[] for _ in stacks]
+    before = [_cpu_seconds(stack.process.pid) for stack in stacks]
+    for round_ in range(SAVES):
+        order = range(len(stacks)) if round_ % 2 == 0 else reversed(range(len(stacks)))
+        for n in order:
+            started = time.perf_counter()
+            _save(clients[n], threads[n], files[n])
+            took[n].append(time.perf_counter() - started)
+    after = [_cpu_seconds(stack.process.pid) for stack in stacks]
+    return [
+        (
+            statistics.median(took[n]),
+            {key: (after[n][key] - before[n][key]) * 1000 / SAVES for key in after[n]},
+        )
+        for n in range(len(stacks))
+    ]
 
 
 def _cpu(cpu_ms: dict[str, float]) -> str:
@@ -243,7 +263,7 @@ def _cpu_seconds(root: int) -> dict[str, float]:
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - descendants
         descendants |= frontier
-    totals = {"stack": used.get(root, ("", 0.0))[1], "moto": 0.0, "functions": 0.0}
+    totals = {**dict.fromkeys(PROCESSES, 0.0), "stack": used.get(root, ("", 0.0))[1]}
     for pid in descendants:
         name, seconds = used[pid]
         totals["moto" if name == "moto" else "functions"] += seconds
@@ -256,11 +276,15 @@ class Load:
     failures: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    cpu_ms: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PROCESSES, 0.0))
 
     @property
     def throughput(self) -> float:
         return self.done / self.seconds
+
+    @property
+    def cpu_ms(self) -> dict[str, float]:
+        return {key: seconds * 1000 / max(self.done, 1) for key, seconds in self.cpu_seconds.items()}
 
 
 def _client_loop(
@@ -289,27 +313,39 @@ def _client_loop(
             load.latencies.append(took)
 
 
-def _load(stack: Stack, owner: str, files: list[str], threads: list[str], clients: int) -> Load:
-    connections = [stack.client(owner) for _ in range(clients)]
-    load, lock, stop = Load(), threading.Lock(), threading.Event()
+def _phase(
+    stack: Stack, load: Load, connections: list[Connection], threads: list[str], files: list[str]
+) -> None:
+    """`PHASE_SECONDS` of load from these clients, added to `load`."""
+    lock, stop = threading.Lock(), threading.Event()
     workers = [
-        threading.Thread(target=_client_loop, args=(connections[n], threads[n], files, stop, load, lock))
-        for n in range(clients)
+        threading.Thread(target=_client_loop, args=(connection, thread, files, stop, load, lock))
+        for connection, thread in zip(connections, threads, strict=False)
     ]
     cpu_before = _cpu_seconds(stack.process.pid)
     started = time.perf_counter()
     for worker in workers:
         worker.start()
-    time.sleep(LOAD_SECONDS)
+    time.sleep(PHASE_SECONDS)
     stop.set()
     for worker in workers:
         worker.join(120)
-    load.seconds = time.perf_counter() - started
+    load.seconds += time.perf_counter() - started
     cpu_after = _cpu_seconds(stack.process.pid)
-    load.cpu_ms = {key: (cpu_after[key] - cpu_before[key]) * 1000 / max(load.done, 1) for key in cpu_after}
+    for key in load.cpu_seconds:
+        load.cpu_seconds[key] += cpu_after[key] - cpu_before[key]
+
+
+def _loads(stack: Stack, owner: str, files: list[str], threads: list[str]) -> tuple[Load, Load]:
+    """Phases of one client and of `CLIENTS` clients, alternating for `ROUNDS` rounds."""
+    connections = [stack.client(owner) for _ in range(CLIENTS)]
+    one, many = Load(), Load()
+    for _ in range(ROUNDS):
+        _phase(stack, one, connections[:1], threads[:1], files)
+        _phase(stack, many, connections, threads, files)
     for connection in connections:
         connection.close()
-    return load
+    return one, many
 
 
 def _refcounts_hold(client: Connection, files: list[str], threads: list[str]) -> tuple[bool, str]:
@@ -342,28 +378,38 @@ def _describe(load: Load) -> str:
 
 
 def run() -> None:
-    stack = Stack.start()
+    stacks: list[Stack] = []
     try:
-        workers = stack.health.get("concurrency") or "one instance per function"
-        print(f"   stack: {stack.health['api']}, concurrency {workers}")
-        owner = stack.client("bench")
-        files = [_new_file(owner, n) for n in range(FILES)]
-        first_thread = owner.call("POST", "/threads", {})["thread"]["id"]
+        starting = [threading.Thread(target=lambda: stacks.append(Stack.start())) for _ in range(2)]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        if len(stacks) < 2:
+            raise RuntimeError("a local stack did not start")
+        fresh, grown = stacks
+        workers = grown.health.get("concurrency") or "one instance per function"
+        print(f"   stacks: {fresh.health['api']} (fresh), {grown.health['api']}; concurrency {workers}")
+        owners = [stack.client("bench") for stack in stacks]
+        files = [[_new_file(owner, n) for n in range(FILES)] for owner in owners]
+        first_threads = [owner.call("POST", "/threads", {})["thread"]["id"] for owner in owners]
 
-        fresh, cpu = _save_p50(stack, owner, first_thread, files[0])
-        print(f"   save p50, fresh table: {fresh * 1000:.1f} ms ({SAVES} saves); {_cpu(cpu)}")
         started = time.perf_counter()
-        items = _seed(stack, SEED_ROWS)
+        items = _seed(grown, SEED_ROWS)
         took = time.perf_counter() - started
         print(f"   seeded {SEED_ROWS:,} rows with BatchWriteItem in {took:.1f} s: {items:,} items")
-        grown, cpu = _save_p50(stack, owner, first_thread, files[0])
-        print(f"   save p50, {SEED_ROWS:,} more rows: {grown * 1000:.1f} ms; {_cpu(cpu)}")
-        print(f"   save ratio {grown / fresh:.2f} (target ≤ {SAVE_TARGET})")
+        (fresh_p50, fresh_cpu), (grown_p50, grown_cpu) = _saves(
+            stacks, owners, first_threads, [stack_files[0] for stack_files in files]
+        )
+        print(f"   save p50, fresh table: {fresh_p50 * 1000:.1f} ms ({SAVES} saves); {_cpu(fresh_cpu)}")
+        print(f"   save p50, {SEED_ROWS:,} more rows: {grown_p50 * 1000:.1f} ms; {_cpu(grown_cpu)}")
+        print(f"   save ratio {grown_p50 / fresh_p50:.2f} (target ≤ {SAVE_TARGET})")
+        fresh.stop()
 
+        owner = owners[1]
         threads = [owner.call("POST", "/threads", {})["thread"]["id"] for _ in range(CLIENTS)]
-        one = _load(stack, "bench", files, threads, 1)
+        one, many = _loads(grown, "bench", files[1], threads)
         print(f"   1 client:   {_describe(one)}")
-        many = _load(stack, "bench", files, threads, CLIENTS)
         print(f"   {CLIENTS} clients: {_describe(many)}")
         print(
             f"   throughput ratio {many.throughput / one.throughput:.2f} (target ≥ {THROUGHPUT_TARGET}); "
@@ -371,10 +417,12 @@ def run() -> None:
         )
         for failure in (one.failures + many.failures)[:5]:
             print(f"     failed: {failure}")
-        held, detail = _refcounts_hold(owner, files, [first_thread, *threads])
+        held, detail = _refcounts_hold(owner, files[1], [first_threads[1], *threads])
         verdict = "match" if held else "DO NOT match"
         print(f"   refcounts {verdict} live messages (refcount/referenced: {detail})")
-        owner.close()
+        for connection in owners:
+            connection.close()
     finally:
-        stack.stop()
-        stack.log.unlink(missing_ok=True)
+        for stack in stacks:
+            stack.stop()
+            stack.log.unlink(missing_ok=True)
