@@ -32,6 +32,9 @@ environment (each optional):
   RETRY_BASE_SECONDS        backoff base for retryable model errors (default here 1)
   QUEUE_VISIBILITY_SECONDS  every queue's visibility timeout: how soon a failed record
                             comes back (default 5; on AWS six times its consumer's timeout)
+  LOCAL_CONCURRENCY         instances (worker processes) each function may run at once,
+                            one event each, as Lambda's concurrency (default: the number
+                            of cores, at least 2)
   Every other setting in the README's Configuration table is read as on Lambda.
 
 Everything lives in memory and is gone when the process ends. Tokens come from
@@ -77,8 +80,9 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
         help="run the whole system on 127.0.0.1 (make run)",
-        description="Run the whole system in one process: moto (S3, DynamoDB, SQS), the HTTP API "
-        "with a JWT authorizer, a poller per queue, the vacuum schedule and, unless a model is "
+        description="Run the whole system on this machine: moto (S3, DynamoDB, SQS) in a process "
+        "of its own, the HTTP API with a JWT authorizer, a poller per queue, the vacuum schedule, "
+        "the functions in worker processes (several instances each) and, unless a model is "
         "configured, the built-in fake model.",
         epilog=SERVE_ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e.fuzzing import CI_BUDGET, fuzz
 from tests.e2e.local_stack import LocalStackProcess
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("fuzz")]
 
@@ -32,8 +35,13 @@ def test_given_the_openapi_document_when_schemathesis_runs_every_phase_then_no_c
     result = fuzz(fuzzed_stack, CI_BUDGET, tmp_path)
     print(result.summary())
 
-    # Then it tested every operation, and every phase ran
-    assert result.operations == 14, result.output
+    # Then it tested every operation the document declares, and every phase ran
+    document = requests.get(f"{fuzzed_stack.base_url}/openapi.json", timeout=10).json()
+    declared = sum(
+        method in HTTP_METHODS for operations in document["paths"].values() for method in operations
+    )
+    assert declared >= 14
+    assert result.operations == declared, result.output
     assert result.phases == {
         "examples": "success",
         "coverage": "success",

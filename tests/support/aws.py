@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
+from agentfiles_local import moto_patches
 from agentfiles_local.events import LambdaContext, http_api_event, sqs_event, sqs_record
 from agentfiles_local.provision import Resources, provision
 
@@ -246,6 +247,7 @@ _BASE_ENVIRONMENT = {
 def local_aws(visibility_timeout_seconds: int | None = None, **settings: str) -> Iterator[LocalAws]:
     """moto with the system's resources, the functions' environment pointing at them;
     the environment is restored afterwards."""
+    moto_patches.apply()
     saved = dict(os.environ)
     os.environ.update(_BASE_ENVIRONMENT)
     os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import select
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -357,3 +359,122 @@ def test_given_the_gateway_on_a_port_when_a_client_streams_a_body_then_it_arrive
             assert response.content == b"".join(chunks)
             assert response.headers["access-control-allow-origin"] == "*"
     assert len(api.events) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("TRACE", "/files"), ("PATCH", "/threads/t1"), ("PURGE", "/health"), ("FOO", "/")]
+)
+def test_given_a_method_no_route_has_when_it_arrives_then_it_is_api_gateways_404(gateway, api, method, path):
+    # When: a method the route does not have (or that nothing has) reaches the socket
+    response = requests.request(method, f"{gateway.url}{path}", headers=dict([bearer(gateway)]), timeout=10)
+    # Then: API Gateway's answer, not the HTTP server's 501 page
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"message": "Not Found"}
+    assert api.events == []
+
+
+# ---- the local-only routes and other web pages -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Origin", "https://evil.example")],
+        [("Origin", "http://127.0.0.1:1")],
+        [("Origin", "null")],
+        [("Sec-Fetch-Site", "cross-site")],
+        [("Sec-Fetch-Site", "same-site"), ("Origin", "http://localhost:5173")],
+        [("Host", "rebound.example:8000")],
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "body"), [("/dev/token", b'{"sub": "mallory"}'), ("/dev/invoke/api", b"{}")]
+)
+def test_given_a_request_from_another_site_when_it_reaches_a_dev_route_then_it_is_refused(
+    gateway, api, headers, path, body
+):
+    # When: a page on another origin (or a name rebound to this machine) posts to /dev
+    response = gateway.handle(HttpRequest("POST", path, headers, body))
+    # Then: 403 in the API's error shape, no CORS header, and nothing ran
+    assert response.status == 403
+    assert body_of(response)["error"]["code"] == "cross_site_request"
+    assert response.header("access-control-allow-origin") is None
+    assert api.events == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [("Sec-Fetch-Site", "same-origin")],
+        [("Sec-Fetch-Site", "none")],
+        [("Origin", "{url}"), ("Sec-Fetch-Site", "same-origin"), ("Host", "{host}")],
+        [("Origin", "{localhost}"), ("Host", "{localhost_host}")],
+    ],
+)
+def test_given_a_request_from_the_stacks_own_page_or_a_tool_when_it_asks_a_token_then_it_gets_one(
+    gateway, headers
+):
+    # Given: the stack's own origin, under either loopback name, or no browser at all
+    names = {
+        "url": gateway.url,
+        "host": gateway.url.removeprefix("http://"),
+        "localhost": f"http://localhost:{gateway.port}",
+        "localhost_host": f"localhost:{gateway.port}",
+    }
+    filled = [(key, value.format(**names)) for key, value in headers]
+    # When
+    response = gateway.handle(HttpRequest("POST", "/dev/token", filled, b'{"sub": "alice"}'))
+    # Then: a token, and still no CORS header for other pages to read it with
+    assert response.status == 200
+    assert body_of(response)["token"]
+    assert response.header("access-control-allow-origin") is None
+
+
+def test_given_a_browser_preflight_for_a_dev_route_when_it_arrives_then_it_is_not_allowed(gateway):
+    response = gateway.handle(
+        HttpRequest(
+            "OPTIONS",
+            "/dev/token",
+            [("Origin", "https://evil.example"), ("Access-Control-Request-Method", "POST")],
+        )
+    )
+    assert response.status == 403
+    assert response.header("access-control-allow-origin") is None
+    assert response.header("access-control-allow-methods") is None
+
+
+# ---- bursts ----------------------------------------------------------------------
+
+
+def test_given_a_burst_of_connections_before_the_server_accepts_when_it_starts_then_every_one_is_answered(
+    web_dir,
+):
+    """Given a gateway that has bound its port but not started accepting, when 200
+    clients connect at once, then the kernel completes every connection (none is left
+    waiting for a retry after the accept queue filled), and once the gateway serves,
+    each gets its answer."""
+    gateway = Gateway(FunctionHost(), port=0, web_dir=web_dir)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", gateway.port))
+            sockets.append(client)
+        _, writable, _ = select.select([], sockets, [], 5)
+        connected = [s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+        assert len(connected) == 200
+
+        gateway.start()
+        for client in sockets:
+            client.setblocking(True)
+            client.settimeout(30)
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answers = [b"".join(iter(lambda c=client: c.recv(65536), b"")) for client in sockets]
+    finally:
+        for client in sockets:
+            client.close()
+        gateway.stop()
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)

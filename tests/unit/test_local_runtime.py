@@ -1,8 +1,9 @@
-"""The pieces around the pollers and the gateway: the function host's one-at-a-time
+"""The pieces around the pollers and the gateway: the in-process host's one-at-a-time
 rule, the vacuum schedule, the runtime's settings and the `agentfiles` command."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -107,6 +108,7 @@ def test_given_no_environment_when_configured_then_the_local_defaults_apply():
     config = StackConfig.from_env({})
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (8000, 0, 5)
     assert config.vacuum_interval_seconds == 30
+    assert config.concurrency == max(2, os.cpu_count() or 2)
 
 
 def test_given_the_environment_when_configured_then_it_wins():
@@ -116,14 +118,17 @@ def test_given_the_environment_when_configured_then_it_wins():
             "MOTO_PORT": "5001",
             "QUEUE_VISIBILITY_SECONDS": "2",
             "VACUUM_INTERVAL_SECONDS": "0.5",
+            "LOCAL_CONCURRENCY": "6",
         }
     )
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (9001, 5001, 2)
     assert config.vacuum_interval_seconds == 0.5
+    assert config.concurrency == 6
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "eighty"), ("PORT", "70000"), ("QUEUE_VISIBILITY_SECONDS", "0")]
+    ("name", "value"),
+    [("PORT", "eighty"), ("PORT", "70000"), ("QUEUE_VISIBILITY_SECONDS", "0"), ("LOCAL_CONCURRENCY", "0")],
 )
 def test_given_a_bad_value_when_configured_then_the_error_names_the_variable(name, value):
     with pytest.raises(ValueError, match=name):
@@ -146,6 +151,7 @@ def test_given_serve_help_when_printed_then_it_documents_every_variable(capsys):
         "VACUUM_INTERVAL_SECONDS",
         "RETRY_BASE_SECONDS",
         "QUEUE_VISIBILITY_SECONDS",
+        "LOCAL_CONCURRENCY",
     ):
         assert variable in text
 

@@ -1,12 +1,13 @@
-"""The local runtime: what AWS does around the functions, emulated in one process.
+"""The local runtime: what AWS does around the functions, emulated on one machine.
 
 `stack.LocalStack` wires the pieces together for `agentfiles serve`:
 
+- `aws`: moto's server, in a process of its own;
 - `tokens`: an RS256 issuer and verifier standing in for the user pool and the HTTP
   API's JWT authorizer;
 - `gateway`: the HTTP API itself (routes, authorizer, CORS, payload format 2.0);
-- `host`: the functions, imported as Lambda would import them, one invocation at a
-  time per function;
+- `host` and `worker`: the functions, in instances (worker processes) that each take
+  one event at a time, as many per function as events in flight, up to a limit;
 - `pollers`: SQS event source mappings with partial batch responses;
 - `scheduler`: the EventBridge rule that runs the vacuum.
 

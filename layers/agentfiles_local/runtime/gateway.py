@@ -9,11 +9,19 @@ here with its own bodies: `{"message":"Unauthorized"}` (with `www-authenticate`)
 `{"message":"Not Found"}` for a route that does not exist, `{"message":"Internal
 Server Error"}` when the function fails, CORS preflights.
 
+Any method no route has (TRACE, PATCH where there is none, anything) is a route that
+does not exist: 404 `{"message":"Not Found"}`, as API Gateway answers it.
+
 Local only, and never behind the authorizer: `GET /health` (what runs where),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
 function on a posted event), `GET /.well-known/jwks.json`,
 and the web page, if there is one: `GET /` serves `agentfiles_local/web/index.html`
 and `GET /static/<name>` the other files of that folder.
+
+`/dev/*` mints tokens and runs functions (and may spend a real model's money), so no
+other web page may use it: it sends no CORS headers, and refuses (403) a request whose
+`Origin` is not the stack's own, whose `Sec-Fetch-Site` says another site or origin,
+or whose `Host` is not a loopback name of the stack (a DNS name rebound to it).
 """
 
 from __future__ import annotations
@@ -41,6 +49,12 @@ log = logging.getLogger(__name__)
 
 # API Gateway's HTTP API refuses bodies over 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# Connections the kernel completes and holds while the gateway is busy accepting (the
+# kernel caps it at net.core.somaxconn); socketserver's default of 5 refuses a burst.
+ACCEPT_BACKLOG = 1024
+DEV_PREFIX = "/dev/"
+# What Sec-Fetch-Site says of a request the stack's own page (or a typed URL) made.
+SAME_ORIGIN_FETCHES = ("same-origin", "none")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CORS_HEADERS = [("access-control-allow-origin", "*")]
 PREFLIGHT_HEADERS = [
@@ -226,6 +240,11 @@ class Gateway:
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Everything between the socket and the function, without the socket."""
         path = urlsplit(request.target).path
+        if path.startswith(DEV_PREFIX):
+            refusal = self._cross_site(request)
+            if refusal:
+                return _error(403, "cross_site_request", refusal)
+            return self._local(request, path) or json_response(404, {"message": "Not Found"})
         if request.method == "OPTIONS" and request.header("access-control-request-method"):
             response = HttpResponse(204, list(PREFLIGHT_HEADERS))
         else:
@@ -259,6 +278,21 @@ class Gateway:
 
     # ---- local-only routes
 
+    def _cross_site(self, request: HttpRequest) -> str | None:
+        """Why a request to `/dev/*` must be refused, or None when it comes from the
+        stack's own page or from a tool that is no browser."""
+        own = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+        host = request.header("host")
+        if host is not None and host.lower() not in own:
+            return f"Host {host!r} is not this stack"
+        origin = request.header("origin")
+        if origin is not None and origin.lower() not in {f"http://{name}" for name in own}:
+            return f"requests from {origin!r} may not use {DEV_PREFIX}*"
+        fetch_site = request.header("sec-fetch-site")
+        if fetch_site is not None and fetch_site.lower() not in SAME_ORIGIN_FETCHES:
+            return f"{fetch_site} requests may not use {DEV_PREFIX}*"
+        return None
+
     def _local(self, request: HttpRequest, path: str) -> HttpResponse | None:
         method = request.method
         if method == "GET" and path == "/health":
@@ -291,8 +325,8 @@ class Gateway:
         return json_response(200, {"token": issued.token, "expiresAt": issued.expires_at})
 
     def _invoke(self, name: str, body: bytes) -> HttpResponse:
-        """Run one function on a posted event in this process, as `aws lambda invoke`
-        would: `agentfiles invoke` and `agentfiles vacuum` use it. Local only."""
+        """Run one function on a posted event, as `aws lambda invoke` would:
+        `agentfiles invoke` and `agentfiles vacuum` use it. Local only."""
         if not self.functions.has(name):
             return json_response(
                 404, {"error": {"code": "function_not_found", "message": f"no function {name!r}"}}
@@ -308,7 +342,7 @@ class Gateway:
             # Lambda reports a function error with the error's type and message.
             return json_response(
                 200,
-                {"errorType": type(error).__name__, "errorMessage": str(error)},
+                {"errorType": getattr(error, "error_type", type(error).__name__), "errorMessage": str(error)},
                 [("x-amz-function-error", "Unhandled")],
             )
         return json_response(200, result)
@@ -328,11 +362,16 @@ class Gateway:
 
 def _invalid(message: str) -> HttpResponse:
     """The API's own error body, so a client handles `/dev/token` like any route."""
-    return json_response(422, {"error": {"code": "validation_error", "message": message}})
+    return _error(422, "validation_error", message)
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    return json_response(status, {"error": {"code": code, "message": message}})
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = ACCEPT_BACKLOG
     gateway: Gateway
 
 
@@ -363,7 +402,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._write(response)
         log.info("%s %s %d", self.command, self.path.partition("?")[0], response.status)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler answers 501 to a method without a `do_<METHOD>`; every
+        # method goes to the gateway, which answers 404 where no route has it.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():

@@ -1,6 +1,7 @@
-"""The whole system in one process: moto's server, the resources the CDK stack
-declares, the built-in model (unless a real one is configured), the HTTP API, one
-poller per queue and the vacuum schedule.
+"""The whole system on one machine: moto's server (in a process of its own), the
+resources the CDK stack declares, the built-in model (unless a real one is
+configured), the HTTP API, one poller per queue, the vacuum schedule, and the
+functions' instances (worker processes, started as events need them).
 
 Every piece listens on 127.0.0.1 only. The functions find their configuration in
 `os.environ`, as on Lambda: the resource names from `provision`, the endpoint of
@@ -22,8 +23,9 @@ from agentfiles import topology
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
 from agentfiles_local.provision import REGION, Resources, provision
+from agentfiles_local.runtime.aws import MotoProcess
 from agentfiles_local.runtime.gateway import Gateway
-from agentfiles_local.runtime.host import FunctionHost
+from agentfiles_local.runtime.host import FunctionHost, default_concurrency, start_forkserver
 from agentfiles_local.runtime.pollers import QueuePoller
 from agentfiles_local.runtime.scheduler import Schedule
 from agentfiles_local.runtime.tokens import AUDIENCE
@@ -66,11 +68,13 @@ class StackConfig:
     fake_model_port: int = 0
     queue_visibility_seconds: int = 5
     vacuum_interval_seconds: float = 30.0
+    concurrency: int = field(default_factory=default_concurrency)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
-        """Read PORT, MOTO_PORT, FAKE_MODEL_PORT, QUEUE_VISIBILITY_SECONDS and
-        VACUUM_INTERVAL_SECONDS; a bad value is a ValueError that names the variable."""
+        """Read PORT, MOTO_PORT, FAKE_MODEL_PORT, QUEUE_VISIBILITY_SECONDS,
+        VACUUM_INTERVAL_SECONDS and LOCAL_CONCURRENCY; a bad value is a ValueError that
+        names the variable."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         for name, variable, kind, low in (
@@ -79,6 +83,7 @@ class StackConfig:
             ("fake_model_port", "FAKE_MODEL_PORT", int, 0),
             ("queue_visibility_seconds", "QUEUE_VISIBILITY_SECONDS", int, 1),
             ("vacuum_interval_seconds", "VACUUM_INTERVAL_SECONDS", float, 0.1),
+            ("concurrency", "LOCAL_CONCURRENCY", int, 1),
         ):
             raw = env.get(variable, "").strip()
             if not raw:
@@ -110,8 +115,8 @@ class LocalStack:
     per process: it sets `os.environ` for the functions it hosts, as Lambda would."""
 
     config: StackConfig = field(default_factory=StackConfig)
-    functions: FunctionHost = field(default_factory=FunctionHost)
-    moto: Any = None
+    functions: FunctionHost | None = None
+    moto: MotoProcess | None = None
     resources: Resources | None = None
     model: ModelInUse | None = None
     gateway: Gateway | None = None
@@ -122,6 +127,7 @@ class LocalStack:
 
     @property
     def aws_endpoint(self) -> str:
+        assert self.moto is not None
         host, port = self.moto.get_host_and_port()
         return f"http://{host}:{port}"
 
@@ -130,17 +136,25 @@ class LocalStack:
     def start(self) -> LocalStack:
         """Bring everything up in dependency order; on any failure, take down what
         started and re-raise."""
+        functions = self.functions = self.functions or FunctionHost(concurrency=self.config.concurrency)
         try:
+            # A taken port fails before anything runs.
+            if self.config.port:
+                _check_free(self.config.port, "PORT")
+            # moto and the functions' instances are forked from one server process
+            # that imports the heavy libraries once; it starts loading them now.
+            start_forkserver()
             self._start_aws()
             self._provision()
             self._start_model()
+            # Bound before the functions load: they learn its issuer and JWKS address.
             gateway = self._bind_gateway()
             self._bind_websocket(gateway)
             self._load_functions()
             self._start_pollers()
-            if self.functions.has(VACUUM_FUNCTION):
+            if functions.has(VACUUM_FUNCTION):
                 self.schedule = Schedule(
-                    self.functions, VACUUM_FUNCTION, self.config.vacuum_interval_seconds
+                    functions, VACUUM_FUNCTION, self.config.vacuum_interval_seconds
                 ).start()
             assert self.websocket is not None
             self.websocket.start()
@@ -163,6 +177,8 @@ class LocalStack:
             poller.stop()
         if self.schedule is not None:
             self.schedule.stop()
+        if self.functions is not None:
+            self.functions.stop()
         if self._fake_model is not None:
             self._fake_model.stop()
         if self.moto is not None:
@@ -179,14 +195,9 @@ class LocalStack:
     # ---- steps
 
     def _start_aws(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        # moto's server logs every request through werkzeug; the functions' logs matter more.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self.config.moto_port:
             _check_free(self.config.moto_port, "MOTO_PORT")
-        self.moto = ThreadedMotoServer(ip_address=HOST, port=self.config.moto_port, verbose=False)
-        self.moto.start()
+        self.moto = MotoProcess(HOST, self.config.moto_port).start()
         for name in [*_AWS_OVERRIDES, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:
             os.environ.pop(name, None)
         os.environ.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)
@@ -248,17 +259,17 @@ class LocalStack:
         self.model = ModelInUse(self._fake_model.url, get_settings().model, fake=True)
 
     def _load_functions(self) -> None:
-        # Clients first, on this thread: creating clients from one boto3 session on
-        # several threads at once is not safe, and the functions share the cached ones.
-        clients.dynamodb(), clients.s3(), clients.sqs()
+        assert self.functions is not None
         for name in topology.FUNCTIONS:
             self.functions.load(name)
         if not self.functions.has("api"):
             raise RuntimeError("functions/api/handler.py is missing: there is no API to serve")
+        # One warm instance of each function before the stack says it is up, so that a
+        # first request or message does not wait for a cold start (later ones may).
+        self.functions.warm()
 
     def _bind_gateway(self) -> Gateway:
-        """Take the port now (a taken port fails before anything else runs); serving
-        starts at the end of `start()`."""
+        assert self.functions is not None
         try:
             self.gateway = Gateway(self.functions, host=HOST, port=self.config.port, health=self.health)
         except OSError as error:
@@ -281,7 +292,9 @@ class LocalStack:
         clients.reset()
 
     def _start_pollers(self) -> None:
-        assert self.resources is not None
+        assert self.resources is not None and self.functions is not None
+        # One session for every poller's client: each new session loads botocore's data.
+        session = boto3.session.Session(region_name=REGION)
         for spec in topology.QUEUES.values():
             if not self.functions.has(spec.consumer):
                 log.warning("queue %s has no consumer (%s): not polled", spec.name, spec.consumer)
@@ -290,7 +303,7 @@ class LocalStack:
                 spec,
                 queue_url=self.resources.queue_urls[spec.name],
                 queue_arn=self.resources.queue_arns[spec.name],
-                sqs=boto3.session.Session(region_name=REGION).client("sqs", endpoint_url=self.aws_endpoint),
+                sqs=session.client("sqs", endpoint_url=self.aws_endpoint),
                 host=self.functions,
             )
             self.pollers.append(poller.start())
@@ -301,6 +314,7 @@ class LocalStack:
         """What `GET /health` adds to `{"status": "ok"}`: enough for a person or a test
         to find every piece."""
         assert self.gateway is not None and self.resources is not None and self.model is not None
+        assert self.functions is not None
         return {
             "api": self.gateway.url,
             "docs": f"{self.gateway.url}/docs",
@@ -314,6 +328,8 @@ class LocalStack:
             "deadLetterQueues": dict(self.resources.dlq_urls),
             "model": {"name": self.model.name, "baseUrl": self.model.base_url, "fake": self.model.fake},
             "functions": self.functions.names,
+            "concurrency": self.config.concurrency,
+            "instances": self.functions.instances(),
             "pollers": {poller.spec.name: poller.running for poller in self.pollers},
             "schedule": None
             if self.schedule is None
@@ -349,6 +365,8 @@ class LocalStack:
                 f"  AWS     moto at {self.aws_endpoint} "
                 f"(table {self.resources.table_name}, bucket {self.resources.bucket_name})",
                 f"  queues  {queues}{schedule}",
+                f"  lambda  up to {self.config.concurrency} instances of each function, "
+                "each in its own process (INIT lines mark cold starts)",
                 "Ctrl-C stops it.",
             )
         )

@@ -1,0 +1,106 @@
+"""moto's server, as the local AWS, in a process of its own.
+
+moto answers every request of the stack (the functions' DynamoDB, S3 and SQS calls,
+the pollers' receives) and its state is plain Python behind one interpreter lock:
+beside the gateway it would make one process the ceiling of the whole stack. In its
+own process it uses a core of its own, as AWS's services are elsewhere for Lambda.
+`agentfiles_local.moto_patches` is applied there before it serves.
+
+The process ends when the stack stops it, or when the stack's process is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+from typing import Any
+
+from agentfiles_local.runtime.worker import name_process
+
+START_SECONDS = 60.0
+STOP_SECONDS = 10.0
+
+
+class MotoProcess:
+    """`ThreadedMotoServer` on `host:port` (0: a free port) in a child process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self._conn: Connection | None = None
+        self._process: Any = None
+        self._address: tuple[str, int] | None = None
+
+    def start(self) -> MotoProcess:
+        context = multiprocessing.get_context("forkserver")
+        ours, theirs = context.Pipe()
+        self._process = context.Process(
+            target=serve, args=(theirs, self._host, self._port), name="moto", daemon=True
+        )
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+        if not ours.poll(START_SECONDS):
+            self.stop()
+            raise RuntimeError("moto's server did not start")
+        try:
+            answer = ours.recv()
+        except EOFError:
+            self.stop()
+            raise RuntimeError("moto's server exited while starting") from None
+        if answer[0] != "ready":
+            self.stop()
+            raise RuntimeError(f"moto's server did not start: {answer[1]}")
+        self._address = answer[1]
+        return self
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        assert self._address is not None, "start() first"
+        return self._address
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.join(STOP_SECONDS)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(STOP_SECONDS)
+            self._process = None
+
+
+def serve(conn: Connection, host: str, port: int) -> None:
+    """The child: patch moto, serve, and wait for the word to stop (or for the stack's
+    end of the pipe to close)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    name_process("moto")
+    # moto's server logs every request through werkzeug; the functions' logs matter more.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        from moto.server import ThreadedMotoServer
+
+        from agentfiles_local import moto_patches
+
+        moto_patches.apply()
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        server.start()
+    except BaseException as error:
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    conn.send(("ready", server.get_host_and_port()))
+    try:
+        conn.recv()
+    except (EOFError, OSError):
+        pass
+    server.stop()

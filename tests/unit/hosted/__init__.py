@@ -1,0 +1,1 @@
+"""Small functions laid out as `functions/` is, for the function host's tests."""

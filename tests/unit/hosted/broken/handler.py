@@ -1,0 +1,3 @@
+"""Cannot even be imported."""
+
+raise ImportError("a dependency is missing")
