@@ -55,6 +55,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/threads/{threadId}/messages/{messageId}"),
     ApiRoute("DELETE", "/threads/{threadId}/messages/{messageId}"),
     ApiRoute("POST", "/threads/{threadId}/images"),
+    ApiRoute("GET", "/usage"),
+    ApiRoute("GET", "/models"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.

@@ -35,6 +35,7 @@ _ERRORS = {
         (409, "Conflict with the current state"),
         (413, "Too large"),
         (422, "Well-formed but not acceptable"),
+        (429, "Over a rate limit; retry after the `Retry-After` header's seconds"),
         (503, "A dependency is unavailable; retry"),
     )
 }
@@ -45,8 +46,8 @@ def errors(*statuses: int) -> dict[int, Any]:
     return {status: _ERRORS[status] for status in (401, *statuses)}
 
 
-def json_response(status: int, body: Any) -> Response:
-    return Response(status_code=status, content_type="application/json", body=body)
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
 
 FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]

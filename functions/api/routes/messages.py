@@ -32,7 +32,7 @@ router = Router()
     tags=["messages"],
     responses={
         201: {"description": "Saved; `reply` is the pending assistant message"},
-        **errors(400, 404, 409, 413, 422, 503),
+        **errors(400, 404, 409, 413, 422, 429, 503),
     },
 )
 def save_message(
@@ -78,7 +78,7 @@ def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]
     tags=["messages"],
     responses={
         202: {"description": "Queued; `reply` gets the picture as an image part"},
-        **errors(400, 404, 409, 422, 503),
+        **errors(400, 404, 409, 422, 429, 503),
     },
 )
 def generate_image(

@@ -6,17 +6,20 @@ pending ──take_lease──▶ streaming ──finish──▶ success
 
 Every write after the lease is conditioned on holding it (`leaseId`), so a second
 delivery or a second worker can never write into a reply another one owns, and a
-deleted reply stops its writer.
+deleted reply stops its writer. The write that ends a reply also counts it on the
+owner's usage of the day (`usage.count_reply`), in the same transaction: once per
+reply, however often its job is delivered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from agentfiles.data import keys, refcounts, table
 from agentfiles.data.errors import ConditionFailed, TransactionCancelled
 from agentfiles.data.table import Update, cond
+from agentfiles.data.usage import count_reply
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, Part, Usage
 
@@ -86,6 +89,19 @@ def write_progress(lease: Lease, text: str, now_ms: int) -> bool:
     return _update(lease, set={"content": [{"type": "text", "text": text}], "updatedAt": iso_from_ms(now_ms)})
 
 
+def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> bool:
+    """ONE transaction: the reply's last write, only while this lease holds it, with
+    the items that count it. False when the lease is lost."""
+    end = Update(lease.key, set=changes, remove=_ENDED, when=lease.holds())
+    try:
+        table.transact([end, *counted])
+    except TransactionCancelled as cancelled:
+        if cancelled.failed(0):
+            return False
+        raise
+    return True
+
+
 def finish(
     lease: Lease,
     *,
@@ -104,39 +120,29 @@ def finish(
     }
     if usage:
         changes["usage"] = usage.dump()
-    return _update(lease, set=changes, remove=_ENDED)
+    return _end(lease, changes, count_reply(lease.reply.owner, "chat", usage, now_ms))
 
 
 def finish_with_file(lease: Lease, *, content: list[Part], file_id: str, model: str, now_ms: int) -> bool:
     """ONE transaction: the reply gets its picture and holds one reference on it."""
-    update = Update(
-        lease.key,
-        set={
-            "content": [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content],
-            "fileIds": [file_id],
-            "status": "success",
-            "model": model,
-            "updatedAt": iso_from_ms(now_ms),
-            "finishReason": "stop",
-        },
-        remove=_ENDED,
-        when=lease.holds(),
+    owner = lease.reply.owner
+    changes = {
+        "content": [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content],
+        "fileIds": [file_id],
+        "status": "success",
+        "model": model,
+        "updatedAt": iso_from_ms(now_ms),
+        "finishReason": "stop",
+    }
+    return _end(
+        lease, changes, *refcounts.take(owner, [file_id], now_ms), count_reply(owner, "image", None, now_ms)
     )
-    try:
-        table.transact([update, *refcounts.take(lease.reply.owner, [file_id], now_ms)])
-    except TransactionCancelled as cancelled:
-        if cancelled.failed(0):
-            return False
-        raise
-    return True
 
 
-def fail(lease: Lease, error: MessageError, now_ms: int) -> bool:
-    return _update(
-        lease,
-        set={"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)},
-        remove=_ENDED,
-    )
+def fail(lease: Lease, error: MessageError, now_ms: int, *, job: Literal["chat", "image"]) -> bool:
+    """The reply ends failed; it still counts as a reply (or image) of the day."""
+    changes = {"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)}
+    return _end(lease, changes, count_reply(lease.reply.owner, job, None, now_ms))
 
 
 def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> bool:

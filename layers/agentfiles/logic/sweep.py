@@ -105,12 +105,13 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
 def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: int) -> Outcome:
     """Fail a reply its job never finished, under a lease so no worker writes after."""
     lease = Lease(MessageRef(owner, thread_id, reply_id), uuid.uuid4().hex)
-    if replies.take_lease(lease, now_ms, now_ms + 60_000) is None:
+    taken = replies.take_lease(lease, now_ms, now_ms + 60_000)
+    if taken is None:
         return "unchanged"  # a worker took it up meanwhile
     error = MessageError(
         code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
     )
-    return "failed" if replies.fail(lease, error, now_ms) else "unchanged"
+    return "failed" if replies.fail(lease, error, now_ms, job=taken.job or "chat") else "unchanged"
 
 
 def sweep_thread(due: SweepDue, now_ms: int) -> Outcome:
