@@ -257,6 +257,12 @@ class Functions(Construct):
             self.by_name[work.spec.consumer].add_event_source(
                 event_sources.SqsEventSource(
                     work.queue,
+                    # A burst of generations waits in the queue instead of starting
+                    # invocations without end: the account's concurrency and the model
+                    # provider's rate are shared. (Reserved concurrency would throttle
+                    # invocations the poller already took, sending jobs back and toward
+                    # the DLQ; the event source's own maximum holds them in the queue.)
+                    max_concurrency=config.generate_concurrency if work.spec.consumer == "generate" else None,
                     batch_size=work.spec.batch_size,
                     max_batching_window=(
                         Duration.seconds(work.spec.batching_window_seconds)
@@ -320,7 +326,32 @@ class Functions(Construct):
                 environment["URL_MODE"] = "presigned"
         if name == "vacuum":
             environment["GRACE_SECONDS"] = str(config.grace_seconds)
+        environment.update(self._limits(name))
         return environment
+
+    def _limits(self, name: str) -> dict[str, str]:
+        """The limits context sets, for the functions that enforce them: the API checks
+        models, quotas and the rate; generate stores pictures and sends attachments."""
+        config = self.config
+        limits: dict[str, str | int | tuple[str, ...] | None] = {}
+        if name in ("api", "generate"):
+            limits |= {
+                "STORAGE_QUOTA_BYTES": config.storage_quota_bytes,
+                "STORAGE_QUOTA_FILES": config.storage_quota_files,
+            }
+        if name == "api":
+            limits |= {
+                "MODELS": config.models,
+                "IMAGE_MODELS": config.image_models,
+                "GENERATIONS_PER_MINUTE": config.generations_per_minute,
+            }
+        if name == "generate":
+            limits["ATTACHMENT_BUDGET_BYTES"] = config.attachment_budget_bytes
+        return {
+            key: ",".join(value) if isinstance(value, tuple) else str(value)
+            for key, value in limits.items()
+            if value not in (None, ())
+        }
 
     def _function(
         self, spec: topology.FunctionSpec, layers: list[lambda_.ILayerVersion], removal: RemovalPolicy

@@ -30,6 +30,13 @@ PROD_CONTEXT = {
     "logRetentionDays": "90",
     "alarmEmail": "ops@example.com",
     "corsOrigins": "https://app.example.com",
+    "models": "gpt-test,gpt-test-large",
+    "imageModels": "image-test-hd",
+    "storageQuotaBytes": "1073741824",
+    "storageQuotaFiles": "500",
+    "generationsPerMinute": "6",
+    "attachmentBudgetBytes": "8388608",
+    "generateConcurrency": "4",
 }
 
 

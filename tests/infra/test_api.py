@@ -25,7 +25,7 @@ def test_given_the_route_list_when_synthesized_then_every_contract_route_exists_
 
     # Then the API has exactly those routes
     assert set(routes) == {route.key for route in API_ROUTES}
-    assert len(API_ROUTES) == 17
+    assert len(API_ROUTES) == 19
     assert {route.key for route in API_ROUTES if route.public} == PUBLIC_ROUTES
 
 
@@ -146,6 +146,7 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
         assert cors["AllowOrigins"] == origins
         assert set(cors["AllowMethods"]) >= {"GET", "POST", "DELETE"}
         assert set(cors["AllowHeaders"]) >= {"authorization", "content-type", "idempotency-key"}
+        assert cors["ExposeHeaders"] == ["retry-after"]
 
 
 def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_routes() -> None:

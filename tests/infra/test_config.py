@@ -73,6 +73,10 @@ def test_given_json_values_when_read_then_they_are_accepted_too() -> None:
         {"throttleBurst": "many"},
         {"logLevel": "LOUD"},
         {"openaiSecretArn": "openai-key"},
+        {"generateConcurrency": "1"},
+        {"generateConcurrency": "1001"},
+        {"storageQuotaBytes": "-1"},
+        {"generationsPerMinute": "0"},
     ],
 )
 def test_given_a_value_that_cannot_deploy_when_read_then_it_is_refused_with_its_name(

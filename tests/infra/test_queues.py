@@ -110,3 +110,19 @@ def test_given_the_topology_when_synthesized_then_exactly_one_mapping_per_queue_
 
     # Then nothing else consumes a queue (the DLQs are read by people, not functions)
     assert len(mappings) == len(topology.QUEUES)
+
+
+def test_given_generate_concurrency_when_synthesized_then_only_the_generations_queue_is_bounded(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    for synthesized, expected in ((dev, 10), (prod, 4)):
+        # Given the default (dev) or a context value (prod) / When synthesized
+        queues = synthesized.stack.queues
+        generations = _mapping_for(synthesized, synthesized.logical_id(queues["generations"].queue))
+        # Then the generations queue starts at most that many generate invocations at once
+        assert generations["ScalingConfig"] == {"MaximumConcurrency": expected}
+        # And the other consumers are not bounded by it
+        for name in ("uploads", "maintenance"):
+            assert "ScalingConfig" not in _mapping_for(
+                synthesized, synthesized.logical_id(queues[name].queue)
+            )
