@@ -172,6 +172,9 @@ class LocalStack:
     def _start_aws(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from agentfiles_local.runtime.moto_dynamodb import serialize_requests
+
+        serialize_requests()
         # moto's server logs every request through werkzeug; the functions' logs matter more.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self.config.moto_port:
