@@ -16,10 +16,13 @@ const state = {
 };
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(`${code}: ${message}`);
     this.status = status;
     this.code = code;
+    this.details = details || {};
+    // In words a user understands (limits.js), for the page to show.
+    this.words = explainError(code, message, this.details);
   }
 }
 
@@ -35,7 +38,7 @@ async function api(method, path, body, headers = {}) {
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const error = (data && data.error) || { code: `http_${response.status}`, message: (data && data.message) || text };
-    throw new ApiError(response.status, error.code, error.message);
+    throw new ApiError(response.status, error.code, error.message, error.details);
   }
   return data;
 }
@@ -49,7 +52,7 @@ function toast(message) {
 }
 
 function fail(error) {
-  toast(error instanceof ApiError ? `${error.code}: ${error.message}` : String(error));
+  toast(error instanceof ApiError ? error.words : String(error));
 }
 
 // ---- sign in ---------------------------------------------------------------------
@@ -63,6 +66,7 @@ async function signIn(sub) {
   $("who").hidden = false;
   $("who-name").textContent = sub;
   $("app").hidden = false;
+  refreshUsage();
   await loadThreads();
 }
 
@@ -125,6 +129,8 @@ async function loadMessages() {
   clearTimeout(state.pollTimer);
   if (state.messages.some((m) => m.status === "pending" || m.status === "streaming")) {
     state.pollTimer = setTimeout(() => loadMessages().catch(fail), 400);
+  } else {
+    refreshUsage(); // replies ended (and pictures were stored): today's count moved
   }
 }
 
@@ -168,7 +174,9 @@ function messageElement(message) {
   if (message.error) {
     const error = document.createElement("div");
     error.className = "error";
-    error.textContent = `${message.error.code}: ${message.error.message}`;
+    error.dataset.code = message.error.code;
+    error.title = `${message.error.code}: ${message.error.message}`;
+    error.textContent = explainError(message.error.code, message.error.message);
     item.append(error);
   }
   const remove = document.createElement("button");
@@ -231,6 +239,7 @@ function renderMessages() {
 async function deleteMessage(id) {
   await api("DELETE", `/threads/${state.thread}/messages/${id}`);
   await loadMessages();
+  refreshUsage();
 }
 
 // ---- attachments -----------------------------------------------------------------
@@ -334,9 +343,10 @@ async function attach(file) {
     }
   } catch (error) {
     attachment.status = "failed";
-    attachment.reason = error instanceof ApiError ? error.message : String(error.message || error);
+    attachment.reason = error instanceof ApiError ? error.words : String(error.message || error);
   }
   renderAttachments();
+  refreshUsage();
 }
 
 // ---- sending -----------------------------------------------------------------------
@@ -363,7 +373,7 @@ async function send(event) {
     state.local = state.local.filter((l) => l.key !== key);
     await loadMessages();
   } catch (error) {
-    local.error = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+    local.error = error instanceof ApiError ? error.words : String(error);
     renderMessages();
     fail(error);
   }
@@ -376,7 +386,8 @@ async function draw() {
     return;
   }
   const key = crypto.randomUUID();
-  state.local.push({ key, text: `🎨 ${prompt}`, attachments: [], error: null });
+  const local = { key, text: `🎨 ${prompt}`, attachments: [], error: null };
+  state.local.push(local);
   $("text").value = "";
   renderMessages();
   try {
@@ -384,6 +395,8 @@ async function draw() {
     state.local = state.local.filter((l) => l.key !== key);
     await loadMessages();
   } catch (error) {
+    local.error = error instanceof ApiError ? error.words : String(error);
+    renderMessages();
     fail(error);
   }
 }
