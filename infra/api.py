@@ -85,6 +85,8 @@ class Api(Construct):
                     apigwv2.CorsHttpMethod.OPTIONS,
                 ],
                 allow_headers=list(API_ALLOWED_HEADERS),
+                # A page on another origin reads when it may try again after a 429.
+                expose_headers=["retry-after"],
                 max_age=CORS_MAX_AGE,
             ),
         )

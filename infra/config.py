@@ -81,6 +81,13 @@ class DeploymentConfig:
     openai_base_url: str | None = None
     model: str | None = None
     image_model: str | None = None
+    # Limits: unset leaves the functions' own defaults (agentfiles.settings).
+    models: tuple[str, ...] = ()
+    image_models: tuple[str, ...] = ()
+    storage_quota_bytes: int | None = None
+    storage_quota_files: int | None = None
+    generations_per_minute: int | None = None
+    attachment_budget_bytes: int | None = None
     public_urls: bool = False
     vacuum_schedule_minutes: int = topology.VACUUM_SCHEDULE_MINUTES
     grace_seconds: int = _default("grace_seconds")
@@ -131,6 +138,12 @@ class DeploymentConfig:
             openai_base_url=_text(get("openaiBaseUrl")),
             model=_text(get("model")),
             image_model=_text(get("imageModel")),
+            models=_list(get("models")),
+            image_models=_list(get("imageModels")),
+            storage_quota_bytes=pick("storageQuotaBytes", lambda k, v: _whole(k, v, 0), None),
+            storage_quota_files=pick("storageQuotaFiles", lambda k, v: _whole(k, v, 0), None),
+            generations_per_minute=pick("generationsPerMinute", lambda k, v: _whole(k, v, 1), None),
+            attachment_budget_bytes=pick("attachmentBudgetBytes", lambda k, v: _whole(k, v, 1), None),
             public_urls=pick("publicUrls", _flag, defaults.public_urls),
             vacuum_schedule_minutes=pick(
                 "vacuumScheduleMinutes", lambda k, v: _whole(k, v, 1), defaults.vacuum_schedule_minutes

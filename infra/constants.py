@@ -57,6 +57,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/threads/{threadId}/images"),
     ApiRoute("GET", "/threads/{threadId}/messages/{messageId}/stream"),
     ApiRoute("POST", "/threads/{threadId}/messages/{messageId}/stop"),
+    ApiRoute("GET", "/usage"),
+    ApiRoute("GET", "/models"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.

@@ -386,7 +386,32 @@ class Functions(Construct):
             environment["GRACE_SECONDS"] = str(config.grace_seconds)
         if permissions.PUSH in permissions.PERMISSIONS[name]:
             environment["WEBSOCKET_CALLBACK_URL"] = self.push.callback_url
+        environment.update(self._limits(name))
         return environment
+
+    def _limits(self, name: str) -> dict[str, str]:
+        """The limits context sets, for the functions that enforce them: the API checks
+        models, quotas and the rate; generate stores pictures and sends attachments."""
+        config = self.config
+        limits: dict[str, str | int | tuple[str, ...] | None] = {}
+        if name in ("api", "generate"):
+            limits |= {
+                "STORAGE_QUOTA_BYTES": config.storage_quota_bytes,
+                "STORAGE_QUOTA_FILES": config.storage_quota_files,
+            }
+        if name == "api":
+            limits |= {
+                "MODELS": config.models,
+                "IMAGE_MODELS": config.image_models,
+                "GENERATIONS_PER_MINUTE": config.generations_per_minute,
+            }
+        if name == "generate":
+            limits["ATTACHMENT_BUDGET_BYTES"] = config.attachment_budget_bytes
+        return {
+            key: ",".join(value) if isinstance(value, tuple) else str(value)
+            for key, value in limits.items()
+            if value not in (None, ())
+        }
 
     def _function(
         self, spec: topology.FunctionSpec, layers: list[lambda_.ILayerVersion], removal: RemovalPolicy

@@ -91,6 +91,12 @@ class AgentFilesStack(Stack):
         CfnOutput(self, "TableName", value=self.storage.table.table_name)
         CfnOutput(
             self,
+            "ApiFunctionName",
+            value=self.functions["api"].function_name,
+            description="Its environment holds the limits in force (read by agentfiles admin --stack)",
+        )
+        CfnOutput(
+            self,
             "OpenAiSecretArn",
             value=self.functions.openai_secret.secret_arn,
             description="Put the model provider's API key here as the secret string",

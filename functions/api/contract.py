@@ -36,6 +36,7 @@ _ERRORS: dict[int, Any] = {
         (413, "Too large"),
         (415, "The body is not declared as JSON"),
         (422, "Well-formed but not acceptable"),
+        (429, "Over a rate limit; retry after the `Retry-After` header's seconds"),
         (503, "A dependency is unavailable; retry"),
     )
 }
@@ -65,8 +66,8 @@ def link(route: str, body: dict[str, Any] | None = None, **parameters: str) -> d
     return found
 
 
-def json_response(status: int, body: Any) -> Response:
-    return Response(status_code=status, content_type="application/json", body=body)
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
 
 FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]

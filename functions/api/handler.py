@@ -20,13 +20,13 @@ from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
 from functions.api.contract import json_response
-from functions.api.routes import files, live, messages, threads
+from functions.api.routes import account, files, live, messages, threads
 
 # Fail at init, naming any variable the deployment did not set.
 get_settings()
 
 app = APIGatewayHttpResolver(enable_validation=True)
-for concern in (files, threads, messages, live):
+for concern in (files, threads, messages, live, account):
     app.include_router(concern.router)
 
 OPENAPI_INFO: dict[str, Any] = {
@@ -53,7 +53,7 @@ def _domain_error(error: AgentFilesError) -> Response:
         return json_response(401, UNAUTHORIZED)
     if error.status >= 500:
         logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
-    return json_response(error.status, error.to_body())
+    return json_response(error.status, error.to_body(), error.headers() or None)
 
 
 @app.exception_handler(DataError)

@@ -16,6 +16,10 @@ class AgentFilesError(Exception):
             self.code = code
         self.details = details or {}
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the error adds to its body."""
+        return {}
+
     def to_body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
@@ -51,6 +55,20 @@ class PayloadTooLarge(AgentFilesError):
 class Unprocessable(AgentFilesError):
     status = 422
     code = "unprocessable"
+
+
+class TooManyRequests(AgentFilesError):
+    """Over a rate limit: the client may try again after `retry_after_s` seconds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None):
+        super().__init__(message, code=code, details={"retryAfterSeconds": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class ServiceUnavailable(AgentFilesError):

@@ -29,6 +29,7 @@ DEFAULT_ALLOWED_MEDIA_TYPES = (
 
 KIB = 1024
 MIB = 1024 * KIB
+GIB = 1024 * MIB
 
 
 class Settings(BaseModel):
@@ -85,12 +86,24 @@ class Settings(BaseModel):
     jwt_audience: tuple[str, ...] = Field((), alias="JWT_AUDIENCE")
     jwks_url: str | None = Field(None, alias="JWKS_URL")
 
+    # Limits: what one owner may store and spend
+    storage_quota_bytes: int = Field(10 * GIB, alias="STORAGE_QUOTA_BYTES", ge=0)
+    storage_quota_files: int = Field(10_000, alias="STORAGE_QUOTA_FILES", ge=0)
+    # Names a client may ask for besides MODEL / IMAGE_MODEL (which are always allowed).
+    models: tuple[str, ...] = Field((), alias="MODELS")
+    image_models: tuple[str, ...] = Field((), alias="IMAGE_MODELS")
+    generations_per_minute: int = Field(20, alias="GENERATIONS_PER_MINUTE", ge=1)
+    attachment_budget_bytes: int = Field(16 * MIB, alias="ATTACHMENT_BUDGET_BYTES", gt=0)
+    text_attachment_max_bytes: int = Field(256 * KIB, alias="TEXT_ATTACHMENT_MAX_BYTES", gt=0)
+    image_max_bytes: int = Field(16 * MIB, alias="IMAGE_MAX_BYTES", gt=0)
+    max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)
+
     # Vacuum
     grace_seconds: int = Field(24 * 3600, alias="GRACE_SECONDS", ge=0)
     vacuum_page_size: int = Field(100, alias="VACUUM_PAGE_SIZE", ge=1, le=1000)
     vacuum_reserve_ms: int = Field(20_000, alias="VACUUM_RESERVE_MS", ge=0)
 
-    @field_validator("allowed_media_types", "jwt_audience", mode="before")
+    @field_validator("allowed_media_types", "jwt_audience", "models", "image_models", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -109,6 +122,16 @@ class Settings(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @property
+    def chat_models(self) -> tuple[str, ...]:
+        """The chat models a client may name: the default first."""
+        return tuple(dict.fromkeys((self.model, *self.models)))
+
+    @property
+    def image_model_names(self) -> tuple[str, ...]:
+        """The image models a client may name: the default first."""
+        return tuple(dict.fromkeys((self.image_model, *self.image_models)))
 
 
 DEPLOYMENT_VARIABLES = tuple(

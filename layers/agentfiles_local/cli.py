@@ -96,7 +96,17 @@ def _add_client_commands(commands: argparse._SubParsersAction) -> None:
     add_client_commands(commands)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve, _add_client_commands]
+def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
+    from agentfiles_local.admin import add_admin_commands
+
+    add_admin_commands(commands)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_serve,
+    _add_client_commands,
+    _add_admin_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -263,6 +263,14 @@ class Client:
             raise ApiError(response.status_code, "download_failed", response.text[:200])
         return response.content
 
+    # ---- account
+
+    def usage(self) -> dict[str, Any]:
+        return self.call("GET", "/usage")
+
+    def models(self) -> dict[str, Any]:
+        return self.call("GET", "/models")
+
     # ---- local only
 
     def health(self) -> dict[str, Any]:

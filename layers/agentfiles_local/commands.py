@@ -1,5 +1,5 @@
 """The `agentfiles` commands a user runs against the API: token, upload, ask, image,
-threads, messages, files, vacuum, invoke, demo.
+threads, messages, files, usage, models, vacuum, invoke, demo.
 
 Output is for people by default and JSON with `--json`; any failure exits non-zero
 with the API's error code and message on stderr.
@@ -187,6 +187,46 @@ def cmd_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def human_size(n: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    usage = _client(args).usage()
+
+    def human() -> None:
+        storage, today = usage["storage"], usage["generation"]
+        print(
+            f"storage  {human_size(storage['bytes'])} of {human_size(storage['quotaBytes'])}, "
+            f"{storage['files']} of {storage['quotaFiles']} files"
+        )
+        print(
+            f"today    ({today['day']}, UTC) {today['replies']} replies, {today['images']} images, "
+            f"{today['promptTokens']} prompt + {today['completionTokens']} completion tokens"
+        )
+        print(f"limit    {usage['limits']['generationsPerMinute']} replies or images per minute")
+
+    _emit(args, usage, human)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    models = _client(args).models()
+
+    def human() -> None:
+        for kind in ("chat", "image"):
+            names = [
+                f"{name} (default)" if name == models["default"][kind] else name for name in models[kind]
+            ]
+            print(f"{kind:5}  {', '.join(names)}")
+
+    _emit(args, models, human)
+    return 0
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     result = _client(args).invoke("vacuum", schedule_event())
 
@@ -273,6 +313,8 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     add("threads", cmd_threads, "list your threads, newest first")
     add("messages", cmd_messages, "show a thread's messages, oldest first").add_argument("thread")
     add("files", cmd_files, "list your files, newest first")
+    add("usage", cmd_usage, "your storage and its quota, and today's replies, images and tokens")
+    add("models", cmd_models, "the chat and image models you may name")
     add("vacuum", cmd_vacuum, "run one vacuum now (local stack)")
     invoke = add(
         "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"

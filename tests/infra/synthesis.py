@@ -31,6 +31,12 @@ PROD_CONTEXT = {
     "alarmEmail": "ops@example.com",
     "corsOrigins": "https://app.example.com",
     "generateMaxConcurrency": "3",
+    "models": "gpt-test,gpt-test-large",
+    "imageModels": "image-test-hd",
+    "storageQuotaBytes": "1073741824",
+    "storageQuotaFiles": "500",
+    "generationsPerMinute": "6",
+    "attachmentBudgetBytes": "8388608",
 }
 
 

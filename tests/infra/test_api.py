@@ -148,6 +148,7 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
         assert cors["AllowOrigins"] == origins
         assert set(cors["AllowMethods"]) >= {"GET", "POST", "DELETE"}
         assert set(cors["AllowHeaders"]) >= {"authorization", "content-type", "idempotency-key"}
+        assert cors["ExposeHeaders"] == ["retry-after"]
 
 
 def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_routes() -> None:

@@ -76,6 +76,8 @@ def test_given_json_values_when_read_then_they_are_accepted_too() -> None:
         {"openaiSecretArn": "openai-key"},
         {"generateMaxConcurrency": "1"},  # SQS allows 2 to 1000
         {"generateMaxConcurrency": "1001"},
+        {"storageQuotaBytes": "-1"},
+        {"generationsPerMinute": "0"},
     ],
 )
 def test_given_a_value_that_cannot_deploy_when_read_then_it_is_refused_with_its_name(

@@ -156,6 +156,35 @@ def test_given_model_context_and_public_urls_when_synthesized_then_generate_gets
     assert not prod.of_type("AWS::SecretsManager::Secret")
 
 
+def test_given_limits_in_context_when_synthesized_then_each_goes_to_the_functions_that_enforce_it(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    # Given limits in context (prod) / When synthesized
+    api, generate = _environment(prod, "api"), _environment(prod, "generate")
+
+    # Then the API checks the allowlists, the quota and the rate
+    assert api["MODELS"] == "gpt-test,gpt-test-large"
+    assert api["IMAGE_MODELS"] == "image-test-hd"
+    assert api["GENERATIONS_PER_MINUTE"] == "6"
+    assert api["STORAGE_QUOTA_BYTES"] == "1073741824" and api["STORAGE_QUOTA_FILES"] == "500"
+    # And generate stores pictures under the same quota and sends attachments within the budget
+    assert generate["STORAGE_QUOTA_BYTES"] == "1073741824" and generate["STORAGE_QUOTA_FILES"] == "500"
+    assert generate["ATTACHMENT_BUDGET_BYTES"] == "8388608"
+    # And no other function is given them
+    limits = {
+        "MODELS",
+        "IMAGE_MODELS",
+        "GENERATIONS_PER_MINUTE",
+        "STORAGE_QUOTA_BYTES",
+        "ATTACHMENT_BUDGET_BYTES",
+    }
+    for name in set(FUNCTION_NAMES) - {"api", "generate"}:
+        assert not limits & set(_environment(prod, name))
+    # And without context the functions keep their own defaults
+    for name in FUNCTION_NAMES:
+        assert not limits & set(_environment(dev, name))
+
+
 def test_given_grace_context_when_synthesized_then_only_the_vacuum_gets_it(
     dev: Synthesized, prod: Synthesized
 ) -> None:

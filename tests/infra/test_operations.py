@@ -202,6 +202,8 @@ def test_given_the_stack_when_synthesized_then_outputs_tell_clients_where_things
     assert url_parts[:3] == ["https://", {"Ref": api_id}, ".execute-api."]
     assert dev_outputs["BucketName"]["Value"] == {"Ref": dev.logical_id(dev.stack.storage.bucket)}
     assert dev_outputs["TableName"]["Value"] == {"Ref": dev.logical_id(dev.stack.storage.table)}
+    # And the API function, whose environment the operator's commands read the limits from
+    assert dev_outputs["ApiFunctionName"]["Value"] == {"Ref": dev.logical_id(dev.stack.functions["api"])}
     # And the Cognito ids when the stack made the pool; the CloudFront URL when there is one
     assert dev_outputs["UserPoolId"]["Value"] == {"Ref": dev.logical_id(dev.stack.api.user_pool)}
     assert dev_outputs["UserPoolClientId"]["Value"] == {"Ref": dev.logical_id(dev.stack.api.user_pool_client)}

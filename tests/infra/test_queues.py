@@ -127,3 +127,6 @@ def test_given_the_generate_queue_when_synthesized_then_its_consumer_runs_at_mos
     # And the functions themselves reserve nothing from the account's pool
     for function in any_stack.of_type("AWS::Lambda::Function").values():
         assert "ReservedConcurrentExecutions" not in function["Properties"]
+    # And the other consumers are not bounded by it
+    for name in ("uploads", "maintenance"):
+        assert "ScalingConfig" not in _mapping_for(any_stack, any_stack.logical_id(queues[name].queue))

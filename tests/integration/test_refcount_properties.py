@@ -1,15 +1,24 @@
-"""Reference counts are never wrong, whatever the order of uploads, saves, deletes and
-vacuum runs (clean, or cut short anywhere), and the vacuum never loses a referenced file.
+"""Reference counts and storage usage are never wrong, whatever the order of uploads,
+rejections, saves, deletes and vacuum runs (clean, or cut short anywhere), and the
+vacuum never loses a referenced file.
 
-A hypothesis state machine drives the real API, worker and vacuum code on moto, with
-no grace period, so every unreferenced file is garbage at once. After every step the
+A hypothesis state machine drives the real API, upload trigger, worker and vacuum code
+on moto, with no grace period, so every unreferenced file is garbage at once, and a
+quota of a few files, so that registrations are refused too. After every step the
 counts stored on the files are compared with the messages that actually exist in the
-table (not with a model of them), and the bucket with the file rows.
+table (not with a model of them), each owner's usage with the files that exist, and
+the bucket with the file rows.
+
+A file is *counted* in its owner's usage, at its `size`, from the moment its row is
+created until the moment its row is deleted, unless it was rejected: every file row
+without a `rejection`, whatever its status (pending, ready, or deleting after a vacuum
+run cut short).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import base64
+from collections import Counter, defaultdict
 from unittest.mock import patch
 
 from hypothesis import HealthCheck, event, settings
@@ -26,6 +35,8 @@ from tests.support.aws import LocalAws, local_aws
 
 picks = st.lists(st.integers(min_value=0, max_value=1000), max_size=4)
 
+# Few enough that some registrations meet the quota.
+QUOTA_FILES = 6
 # Every step of the vacuum a run can be cut short after (module, function).
 VACUUM_STEPS = {
     "tombstone": (file_rows, "tombstone"),
@@ -50,10 +61,12 @@ class ReferenceCounting(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._context = local_aws(GRACE_SECONDS="0")
+        self._context = local_aws(GRACE_SECONDS="0", STORAGE_QUOTA_FILES=str(QUOTA_FILES))
         self.aws: LocalAws = self._context.__enter__()
         self.files: list[str] = []
         self.pending: list[str] = []
+        # Bob's files: only uploaded, deleted and vacuumed, so that usage is per owner.
+        self.others: list[str] = []
         self.threads: list[str] = []
         self.messages: list[tuple[str, str]] = []
         self.deleted: list[tuple[str, str]] = []
@@ -72,21 +85,53 @@ class ReferenceCounting(RuleBasedStateMachine):
         for _ in range(3):
             self.upload(distinct=True)
 
+    def _small_file(self, content: bytes, sub: str = "alice") -> str | None:
+        body = {"filename": "f", "mediaType": "text/plain", "data": base64.b64encode(content).decode()}
+        reply = self.aws.call_api("POST", "/files", sub=sub, json_body=body)
+        assert reply.status in (200, 201, 413), reply.body
+        event(f"small upload: {reply.status}")
+        return reply.body["file"]["id"] if reply.status != 413 else None
+
     @rule(distinct=st.booleans())
     def upload(self, distinct: bool) -> None:
         # The same content twice is a dedup hit: the same file id comes back.
         self.uploads += 1
-        content = f"content {self.uploads if distinct else 0}".encode()
-        file_id = self.aws.small_file(content, "text/plain")["id"]
-        if file_id not in self.files:
+        file_id = self._small_file(f"content {self.uploads if distinct else 0}".encode())
+        if file_id and file_id not in self.files:
             self.files.append(file_id)
+
+    @rule(distinct=st.booleans())
+    def upload_as_bob(self, distinct: bool) -> None:
+        self.uploads += 1
+        file_id = self._small_file(f"bob's {self.uploads if distinct else 0}".encode(), sub="bob")
+        if file_id and file_id not in self.others:
+            self.others.append(file_id)
 
     @rule()
     def register_pending(self) -> None:
         reply = self.aws.call_api(
             "POST", "/files/uploads", json_body={"filename": "p.txt", "mediaType": "text/plain", "size": 5}
         )
-        self.pending.append(reply.body["file"]["id"])
+        assert reply.status in (201, 413), reply.body
+        event(f"register: {reply.status}")
+        if reply.status == 201:
+            self.pending.append(reply.body["file"]["id"])
+
+    @precondition(lambda self: self.pending)
+    @rule(which=st.integers(0, 1000), as_declared=st.booleans())
+    def finish_upload(self, which: int, as_declared: bool) -> None:
+        # The client PUTs the declared 5 bytes (ready) or 4 (rejected: size mismatch);
+        # the file may already be gone, and then its bytes are removed as an orphan.
+        file_id = self.pending.pop(which % len(self.pending))
+        body = b"hello" if as_declared else b"hell"
+        self.aws.s3.put_object(Bucket=self.aws.resources.bucket_name, Key=f"alice/{file_id}", Body=body)
+        self.aws.run_upload_trigger()
+        row = self.aws.file_row("alice", file_id)
+        event(f"upload checked: {row['status'] if row else 'gone'}")
+        if row and row["status"] == "ready":
+            self.files.append(file_id)
+        elif row:
+            self.pending.append(file_id)  # rejected: the vacuum still has it to remove
 
     @rule()
     def new_thread(self) -> None:
@@ -156,17 +201,18 @@ class ReferenceCounting(RuleBasedStateMachine):
         self.aws.run_maintenance()
         self.messages = [m for m in self.messages if m[0] != thread_id]
 
-    @precondition(lambda self: self.files)
+    @precondition(lambda self: self.files or self.others)
     @rule(which=st.integers(0, 1000))
     def delete_file(self, which: int) -> None:
-        file_id = self.files[which % len(self.files)]
-        status = self.aws.call_api("DELETE", f"/files/{file_id}").status
-        row = self.aws.file_row("alice", file_id)
+        owned = [("alice", f) for f in self.files] + [("bob", f) for f in self.others]
+        sub, file_id = owned[which % len(owned)]
+        status = self.aws.call_api("DELETE", f"/files/{file_id}", sub=sub).status
+        row = self.aws.file_row(sub, file_id)
         # 404 only for a file a vacuum run was cut short deleting.
         assert status in (204, 409) or (status == 404 and row and row["status"] == "deleting"), status
         event(f"delete file: {status}")
         if status == 204:
-            self.files.remove(file_id)
+            (self.files if sub == "alice" else self.others).remove(file_id)
 
     @precondition(lambda self: self.pending)
     @rule(which=st.integers(0, 1000))
@@ -195,13 +241,13 @@ class ReferenceCounting(RuleBasedStateMachine):
                 assert row["status"] == "pending" and row["uploadExpiresAt"] > started, row
         self._forget_deleted()
 
-    @precondition(lambda self: self.files or self.pending)
+    @precondition(lambda self: self.files or self.pending or self.others)
     @rule(which=st.integers(0, 1000), step=st.sampled_from(sorted(VACUUM_STEPS)))
     def crash_during_vacuum(self, which: int, step: str) -> None:
         # A run dies right after one step of one candidate. The candidate is picked
         # by the machine, not by the run's order (which follows random file ids), so
         # that the same steps always leave the same state behind.
-        known = self.files + self.pending
+        known = self.files + self.pending + self.others
         file_id = known[which % len(known)]
         now = now_ms()
         cutoff = vacuum_steps.cutoff_ms(now)
@@ -230,6 +276,7 @@ class ReferenceCounting(RuleBasedStateMachine):
         present = {r["id"] for r in self._table() if r["sk"].startswith("FILE#")}
         self.files = [f for f in self.files if f in present]
         self.pending = [f for f in self.pending if f in present]
+        self.others = [f for f in self.others if f in present]
 
     # ---- what must always hold -------------------------------------------------
 
@@ -247,6 +294,7 @@ class ReferenceCounting(RuleBasedStateMachine):
         # One scan for every check: scans are most of this test's time on moto.
         rows = self._table()
         self._counts_match_the_messages_that_exist(rows)
+        self._usage_is_the_sum_over_each_owners_counted_files(rows)
         self._no_referenced_file_is_ever_tombstoned(rows)
         self._the_bucket_holds_exactly_the_objects_of_live_file_rows(rows)
 
@@ -264,6 +312,24 @@ class ReferenceCounting(RuleBasedStateMachine):
         assert set(held) <= files, "a message references a file that no longer exists"
         if any(n > 1 for n in held.values()):
             event("a file held by several messages")
+
+    def _usage_is_the_sum_over_each_owners_counted_files(self, rows: list[dict]) -> None:
+        counted: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            if row["sk"].startswith("FILE#") and "rejection" not in row:
+                owner = row["pk"].removeprefix("OWNER#")
+                counted[owner][0] += row["size"]
+                counted[owner][1] += 1
+        usage = {
+            r["pk"].removeprefix("OWNER#"): [r.get("bytes", 0), r.get("files", 0)]
+            for r in rows
+            if r["sk"] == "USAGE"
+        }
+        for owner in set(counted) | set(usage):
+            assert usage.get(owner, [0, 0]) == counted.get(owner, [0, 0]), (owner, usage, dict(counted))
+            assert usage.get(owner, [0, 0])[1] <= QUOTA_FILES
+        if any(files == QUOTA_FILES for _, files in usage.values()):
+            event("an owner at the quota")
 
     def _no_referenced_file_is_ever_tombstoned(self, rows: list[dict]) -> None:
         for row in rows:

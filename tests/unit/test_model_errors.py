@@ -6,7 +6,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from agentfiles.logic.generation import UnsupportedContent, _bytes_part
+from agentfiles.logic.prompt import UnsupportedContent, bytes_part
 from agentfiles.model_client import classify
 
 
@@ -51,4 +51,4 @@ def test_other_exceptions_are_not_model_errors():
 
 def test_a_type_the_model_cannot_take_is_refused_with_a_clear_error():
     with pytest.raises(UnsupportedContent, match="application/zip"):
-        _bytes_part("application/zip", b"PK\x03\x04", "a.zip")
+        bytes_part("application/zip", b"PK\x03\x04", "a.zip", total_size=4)

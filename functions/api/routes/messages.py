@@ -52,7 +52,7 @@ MESSAGE_LINKS = {
     tags=["messages"],
     responses={
         201: {"description": "Saved; `reply` is the pending assistant message", "links": MESSAGE_LINKS},
-        **errors(400, 404, 409, 413, 415, 503),
+        **errors(400, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 def save_message(
@@ -98,7 +98,7 @@ def delete_message(thread_id: ThreadId, message_id: MessageId) -> Response[None]
     tags=["messages"],
     responses={
         202: {"description": "Queued; `reply` gets the picture as an image part", "links": MESSAGE_LINKS},
-        **errors(400, 404, 409, 415, 503),
+        **errors(400, 404, 409, 415, 422, 429, 503),
     },
 )
 def generate_image(

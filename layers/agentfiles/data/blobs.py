@@ -106,8 +106,12 @@ def hash_object(key: str, etag: str) -> tuple[str, int]:
     return digest.hexdigest(), total
 
 
-def read_all(key: str) -> bytes:
-    return clients.s3().get_object(Bucket=_bucket(), Key=key)["Body"].read()
+def read_range(key: str, length: int) -> bytes:
+    """At most the first `length` bytes, in one ranged GET: what is read is bounded by
+    the caller, never by the object's size."""
+    if length <= 0:
+        return b""
+    return clients.s3().get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{length - 1}")["Body"].read()
 
 
 def put(key: str, data: bytes, media_type: str, sha256_hex: str) -> str:

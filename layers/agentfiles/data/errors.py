@@ -53,3 +53,20 @@ class Unavailable(DataError):
 
 class BadCursor(DataError):
     """A page cursor this layer did not issue for this listing."""
+
+
+@dataclass
+class QuotaExceeded(DataError):
+    """A file that would take its owner's storage over quota: nothing was written."""
+
+    size: int
+    used_bytes: int
+    used_files: int
+    quota_bytes: int
+    quota_files: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.size} bytes would exceed the storage quota: {self.used_bytes} of {self.quota_bytes} "
+            f"bytes and {self.used_files} of {self.quota_files} files are used"
+        )

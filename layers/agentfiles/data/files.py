@@ -1,16 +1,20 @@
-"""File and hash rows. Refcount changes live in `refcounts.py`, not here."""
+"""File and hash rows. Refcount changes live in `refcounts.py`, storage usage in
+`usage.py`; the transactions here carry their items."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.data import keys, table
-from agentfiles.data.errors import ConditionFailed, TransactionCancelled
-from agentfiles.data.table import Put, Update, cond
+from agentfiles.data import keys, table, usage
+from agentfiles.data.errors import ConditionFailed, Contention, QuotaExceeded, TransactionCancelled
+from agentfiles.data.table import Delete, Put, Update, cond
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord, Rejection
 from agentfiles.topology import GC_INDEX
+
+# Tries of a registration: the default quota, then the quota the usage row showed.
+_QUOTA_ATTEMPTS = 3
 
 
 def _row(record: FileRecord) -> table.Row:
@@ -20,7 +24,37 @@ def _row(record: FileRecord) -> table.Row:
 
 
 def create(record: FileRecord) -> None:
-    table.put_new(_row(record))
+    """ONE transaction: the new row (its id was just made) and the reservation of its
+    declared size, only within the owner's quota. Assumed first: the default quota; a
+    refusal shows the usage row as it was, and when that row holds an operator's
+    override the registration is tried again under it. `QuotaExceeded` when the quota
+    in force leaves no room."""
+    quota = usage.default_quota()
+    for _ in range(_QUOTA_ATTEMPTS):
+        try:
+            table.transact(
+                [
+                    Put(_row(record), when=cond("attribute_not_exists(#pk)")),
+                    usage.reserve(record.owner, record.size, quota),
+                ]
+            )
+            return
+        except TransactionCancelled as cancelled:
+            if not cancelled.failed(1):
+                raise
+            row = cancelled.reasons[1].item
+            in_force = usage.quota_of(row)
+            if in_force != quota:
+                quota = in_force
+                continue
+            raise QuotaExceeded(
+                size=record.size,
+                used_bytes=int(row.get("bytes", 0)) if row else 0,
+                used_files=int(row.get("files", 0)) if row else 0,
+                quota_bytes=quota.bytes,
+                quota_files=quota.files,
+            ) from cancelled
+    raise Contention("the owner's quota kept changing while the file was registered")
 
 
 def get(owner: str, file_id: str) -> FileRecord | None:
@@ -109,21 +143,27 @@ def mark_ready(record: FileRecord, sha256: str, etag: str, now_ms: int) -> bool:
     raise RuntimeError(f"could not settle the hash row for file {file_id}")
 
 
-def mark_rejected(owner: str, file_id: str, rejection: Rejection, now_ms: int) -> bool:
+def mark_rejected(record: FileRecord, rejection: Rejection, now_ms: int) -> bool:
+    """pending → rejected, releasing the file's reservation in the same transaction.
+    Returns False when the file was no longer pending."""
+    owner, file_id = record.owner, record.id
+    rejected = Update(
+        keys.file_key(owner, file_id),
+        set={
+            "status": "rejected",
+            "rejection": rejection.dump(),
+            "updatedAt": iso_from_ms(now_ms),
+            "lastTouchedAt": now_ms,
+            "gcShard": keys.gc_shard(file_id),
+        },
+        when=cond("#status = :pending AND #size = :size", pending="pending", size=record.size),
+    )
     try:
-        table.update(
-            keys.file_key(owner, file_id),
-            set={
-                "status": "rejected",
-                "rejection": rejection.dump(),
-                "updatedAt": iso_from_ms(now_ms),
-                "lastTouchedAt": now_ms,
-                "gcShard": keys.gc_shard(file_id),
-            },
-            when=cond("#status = :pending", pending="pending"),
-        )
-    except ConditionFailed:
-        return False
+        table.transact([rejected, usage.release(owner, record.size)])
+    except TransactionCancelled as cancelled:
+        if cancelled.failed(0):
+            return False
+        raise
     return True
 
 
@@ -171,11 +211,34 @@ def delete_hash_if_points_at(owner: str, sha256: str, file_id: str) -> None:
         pass  # gone already, or another file stands for this content now
 
 
-def delete_tombstoned(owner: str, file_id: str) -> None:
+def delete_tombstoned(record: FileRecord) -> None:
+    """Delete the row of a tombstoned file; a counted one (never rejected) releases its
+    size in the same transaction. The record is the tombstoned row, as `tombstone`
+    returned it."""
+    key = keys.file_key(record.owner, record.id)
+    if record.rejection is not None:
+        # Its reservation went when it was rejected.
+        try:
+            table.delete(
+                key, when=cond("#status = :deleting AND attribute_exists(#rejection)", deleting="deleting")
+            )
+        except ConditionFailed:
+            pass  # an earlier run deleted it already
+        return
+    counted = Delete(
+        key,
+        when=cond(
+            "#status = :deleting AND attribute_not_exists(#rejection) AND #size = :size",
+            deleting="deleting",
+            size=record.size,
+        ),
+    )
     try:
-        table.delete(keys.file_key(owner, file_id), when=cond("#status = :deleting", deleting="deleting"))
-    except ConditionFailed:
-        pass  # an earlier run deleted it already
+        table.transact([counted, usage.release(record.owner, record.size)])
+    except TransactionCancelled as cancelled:
+        if not cancelled.failed(0):
+            raise
+        # An earlier run deleted it already.
 
 
 # ---- the vacuum's candidates -------------------------------------------------

@@ -109,6 +109,25 @@ def idempotency_key(owner: str, thread_id: str, key: str) -> Key:
     return Key(thread_pk(owner, thread_id), idempotency_sk(key))
 
 
+def usage_key(owner: str) -> Key:
+    """The owner's storage counters, and the quota an operator set for them."""
+    return Key(owner_pk(owner), "USAGE")
+
+
+def usage_day_sk(day: str) -> str:
+    return f"USAGE#DAY#{day}"
+
+
+def usage_day_key(owner: str, day: str) -> Key:
+    """The owner's generation counters of one UTC day (`YYYY-MM-DD`)."""
+    return Key(owner_pk(owner), usage_day_sk(day))
+
+
+def rate_key(owner: str, window: int) -> Key:
+    """The owner's generation counter of one rate window (its number since the epoch)."""
+    return Key(owner_pk(owner), f"RATE#{window}")
+
+
 def object_key(owner: str, file_id: str) -> str:
     """S3 keys are made by the server; a client's filename never reaches one."""
     return f"{owner}/{file_id}"

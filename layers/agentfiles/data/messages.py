@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import keys, refcounts, table
+from agentfiles.data import keys, rates, refcounts, table
 from agentfiles.data.errors import DataError, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, Write, cond
 from agentfiles.models.common import iso_from_ms
@@ -84,9 +84,13 @@ class Exchange:
     idempotency: IdempotencyRecord | None = None
     # When a reply still pending counts as stuck, so the sweep re-sends its job.
     reply_sweep_at_ms: int | None = None
+    # Generations the owner may ask for per rate window (the reply takes one).
+    generations_per_window: int | None = None
 
 
-SaveFailure = Literal["idempotency_key_used", "thread_unavailable", "file_unavailable", "conflict"]
+SaveFailure = Literal[
+    "idempotency_key_used", "thread_unavailable", "rate_limited", "file_unavailable", "conflict"
+]
 
 
 @dataclass
@@ -136,7 +140,8 @@ def _put_new(row: table.Row) -> Put:
 
 def save_exchange(exchange: Exchange) -> None:
     """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
-    pending reply], and +1 on each distinct file the message references."""
+    pending reply and +1 on the owner's rate window], and +1 on each distinct file the
+    message references."""
     message, reply, now = exchange.message, exchange.reply, exchange.now_ms
     writes: list[Write] = []
     if exchange.idempotency:
@@ -148,6 +153,10 @@ def save_exchange(exchange: Exchange) -> None:
         sweep_at = exchange.reply_sweep_at_ms
         shard = keys.sweep_shard(keys.REPLY_SWEEP, reply.id) if sweep_at is not None else None
         writes.append(_put_new(message_row(reply, sweepShard=shard, sweepAt=sweep_at)))
+    rate_index = None
+    if reply and exchange.generations_per_window is not None:
+        rate_index = len(writes)
+        writes.append(rates.take(message.owner, now, exchange.generations_per_window))
     first_file = len(writes)
     writes.extend(refcounts.take(message.owner, message.file_ids, now))
 
@@ -160,6 +169,8 @@ def save_exchange(exchange: Exchange) -> None:
             raise SaveRefused("idempotency_key_used") from cancelled
         if cancelled.failed(thread_index):
             raise SaveRefused("thread_unavailable") from cancelled
+        if rate_index is not None and cancelled.failed(rate_index):
+            raise SaveRefused("rate_limited") from cancelled
         for offset, file_id in enumerate(dict.fromkeys(message.file_ids)):
             if cancelled.failed(first_file + offset):
                 old = cancelled.reasons[first_file + offset].item

@@ -10,6 +10,9 @@ deleted reply stops its writer. Each take counts a `generation`: the first holde
 streams from seq 1, a later one fences off whoever held it before (`logic.live`).
 While streaming, the text lives in the reply's stream (`data.deltas`); the row gets it
 once, when the reply ends, with `lastSeq`.
+The write that ends a reply also counts it on the owner's usage of the day
+(`usage.count_reply`), in the same transaction: once per reply, however often its job
+is delivered.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Literal
 from agentfiles.data import keys, refcounts, table
 from agentfiles.data.errors import ConditionFailed, TransactionCancelled
 from agentfiles.data.table import Update, cond
+from agentfiles.data.usage import count_reply
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, Part, Usage
 
@@ -93,6 +97,21 @@ def _update(lease: Lease, **changes: Any) -> MessageRecord | None:
     return table.record_of(MessageRecord, row) if row else None
 
 
+def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> MessageRecord | None:
+    """ONE transaction: the reply's last write, only while this lease holds it, with
+    the items that count it. Returns the reply as it ended (a transaction returns no
+    item, so one consistent read), or None when the lease is lost."""
+    end = Update(lease.key, set=changes, remove=_ENDED, when=lease.holds())
+    try:
+        table.transact([end, *counted])
+    except TransactionCancelled as cancelled:
+        if cancelled.failed(0):
+            return None
+        raise
+    row = table.get(lease.key)
+    return table.record_of(MessageRecord, row) if row else None
+
+
 def finish(
     lease: Lease,
     *,
@@ -103,6 +122,7 @@ def finish(
     now_ms: int,
     last_seq: int,
     status: Literal["success", "stopped"] = "success",
+    job: Literal["chat", "image"] = "chat",
 ) -> MessageRecord | None:
     """The one write of the whole text: the reply ends with what its stream holds."""
     changes: dict[str, Any] = {
@@ -116,41 +136,42 @@ def finish(
         changes["model"] = model
     if usage:
         changes["usage"] = usage.dump()
-    return _update(lease, set=changes, remove=_ENDED)
+    return _end(lease, changes, count_reply(lease.reply.owner, job, usage, now_ms))
 
 
-def finish_with_file(lease: Lease, *, content: list[Part], file_id: str, model: str, now_ms: int) -> bool:
+def finish_with_file(
+    lease: Lease, *, content: list[Part], file_id: str, model: str, now_ms: int
+) -> MessageRecord | None:
     """ONE transaction: the reply gets its picture and holds one reference on it."""
-    update = Update(
-        lease.key,
-        set={
-            "content": [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content],
-            "fileIds": [file_id],
-            "status": "success",
-            "model": model,
-            "updatedAt": iso_from_ms(now_ms),
-            "finishReason": "stop",
-        },
-        remove=_ENDED,
-        when=lease.holds(),
+    owner = lease.reply.owner
+    changes = {
+        "content": [p.model_dump(mode="json", by_alias=True, exclude_none=True) for p in content],
+        "fileIds": [file_id],
+        "status": "success",
+        "model": model,
+        "updatedAt": iso_from_ms(now_ms),
+        "finishReason": "stop",
+    }
+    return _end(
+        lease, changes, *refcounts.take(owner, [file_id], now_ms), count_reply(owner, "image", None, now_ms)
     )
-    try:
-        table.transact([update, *refcounts.take(lease.reply.owner, [file_id], now_ms)])
-    except TransactionCancelled as cancelled:
-        if cancelled.failed(0):
-            return False
-        raise
-    return True
 
 
 def fail(
-    lease: Lease, error: MessageError, now_ms: int, *, text: str = "", last_seq: int | None = None
+    lease: Lease,
+    error: MessageError,
+    now_ms: int,
+    *,
+    job: Literal["chat", "image"],
+    text: str = "",
+    last_seq: int | None = None,
 ) -> MessageRecord | None:
-    """The reply fails, keeping what its stream had streamed (if anything)."""
+    """The reply fails, keeping what its stream had streamed (if anything); it still
+    counts as a reply (or image) of the day."""
     changes: dict[str, Any] = {"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)}
     if last_seq is not None:
         changes |= {"lastSeq": last_seq, "content": [{"type": "text", "text": text}] if text else []}
-    return _update(lease, set=changes, remove=_ENDED)
+    return _end(lease, changes, count_reply(lease.reply.owner, job, None, now_ms))
 
 
 def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> MessageRecord | None:

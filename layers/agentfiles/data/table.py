@@ -351,7 +351,7 @@ def get(key: Key, *, consistent: bool = True, attributes: Sequence[str] = ()) ->
     return from_item(item) if item else None
 
 
-def batch_get(keys: Iterable[Key]) -> list[Row]:
+def batch_get(keys: Iterable[Key], *, consistent: bool = False) -> list[Row]:
     """The rows that exist among `keys`, in as few BatchGetItem calls as DynamoDB
     allows (100 keys each); keys DynamoDB leaves unprocessed are asked again."""
     distinct = list(dict.fromkeys(keys))
@@ -359,7 +359,10 @@ def batch_get(keys: Iterable[Key]) -> list[Row]:
     rows: list[Row] = []
     for start in range(0, len(distinct), BATCH_GET_MAX):
         request: dict[str, Any] = {
-            table_name(): {"Keys": [k.dynamo for k in distinct[start : start + BATCH_GET_MAX]]}
+            table_name(): {
+                "Keys": [k.dynamo for k in distinct[start : start + BATCH_GET_MAX]],
+                "ConsistentRead": consistent,
+            }
         }
         attempt = 0
         while request:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from agentfiles.data import blobs, keys
 from agentfiles.data import files as file_rows
+from agentfiles.data.errors import QuotaExceeded
 from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from agentfiles.ids import new_ulid
 from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, normalize_media_type, sniff
@@ -82,6 +83,30 @@ def _dedup_hit(owner: str, sha256: str) -> FileRecord | None:
     return file_rows.touch_ready(owner, file_id, now_ms()) if file_id else None
 
 
+def quota_exceeded(exceeded: QuotaExceeded) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"storing {exceeded.size} more bytes would exceed your storage quota: {exceeded.used_bytes} of "
+        f"{exceeded.quota_bytes} bytes and {exceeded.used_files} of {exceeded.quota_files} files are used; "
+        "delete files to make room",
+        code="storage_quota_exceeded",
+        details={
+            "size": exceeded.size,
+            "usedBytes": exceeded.used_bytes,
+            "usedFiles": exceeded.used_files,
+            "quotaBytes": exceeded.quota_bytes,
+            "quotaFiles": exceeded.quota_files,
+        },
+    )
+
+
+def _create(record: FileRecord) -> None:
+    """The row, with its size reserved against the owner's quota."""
+    try:
+        file_rows.create(record)
+    except QuotaExceeded as exceeded:
+        raise quota_exceeded(exceeded) from exceeded
+
+
 def register_upload(owner: str, request: UploadRequest) -> UploadResponse:
     """A pending file and a presigned PUT for it, or the owner's ready file with the
     same content (no upload needed)."""
@@ -99,7 +124,7 @@ def register_upload(owner: str, request: UploadRequest) -> UploadResponse:
     ttl = settings.upload_url_ttl_seconds
     expires = record.last_touched_at + ttl * 1000
     record = record.model_copy(update={"upload_expires_at": expires})
-    file_rows.create(record)
+    _create(record)
     url, headers = blobs.presign_put(record.s3_key, media_type, request.size, request.sha256, ttl)
     ticket = UploadTicket(url=url, headers=headers, expires_at=iso_from_ms(expires))
     return UploadResponse(file=FileOut.of(record), upload=ticket)
@@ -124,7 +149,8 @@ class StoredFile:
 
 def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> StoredFile:
     """Check bytes in hand and store them as a ready file: the path of small uploads,
-    large inline message parts and generated images alike."""
+    large inline message parts and generated images alike. Over the owner's storage
+    quota: 413 `storage_quota_exceeded`, nothing stored."""
     media_type = check_media_type(media_type)
     if not content:
         raise Unprocessable("the file is empty", code="empty_file")
@@ -143,7 +169,7 @@ def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> S
     # without its object.
     record = _new_record(owner, filename, media_type, len(content), sha256, "pending")
     record = record.model_copy(update={"upload_expires_at": record.last_touched_at})
-    file_rows.create(record)
+    _create(record)
     etag = blobs.put(record.s3_key, content, media_type, sha256)
     if file_rows.mark_ready(record, sha256, etag, now_ms()):
         return StoredFile(record.model_copy(update={"status": "ready", "upload_expires_at": None}), False)
@@ -203,4 +229,4 @@ def purge(record: FileRecord) -> None:
     blobs.delete(record.s3_key)
     if record.sha256:
         file_rows.delete_hash_if_points_at(record.owner, record.sha256, record.id)
-    file_rows.delete_tombstoned(record.owner, record.id)
+    file_rows.delete_tombstoned(record)

@@ -13,22 +13,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.data import blobs, replies
-from agentfiles.data import files as file_rows
 from agentfiles.data import messages as rows
+from agentfiles.data import replies
 from agentfiles.data.replies import Lease
+from agentfiles.errors import PayloadTooLarge
 from agentfiles.logic import live, push
 from agentfiles.logic.files import store_bytes
 from agentfiles.logic.live import LeaseLost, StreamWriter
-from agentfiles.logic.sniff import IMAGE_TYPES, PDF, TEXT_TYPES, sniff
+from agentfiles.logic.prompt import UnsupportedContent, chat_messages
+from agentfiles.logic.sniff import IMAGE_TYPES, sniff
 from agentfiles.model_client import ModelFailure, classify, model_client
 from agentfiles.models.common import now_ms
-from agentfiles.models.files import FileRecord
 from agentfiles.models.jobs import GenerationJob
 from agentfiles.models.live import DeltaRecord, Frame
 from agentfiles.models.messages import (
     ENDED_STATUSES,
-    FilePart,
     ImagePart,
     MessageError,
     MessageRecord,
@@ -39,7 +38,6 @@ from agentfiles.models.messages import (
 from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
-MAX_TEXT_FILE_CHARS = 200_000
 MAX_RETRY_DELAY_S = 900
 
 
@@ -49,10 +47,6 @@ class RetryLater(Exception):
     def __init__(self, reason: str, delay_s: int):
         super().__init__(reason)
         self.delay_s = delay_s
-
-
-class UnsupportedContent(Exception):
-    """A part the model cannot be given; the reply fails with this message."""
 
 
 @dataclass(frozen=True)
@@ -94,22 +88,22 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
         logger.info("lease lost; another worker or a delete owns the reply now")
         return Outcome("lease_lost")
     except UnsupportedContent as error:
-        return _fail(lease, MessageError(code="unsupported_content", message=str(error)), writer)
+        return _fail(lease, MessageError(code=error.code, message=str(error)), job, writer)
     except Exception as error:
         failure = classify(error)
         if failure is None:
             if last_attempt:
                 error_ = MessageError(code="internal_error", message="the reply could not be made")
-                _fail(lease, error_, writer)
+                _fail(lease, error_, job, writer)
             else:
                 _release(lease)
             raise
         if not failure.retryable:
-            return _fail(lease, MessageError(code=failure.code, message=failure.message), writer)
+            return _fail(lease, MessageError(code=failure.code, message=failure.message), job, writer)
         if last_attempt:
             # The job goes to the DLQ after this; the reply says why it never came.
             message = f"gave up after retries: {failure.message}"
-            _fail(lease, MessageError(code=failure.code, message=message), writer)
+            _fail(lease, MessageError(code=failure.code, message=message), job, writer)
         else:
             _release(lease)
         raise RetryLater(failure.code, _backoff(failure, receive_count)) from error
@@ -133,12 +127,14 @@ def _backoff(failure: ModelFailure, receive_count: int) -> int:
     return min(MAX_RETRY_DELAY_S, delay)
 
 
-def _fail(lease: Lease, error: MessageError, writer: StreamWriter | None = None) -> Outcome:
+def _fail(
+    lease: Lease, error: MessageError, job: GenerationJob, writer: StreamWriter | None = None
+) -> Outcome:
     """The reply fails, keeping what it streamed; its stream is sealed first, so a stop
     that got there before wins (the reply then ends stopped)."""
     logger.warning("reply failed", extra={"code": error.code, "error_message": error.message})
     if writer is None:
-        final = replies.fail(lease, error, now_ms())
+        final = replies.fail(lease, error, now_ms(), job=job.kind)
     else:
         try:
             end = writer.end("failed")
@@ -146,7 +142,7 @@ def _fail(lease: Lease, error: MessageError, writer: StreamWriter | None = None)
             return Outcome("lease_lost")
         if end.end == "stopped":
             return _ended(lease, writer, end, None, None, None)
-        final = replies.fail(lease, error, now_ms(), text=writer.text, last_seq=end.seq)
+        final = replies.fail(lease, error, now_ms(), job=job.kind, text=writer.text, last_seq=end.seq)
         if final is not None:
             push.publish(lease.reply.owner, lease.reply.thread_id, [live.delta_frame(lease.reply, end)])
     if final is not None:
@@ -173,9 +169,7 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Stre
     ]
     if not history or history[-1].id != job.message_id:
         raise UnsupportedContent("the message this reply answers was deleted")
-    file_ids = [p.file_id for m in history for p in m.content if not isinstance(p, TextPart) and p.file_id]
-    files = file_rows.batch_get(job.owner, file_ids) if file_ids else {}
-    messages = [chat_message(m, files) for m in history]
+    messages = chat_messages(job.owner, history)
     model = reply.model or settings.model
 
     stream = model_client().chat.completions.create(
@@ -183,6 +177,7 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Stre
         messages=messages,
         stream=True,
         stream_options={"include_usage": True},
+        # A long answer ends `length`; it never fails for being long.
         max_completion_tokens=settings.max_reply_tokens,
     )
     pending: list[str] = []
@@ -272,74 +267,6 @@ def _ended(
     )
 
 
-def chat_message(message: MessageRecord, files: dict[str, FileRecord]) -> dict[str, Any]:
-    """One stored message as a Chat Completions message."""
-    if message.role == "assistant":
-        text = "\n".join(_assistant_text(p, files) for p in message.content)
-        return {"role": "assistant", "content": text}
-    return {"role": "user", "content": [part for p in message.content for part in _user_parts(p, files)]}
-
-
-def _assistant_text(part: Part, files: dict[str, FileRecord]) -> str:
-    if isinstance(part, TextPart):
-        return part.text
-    record = files.get(part.file_id or "")
-    return f"[{part.type}: {record.filename if record else part.file_id or part.url or 'inline'}]"
-
-
-def _user_parts(part: Part, files: dict[str, FileRecord]) -> list[dict[str, Any]]:
-    if isinstance(part, TextPart):
-        return [{"type": "text", "text": part.text}]
-    if part.url:
-        # External URLs pass through as given: images as image_url; a file the
-        # Chat Completions API cannot fetch is named by its URL.
-        if isinstance(part, ImagePart):
-            return [{"type": "image_url", "image_url": {"url": part.url}}]
-        return [{"type": "text", "text": f"Attached file: {part.url}"}]
-    if part.data:
-        content = base64.b64decode(part.data)
-        return _bytes_part(part.media_type or "", content, getattr(part, "filename", None) or "attachment")
-    record = files.get(part.file_id or "")
-    if record is None or record.status != "ready":
-        raise UnsupportedContent(f"file {part.file_id} is not available")
-    return _file_part(record, part)
-
-
-def _file_part(record: FileRecord, part: ImagePart | FilePart) -> list[dict[str, Any]]:
-    settings = get_settings()
-    media_type = record.media_type
-    if media_type in IMAGE_TYPES:
-        if settings.url_mode == "inline":
-            url = _data_url(media_type, blobs.read_all(record.s3_key))
-        elif settings.url_mode == "public":
-            if not settings.public_base_url:
-                raise UnsupportedContent("URL_MODE is public but PUBLIC_BASE_URL is not set")
-            url = blobs.public_url(settings.public_base_url, record.s3_key)
-        else:
-            url = blobs.presign_get(record.s3_key, settings.model_url_ttl_seconds)
-        return [{"type": "image_url", "image_url": {"url": url}}]
-    return _bytes_part(
-        media_type, blobs.read_all(record.s3_key), getattr(part, "filename", None) or record.filename
-    )
-
-
-def _bytes_part(media_type: str, content: bytes, filename: str) -> list[dict[str, Any]]:
-    if media_type in IMAGE_TYPES:
-        return [{"type": "image_url", "image_url": {"url": _data_url(media_type, content)}}]
-    if media_type == PDF:
-        return [{"type": "file", "file": {"filename": filename, "file_data": _data_url(PDF, content)}}]
-    if media_type in TEXT_TYPES:
-        text = content.decode("utf-8", errors="replace")
-        if len(text) > MAX_TEXT_FILE_CHARS:
-            text = text[:MAX_TEXT_FILE_CHARS] + "\n[... truncated]"
-        return [{"type": "text", "text": f"Attached file {filename} ({media_type}):\n{text}"}]
-    raise UnsupportedContent(f"{media_type} files cannot be given to the model")
-
-
-def _data_url(media_type: str, content: bytes) -> str:
-    return f"data:{media_type};base64,{base64.b64encode(content).decode()}"
-
-
 # ---- images --------------------------------------------------------------------
 
 
@@ -371,28 +298,37 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
             now_ms=now_ms(),
             last_seq=0,
             status="stopped",
+            job="image",
         )
         if final is None:
             raise LeaseLost
         push.publish_messages(final)
         return Outcome("stopped", model_calls=1)
+    if len(b64) * 3 // 4 > settings.image_max_bytes:
+        raise UnsupportedContent(
+            f"the picture is over {settings.image_max_bytes} bytes, the most a generated image may be",
+            code="image_too_large",
+        )
     content = base64.b64decode(b64)
     media_type = sniff(content, complete=True)
     if media_type not in IMAGE_TYPES:
         raise UnsupportedContent("the model returned something that is not an image")
     extension = media_type.rsplit("/", 1)[-1]
-    stored = store_bytes(job.owner, f"generated-{job.reply_id}.{extension}", media_type, content)
+    try:
+        stored = store_bytes(job.owner, f"generated-{job.reply_id}.{extension}", media_type, content)
+    except PayloadTooLarge as refused:
+        # The owner's storage is full: the picture cannot be kept, so the reply fails.
+        raise UnsupportedContent(refused.message, code=refused.code) from refused
     parts: list[Part] = [ImagePart(type="image", file_id=stored.record.id, media_type=media_type)]
-    if not replies.finish_with_file(
+    final = replies.finish_with_file(
         lease,
         content=parts,
         file_id=stored.record.id,
         model=model,
         now_ms=now_ms(),
-    ):
+    )
+    if final is None:
         # The stored file holds no reference; the vacuum reclaims it after the grace.
         raise LeaseLost
-    final = rows.get_message(job.owner, job.thread_id, job.reply_id)
-    if final is not None:
-        push.publish_messages(final)
+    push.publish_messages(final)
     return Outcome("success", model_calls=1, writes=1)

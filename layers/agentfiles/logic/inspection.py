@@ -76,7 +76,7 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
         sha256 = actual
 
     if rejection is not None:
-        changed = file_rows.mark_rejected(owner, file_id, rejection, now_ms())
+        changed = file_rows.mark_rejected(record, rejection, now_ms())
         blobs.delete(record.s3_key)
         return Inspection(
             file_id, "rejected" if changed else "unchanged", bytes_read, checksum_source, rejection.code

@@ -197,10 +197,10 @@ def conclude(lease: Lease, record: MessageRecord, rows: list[DeltaRecord]) -> Me
     """End the reply row as its sealed stream says (`rows` end with the end row), and
     push the final message. None when the lease was lost meanwhile."""
     end = rows[-1]
-    text, now = text_of(rows), now_ms()
+    text, now, job = text_of(rows), now_ms(), record.job or "chat"
     if end.end == "failed":
         error = MessageError(code="generation_failed", message="the reply could not be finished")
-        final = replies.fail(lease, error, now, text=text, last_seq=end.seq)
+        final = replies.fail(lease, error, now, job=job, text=text, last_seq=end.seq)
     else:
         final = replies.finish(
             lease,
@@ -211,6 +211,7 @@ def conclude(lease: Lease, record: MessageRecord, rows: list[DeltaRecord]) -> Me
             now_ms=now,
             last_seq=end.seq,
             status="stopped" if end.end == "stopped" else "success",
+            job=job,
         )
     if final is not None:
         push.publish_messages(final)

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import jobs
+from agentfiles.data import jobs, rates
 from agentfiles.data import messages as rows
 from agentfiles.data.errors import Unavailable
 from agentfiles.data.messages import Exchange, IdempotencyRecord, SaveRefused
@@ -18,6 +18,7 @@ from agentfiles.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unprocessable,
 )
 from agentfiles.ids import new_ulid, next_ulid
@@ -73,6 +74,20 @@ def _inline_part(owner: str, part: ImagePart | FilePart, index: int) -> Part:
             f"part {index}: data is {describe(sniffed)}, not the declared {media_type}", code="type_mismatch"
         )
     return part.model_copy(update={"data": base64.b64encode(content).decode(), "media_type": media_type})
+
+
+def check_model(kind: Literal["chat", "image"], model: str | None) -> None:
+    """A model a client names must be on the operator's list (MODELS / IMAGE_MODELS,
+    which always include the defaults): no one spends on a model the operator did not
+    choose."""
+    settings = get_settings()
+    allowed = settings.image_model_names if kind == "image" else settings.chat_models
+    if model is not None and model not in allowed:
+        raise Unprocessable(
+            f"{kind} model {model!r} is not allowed here; allowed: {', '.join(allowed)} (see GET /models)",
+            code="model_not_allowed",
+            details={"model": model, "allowed": list(allowed)},
+        )
 
 
 def _prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[str]]:
@@ -161,7 +176,7 @@ def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str
             expires_at=now // 1000 + settings.idempotency_ttl_seconds,
         )
     sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
-    return Exchange(message, reply, now, idempotency, sweep_at)
+    return Exchange(message, reply, now, idempotency, sweep_at, settings.generations_per_minute)
 
 
 def save_message(
@@ -169,6 +184,8 @@ def save_message(
 ) -> SavedMessage:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX):
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    # Before anything is stored: a large inline part would become a file.
+    check_model("chat", request.model)
     content, file_ids = _prepare(owner, request)
     draft = Draft(
         content=content,
@@ -184,6 +201,7 @@ def request_image(
     owner: str, thread_id: str, request: ImageRequest, idempotency_key: str | None = None
 ) -> SavedMessage:
     """The prompt as a user message, and a pending reply that will get the picture."""
+    check_model("image", request.model)
     draft = Draft(
         content=[TextPart(text=request.prompt)],
         file_ids=[],
@@ -209,6 +227,12 @@ def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None)
             return _replay(owner, thread_id, idempotency_key or "", draft.request_hash)
         if refused.reason == "thread_unavailable":
             raise NotFound(f"thread {thread_id} not found", code="thread_not_found") from refused
+        if refused.reason == "rate_limited":
+            limit = exchange.generations_per_window
+            raise TooManyRequests(
+                f"you asked for {limit} replies or images this minute, the most allowed; nothing was saved",
+                retry_after_s=rates.seconds_left(exchange.now_ms),
+            ) from refused
         raise _file_problem(refused) from refused
     if exchange.reply:
         queue_reply(exchange.reply)

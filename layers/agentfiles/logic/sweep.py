@@ -119,7 +119,8 @@ def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: in
     error = MessageError(
         code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
     )
-    final = replies.fail(lease, error, now_ms, text=live.text_of(rows), last_seq=end.seq)
+    job = taken.record.job or "chat"
+    final = replies.fail(lease, error, now_ms, job=job, text=live.text_of(rows), last_seq=end.seq)
     if final is not None:
         push.publish_messages(final)
     return "failed" if final else "unchanged"

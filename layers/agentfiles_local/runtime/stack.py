@@ -340,6 +340,9 @@ class LocalStack:
                 "runs": self.schedule.runs,
             },
             "settings": {
+                # What the operator's commands (agentfiles admin) count quotas against.
+                "storageQuotaBytes": get_settings().storage_quota_bytes,
+                "storageQuotaFiles": get_settings().storage_quota_files,
                 "urlMode": os.environ.get("URL_MODE"),
                 "graceSeconds": int(os.environ.get("GRACE_SECONDS", "0")),
                 "queueVisibilitySeconds": self.config.queue_visibility_seconds,

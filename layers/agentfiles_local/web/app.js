@@ -25,10 +25,13 @@ const state = {
 const ENDED = ["success", "failed", "stopped"];
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(`${code}: ${message}`);
     this.status = status;
     this.code = code;
+    this.details = details || {};
+    // In words a user understands (limits.js), for the page to show.
+    this.words = explainError(code, message, this.details);
   }
 }
 
@@ -44,7 +47,7 @@ async function api(method, path, body, headers = {}) {
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const error = (data && data.error) || { code: `http_${response.status}`, message: (data && data.message) || text };
-    throw new ApiError(response.status, error.code, error.message);
+    throw new ApiError(response.status, error.code, error.message, error.details);
   }
   return data;
 }
@@ -58,7 +61,7 @@ function toast(message) {
 }
 
 function fail(error) {
-  toast(error instanceof ApiError ? `${error.code}: ${error.message}` : String(error));
+  toast(error instanceof ApiError ? error.words : String(error));
 }
 
 // ---- sign in ---------------------------------------------------------------------
@@ -73,6 +76,7 @@ async function signIn(sub) {
   $("who-name").textContent = sub;
   $("app").hidden = false;
   await openSocket();
+  refreshUsage();
   await loadThreads();
 }
 
@@ -163,7 +167,10 @@ function onFrame(frame) {
     renderMessages();
   } else if (frame.type === "message") {
     const message = frame.message;
-    if (ENDED.includes(message.status)) state.streams.delete(message.id);
+    if (ENDED.includes(message.status)) {
+      state.streams.delete(message.id);
+      if (message.role === "assistant") refreshUsage(); // a reply ended: today's count moved
+    }
     const needsUrls = message.content.some((p) => p.fileId && !p.url);
     if (frame.contentOmitted || needsUrls) {
       api("GET", `/threads/${state.thread}/messages/${message.id}`)
@@ -259,6 +266,8 @@ async function loadMessages() {
     for (const id of streamingIds()) catchUp(id).catch(fail);
   } else if (streamingIds().length) {
     state.pollTimer = setTimeout(() => loadMessages().catch(fail), 400);
+  } else {
+    refreshUsage(); // replies ended (and pictures were stored): today's count moved
   }
 }
 
@@ -313,7 +322,9 @@ function messageElement(message) {
   if (message.error) {
     const error = document.createElement("div");
     error.className = "error";
-    error.textContent = `${message.error.code}: ${message.error.message}`;
+    error.dataset.code = message.error.code;
+    error.title = `${message.error.code}: ${message.error.message}`;
+    error.textContent = explainError(message.error.code, message.error.message);
     item.append(error);
   }
   const remove = document.createElement("button");
@@ -377,6 +388,7 @@ function renderMessages() {
 async function deleteMessage(id) {
   await api("DELETE", `/threads/${state.thread}/messages/${id}`);
   await loadMessages();
+  refreshUsage();
 }
 
 // ---- attachments -----------------------------------------------------------------
@@ -480,9 +492,10 @@ async function attach(file) {
     }
   } catch (error) {
     attachment.status = "failed";
-    attachment.reason = error instanceof ApiError ? error.message : String(error.message || error);
+    attachment.reason = error instanceof ApiError ? error.words : String(error.message || error);
   }
   renderAttachments();
+  refreshUsage();
 }
 
 // ---- sending -----------------------------------------------------------------------
@@ -509,7 +522,7 @@ async function send(event) {
     state.local = state.local.filter((l) => l.key !== key);
     await loadMessages();
   } catch (error) {
-    local.error = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+    local.error = error instanceof ApiError ? error.words : String(error);
     renderMessages();
     fail(error);
   }
@@ -522,7 +535,8 @@ async function draw() {
     return;
   }
   const key = crypto.randomUUID();
-  state.local.push({ key, text: `🎨 ${prompt}`, attachments: [], error: null });
+  const local = { key, text: `🎨 ${prompt}`, attachments: [], error: null };
+  state.local.push(local);
   $("text").value = "";
   renderMessages();
   try {
@@ -530,6 +544,8 @@ async function draw() {
     state.local = state.local.filter((l) => l.key !== key);
     await loadMessages();
   } catch (error) {
+    local.error = error instanceof ApiError ? error.words : String(error);
+    renderMessages();
     fail(error);
   }
 }
