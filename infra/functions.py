@@ -302,6 +302,7 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": f"{SERVICE_PREFIX}-{name}",
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "LOG_LEVEL": config.log_level,
+            **topology.FUNCTION_ENVIRONMENT,
         }
         if name == "api" or topology.FUNCTIONS[name].needs_model:
             # The API names the model on each pending reply; the worker calls it.
