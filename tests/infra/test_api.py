@@ -150,9 +150,11 @@ def test_given_cors_origins_when_synthesized_then_the_api_answers_preflights_for
 
 def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_routes() -> None:
     # Given the routes the API function documents in its OpenAPI schema (imported here, so
-    # that a broken handler fails this test, not the collection of every infra test)
-    from functions.api.handler import app
+    # that a broken handler fails this test, not the collection of every infra test),
+    # with every route module loaded, as the document is served
+    from functions.api.handler import app, routes
 
+    routes.load_all()
     schema = app.get_openapi_schema()
     documented = {
         f"{method.upper()} {path}"
