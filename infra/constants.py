@@ -68,5 +68,12 @@ COMMON_REQUIREMENTS = "common"
 MODEL_REQUIREMENTS = "model"
 
 
+# The functions a user waits for at a cold start (a request; an upload to be checked),
+# which `snapStart=true` runs from SnapStart snapshots (see README, "Context options").
+SNAP_START_FUNCTIONS = ("api", "upload_trigger")
+# The alias the integrations invoke when a function runs from snapshots.
+LIVE_ALIAS = "live"
+
+
 def requirements_for(function_name: str) -> str:
     return MODEL_REQUIREMENTS if topology.FUNCTIONS[function_name].needs_model else COMMON_REQUIREMENTS

@@ -51,7 +51,7 @@ class AgentFilesStack(Stack):
             queues=self.queues,
             public_base_url=self.public_urls.base_url if self.public_urls else None,
         )
-        self.api = Api(self, "Api", config=config, handler=self.functions["api"])
+        self.api = Api(self, "Api", config=config, handler=self.functions.entry_point("api"))
         self.schedule = VacuumSchedule(self, "Schedule", config=config, vacuum=self.functions["vacuum"])
         self.monitoring = Monitoring(
             self,
