@@ -9,8 +9,9 @@ Before each request, the modules whose routes could match its path are imported 
 included in the resolver; a request for the OpenAPI document loads them all.
 
 A module whose routes cannot be read this way (a path that is not a string literal,
-a decorator other than `get`, `post`, `put`, `patch`, `delete`) is loaded at init,
-as before. A test holds what is read against what the routers register.
+a decorator other than `get`, `post`, `put`, `patch`, `delete`, no decorated route at
+all) is loaded at init, as before. A test holds what is read against what the routers
+document.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class RouteModules:
         self.pending: dict[str, tuple[re.Pattern[str], ...]] = {}
         for name in names:
             routes = self._read(name)
-            if routes is None:
+            if not routes:  # none found: registered some way this does not read
                 self._load(name)
             else:
                 self.pending[name] = tuple(path_pattern(path) for _, path in routes)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from functions.api.routing import path_pattern, read_routes
+from functions.api.routing import RouteModules, path_pattern, read_routes
 from tests.support.imports import run_probe
 
 ULID = "01J0000000000000000000000Z"
@@ -80,6 +82,28 @@ def test_a_route_pattern_matches_one_segment_per_parameter(path, matches):
 def test_a_module_registering_routes_another_way_is_not_read(decorator):
     # Then RouteModules loads such a module at init, as before
     assert read_routes(f"{decorator}\ndef route():\n    pass\n") is None
+
+
+def test_a_route_module_that_cannot_be_read_is_loaded_at_init(tmp_path, monkeypatch):
+    # Given a routes package: one module with decorated routes, one that registers its
+    # route by calling the router
+    package = tmp_path / "some_routes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    header = "from functions.api.contract import Router\nrouter = Router()\n"
+    (package / "plain.py").write_text(header + '@router.get("/plain")\ndef plain() -> dict:\n    return {}\n')
+    (package / "odd.py").write_text(header + 'def odd() -> dict:\n    return {}\nrouter.get("/odd")(odd)\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("some_routes", "some_routes.plain", "some_routes.odd"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    # When the route modules are indexed
+    modules = RouteModules(APIGatewayHttpResolver(), "some_routes", ("plain", "odd"))
+    # Then the readable one waits for a request, and the other is loaded now
+    assert list(modules.pending) == ["plain"]
+    assert "some_routes.odd" in sys.modules
+    assert "some_routes.plain" not in sys.modules
+    for name in ("some_routes", "some_routes.plain", "some_routes.odd"):
+        sys.modules.pop(name, None)
 
 
 def test_undecorated_and_differently_decorated_functions_are_not_routes():
