@@ -1,79 +1,163 @@
 """Cold import of each function's handler, as a ratio of importing boto3 and creating the clients it uses.
 
-Each figure is the median of fresh interpreters (no module cache between runs, the
-bytecode cache warm as on Lambda); baseline and handler runs alternate so that the
-machine's load affects both alike.
+Every figure comes from fresh interpreters (no module cache between runs, the bytecode
+cache warm) started in the environment a deployment gives (`tests/support/imports.py`).
+Each probe runs right after its own baseline probe, and its ratio is taken against that
+one, so that a machine whose load drifts affects both alike; a ratio is the median over
+the runs (`COLD_IMPORT_RUNS`, default 21). Times are the probe's CPU time: on a machine
+shared with other work, wall time also counts the neighbours (it is printed alongside).
+
+- `api + clients` adds the three clients the API uses; `api + clients + request` adds a
+  first request that is refused by validation (a 422), so that the route module, the
+  validation and the models a request builds on first use are counted, without AWS.
+- `generate` is bounded by the model SDK: `openai` is imported first and timed apart,
+  and `generate - openai` is what the function adds to it.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+from dataclasses import dataclass, field
 
 from tests.support.imports import run_probe
 
-RUNS = 7
-MEASURED = ("api", "upload_trigger", "generate")
+RUNS = int(os.environ.get("COLD_IMPORT_RUNS", "21"))
 
-BASELINE = """
-import time; t = time.perf_counter()
+_TIMER = """
+import os, sys, time
+def now(): return time.process_time(), time.perf_counter()
+def since(start): cpu, wall = now(); return cpu - start[0], wall - start[1]
+"""
+
+BASELINE = (
+    _TIMER
+    + """
+start = now()
 import boto3
 session = boto3.session.Session(region_name="us-east-1")
 for name in ("dynamodb", "s3", "sqs"):
     session.client(name)
-print(time.perf_counter() - t)
+print(*since(start))
 """
+)
 
-HANDLER = """
-import os, sys, time
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-t = time.perf_counter()
+HANDLER = (
+    _TIMER
+    + """
+start = now()
 import functions.{name}.handler
-elapsed = time.perf_counter() - t
-print(elapsed, "openai" in sys.modules)
+print(*since(start))
 """
+)
 
-FIRST_USE = """
-import os, time
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-t = time.perf_counter()
-import functions.{name}.handler
+GENERATE = (
+    _TIMER
+    + """
+start = now()
+import openai
+sdk = since(start)
+start = now()
+import functions.generate.handler
+print(*sdk, *since(start))
+"""
+)
+
+WITH_CLIENTS = (
+    _TIMER
+    + """
+start = now()
+import functions.api.handler
 from agentfiles.data import clients
 clients.dynamodb(); clients.s3(); clients.sqs()
-print(time.perf_counter() - t)
+{request}
+print(*since(start))
+"""
+)
+
+# A first request that fails validation: it loads its route module and builds what
+# validating a message body needs, and calls no AWS service.
+FIRST_REQUEST = """
+from agentfiles_local.events import http_api_event
+class Context:
+    function_name = "api"; memory_limit_in_mb = 512; aws_request_id = "cold"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
+    def get_remaining_time_in_millis(self): return 29000
+event = http_api_event("POST", "/threads/01J0000000000000000000000Z/messages",
+    headers={"content-type": "application/json"}, body='{"content": []}', claims={"sub": "bench"})
+reply = functions.api.handler.lambda_handler(event, Context())
+assert reply["statusCode"] == 422, reply
 """
 
+PROBES = {
+    "api": HANDLER.format(name="api"),
+    "upload_trigger": HANDLER.format(name="upload_trigger"),
+    "maintenance": HANDLER.format(name="maintenance"),
+    "vacuum": HANDLER.format(name="vacuum"),
+    "generate": GENERATE,
+    "api + clients": WITH_CLIENTS.format(request=""),
+    "api + clients + request": WITH_CLIENTS.format(request=FIRST_REQUEST),
+}
 
-def _time(code: str) -> list[str]:
+
+REPORTED = [*PROBES, "openai", "generate - openai"]
+
+
+@dataclass
+class Samples:
+    """CPU and wall times of one probe, and of the baseline run just before each."""
+
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    base_cpu: list[float] = field(default_factory=list)
+    base_wall: list[float] = field(default_factory=list)
+
+    def add(self, cpu: float, wall: float, base: list[float]) -> None:
+        self.cpu.append(cpu)
+        self.wall.append(wall)
+        self.base_cpu.append(base[0])
+        self.base_wall.append(base[1])
+
+    @staticmethod
+    def _ratio(values: list[float], bases: list[float]) -> float:
+        return statistics.median(value / base for value, base in zip(values, bases, strict=True))
+
+    def line(self, name: str) -> str:
+        return (
+            f"   {name:24s} {statistics.median(self.cpu) * 1000:5.0f} ms"
+            f"  ratio {self._ratio(self.cpu, self.base_cpu):.2f}"
+            f"  (wall {self._ratio(self.wall, self.base_wall):.2f})"
+        )
+
+
+def _time(code: str) -> list[float]:
     probe = run_probe(code)
     if probe.returncode != 0:
         raise RuntimeError(probe.stderr)
-    return probe.stdout.split()
+    return [float(value) for value in probe.stdout.split()]
 
 
 def run() -> None:
     # Warm the bytecode cache once, as a deployed package has its .pyc files.
-    for name in MEASURED:
-        _time(HANDLER.format(name=name))
-    baseline: list[float] = []
-    results: dict[str, list[float]] = {}
-    with_clients: list[float] = []
-    openai_loaded: dict[str, bool] = {}
+    for code in (BASELINE, *PROBES.values()):
+        _time(code)
+    samples = {name: Samples() for name in REPORTED}
+    baselines: list[float] = []
     for _ in range(RUNS):
-        baseline.append(float(_time(BASELINE)[0]))
-        for name in MEASURED:
-            elapsed, loaded = _time(HANDLER.format(name=name))
-            results.setdefault(name, []).append(float(elapsed))
-            openai_loaded[name] = loaded == "True"
-        with_clients.append(float(_time(FIRST_USE.format(name="api"))[0]))
-    base = statistics.median(baseline)
-    print(f"   baseline: import boto3 + dynamodb, s3, sqs clients = {base * 1000:.0f} ms (median of {RUNS})")
-    for name, values in results.items():
-        value = statistics.median(values)
-        print(
-            f"   {name:15s} handler import = {value * 1000:4.0f} ms  ratio {value / base:.2f}"
-            f"  (openai imported: {openai_loaded[name]})"
-        )
-    api_full = statistics.median(with_clients)
+        for name, code in PROBES.items():
+            base = _time(BASELINE)
+            baselines.append(base[0])
+            values = _time(code)
+            if name == "generate":
+                sdk_cpu, sdk_wall, rest_cpu, rest_wall = values
+                samples["openai"].add(sdk_cpu, sdk_wall, base)
+                samples["generate - openai"].add(rest_cpu, rest_wall, base)
+                values = [sdk_cpu + rest_cpu, sdk_wall + rest_wall]
+            samples[name].add(*values, base)
+    base_ms = statistics.median(baselines) * 1000
     print(
-        f"   api handler import + its three clients = {api_full * 1000:.0f} ms  ratio {api_full / base:.2f}"
+        f"   baseline: import boto3 + dynamodb, s3, sqs clients = {base_ms:.0f} ms CPU"
+        f" (median of {len(baselines)}); each ratio is the median of {RUNS} paired runs"
     )
+    for name in REPORTED:
+        print(samples[name].line(name))

@@ -99,6 +99,7 @@ class DeploymentConfig:
     log_level: str = "INFO"
     log_retention_days: int = 30
     alarm_email: str | None = None
+    snap_start: bool = False
 
     def __post_init__(self) -> None:
         if bool(self.jwt_issuer) != bool(self.jwt_audience):
@@ -159,6 +160,7 @@ class DeploymentConfig:
                 "logRetentionDays", lambda k, v: _whole(k, v, 1), defaults.log_retention_days
             ),
             alarm_email=_text(get("alarmEmail")),
+            snap_start=pick("snapStart", _flag, defaults.snap_start),
         )
 
 

@@ -74,6 +74,13 @@ MODEL_REQUIREMENTS = "model"
 AUTH_REQUIREMENTS = "auth"
 
 
+# The functions a user waits for at a cold start (a request; an upload to be checked),
+# which `snapStart=true` runs from SnapStart snapshots (see README, "Context options").
+SNAP_START_FUNCTIONS = ("api", "upload_trigger")
+# The alias the integrations invoke when a function runs from snapshots.
+LIVE_ALIAS = "live"
+
+
 def requirements_for(function_name: str) -> str:
     spec = topology.FUNCTIONS[function_name]
     if spec.needs_model:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jsii
 from aws_cdk import BundlingOptions, Duration, ILocalBundling, RemovalPolicy
@@ -31,10 +31,12 @@ from infra.constants import (
     COMMON_REQUIREMENTS,
     DOMAIN_PACKAGE_DIR,
     FUNCTIONS_DIR,
+    LIVE_ALIAS,
     METRICS_NAMESPACE,
     MODEL_REQUIREMENTS,
     REQUIREMENTS_DIR,
     SERVICE_PREFIX,
+    SNAP_START_FUNCTIONS,
     handler_of,
     requirements_for,
 )
@@ -270,7 +272,12 @@ def _allow(actions: list[str], *resources: str) -> iam.PolicyStatement:
 
 
 class Functions(Construct):
-    """One function per entry of `topology.FUNCTIONS`, each with its own role."""
+    """One function per entry of `topology.FUNCTIONS`, each with its own role.
+
+    With `snapStart`, the functions of `SNAP_START_FUNCTIONS` publish a version at each
+    change (Lambda snapshots it then) behind an alias, `live`, which their integrations
+    invoke: SnapStart applies to published versions only, never to $LATEST.
+    """
 
     def __init__(
         self,
@@ -299,13 +306,21 @@ class Functions(Construct):
             for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS)
         }
         self.by_name: dict[str, lambda_.Function] = {}
+        self.aliases: dict[str, lambda_.Alias] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         for spec in topology.FUNCTIONS.values():
             layers = [domain, dependency_layers[requirements_for(spec.name)]]
             self.by_name[spec.name] = self._function(spec, layers, removal)
+            if self.snap_start(spec.name):
+                self.aliases[spec.name] = lambda_.Alias(
+                    self,
+                    f"{spec.name}-{LIVE_ALIAS}",
+                    alias_name=LIVE_ALIAS,
+                    version=self.by_name[spec.name].current_version,
+                )
 
         for work in queues.by_name.values():
-            self.by_name[work.spec.consumer].add_event_source(
+            self.entry_point(work.spec.consumer).add_event_source(
                 event_sources.SqsEventSource(
                     work.queue,
                     batch_size=work.spec.batch_size,
@@ -329,6 +344,13 @@ class Functions(Construct):
 
     def __getitem__(self, name: str) -> lambda_.Function:
         return self.by_name[name]
+
+    def snap_start(self, name: str) -> bool:
+        return self.config.snap_start and name in SNAP_START_FUNCTIONS
+
+    def entry_point(self, name: str) -> lambda_.IFunction:
+        """What an integration invokes: the `live` alias with SnapStart, else the function."""
+        return self.aliases.get(name) or self.by_name[name]
 
     def _openai_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
         if self.config.openai_secret_arn:
@@ -366,6 +388,7 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": f"{SERVICE_PREFIX}-{name}",
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "LOG_LEVEL": config.log_level,
+            **topology.FUNCTION_ENVIRONMENT,
         }
         if name == "api" or topology.FUNCTIONS[name].needs_model:
             # The API names the model on each pending reply; the worker calls it.
@@ -479,9 +502,21 @@ class Functions(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE if spec.traced else lambda_.Tracing.DISABLED,
+            **self._snap_start_options(spec.name),
         )
         acknowledge_function_checks(function, concurrency=_CONCURRENCY_BOUNDS[spec.name])
         return function
+
+    def _snap_start_options(self, name: str) -> dict[str, Any]:
+        if not self.snap_start(name):
+            return {}
+        return {
+            "snap_start": lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            # Each change publishes a version, and Lambda bills the cache of every
+            # version's snapshot while the version exists: the one the alias leaves
+            # behind is deleted.
+            "current_version_options": lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+        }
 
     def _resource_arn(self, resource: str) -> str:
         """The ARN of a resource named in `infra.permissions`."""

@@ -63,7 +63,7 @@ class AgentFilesStack(Stack):
             push=self.push,
             public_base_url=self.public_urls.base_url if self.public_urls else None,
         )
-        self.api = Api(self, "Api", config=config, handler=self.functions["api"])
+        self.api = Api(self, "Api", config=config, handler=self.functions.entry_point("api"))
         self.push.wire(self.functions["websocket"], self.functions["websocket_authorizer"])
         self.functions.trust_tokens_of(self.api.jwt_issuer, self.api.jwt_audience)
         self.schedule = VacuumSchedule(self, "Schedule", config=config, vacuum=self.functions["vacuum"])

@@ -1,7 +1,11 @@
 """The HTTP API function: one resolver that includes the routes of each concern
 (`routes/`), maps every error to `{"error": {"code", "message"}}`, and serves the
 OpenAPI document and its viewer. Routes only read the request, call one use case and
-shape the response."""
+shape the response.
+
+A cold start on demand imports the route modules of its request only (`routing.py`);
+an init that no request waits for (SnapStart, provisioned concurrency) loads them all
+and builds what the first requests would otherwise build."""
 
 from __future__ import annotations
 
@@ -10,24 +14,24 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentfiles import initialization
 from agentfiles.data.errors import DataError
 from agentfiles.errors import AgentFilesError, Unauthorized
 from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
 from functions.api.contract import json_response
-from functions.api.routes import account, files, live, messages, threads
+from functions.api.routing import RouteModules
 
 # Fail at init, naming any variable the deployment did not set.
 get_settings()
 
 app = APIGatewayHttpResolver(enable_validation=True)
-for concern in (files, threads, messages, live, account):
-    app.include_router(concern.router)
+# functions/api/routes/<name>.py, each with a `router`; included when a request needs it.
+routes = RouteModules(app, "functions.api.routes", ("files", "threads", "messages", "live", "account"))
 
 OPENAPI_INFO: dict[str, Any] = {
     "title": "agentfiles",
@@ -37,12 +41,22 @@ OPENAPI_INFO: dict[str, Any] = {
     "/health, /openapi.json and /docs takes a bearer JWT; its `sub` owns what the caller creates. "
     'Errors are `{"error": {"code", "message"}}`, except a 401: that comes from the gateway\'s JWT '
     'authorizer, with its own body `{"message": "Unauthorized"}`.',
-    "security_schemes": {"bearer": HTTPBearer(bearerFormat="JWT")},
     "security": [{"bearer": []}],
 }
 
 
 UNAUTHORIZED = {"message": "Unauthorized"}
+
+
+def openapi_schema() -> str:
+    """The OpenAPI document, built when asked for: Powertools' OpenAPI models (and the
+    security scheme, one of them) cost more to import than the rest of the API."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    routes.load_all()
+    return app.get_openapi_json_schema(
+        **OPENAPI_INFO, security_schemes={"bearer": HTTPBearer(bearerFormat="JWT")}
+    )
 
 
 @app.exception_handler(AgentFilesError)
@@ -92,9 +106,7 @@ def health() -> dict:
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
-    return Response(
-        status_code=200, content_type="application/json", body=app.get_openapi_json_schema(**OPENAPI_INFO)
-    )
+    return Response(status_code=200, content_type="application/json", body=openapi_schema())
 
 
 @app.get("/docs", include_in_schema=False)
@@ -107,7 +119,7 @@ def docs() -> Response[str]:
     import aws_lambda_powertools.event_handler as event_handler
     from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
-    spec = app.get_openapi_json_schema(**OPENAPI_INFO)
+    spec = openapi_schema()
     if (app.current_event.query_string_parameters or {}).get("format") == "json":
         return Response(status_code=200, content_type="application/json", body=spec)
     assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
@@ -125,6 +137,7 @@ def docs() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    routes.load_for(event.get("rawPath") or "/")
     readable = _json_bodies(event)
     if readable is None:
         return _unsupported_media_type(event)
@@ -156,3 +169,8 @@ def _unsupported_media_type(event: dict) -> dict:
         "body": json.dumps({"error": error}, separators=(",", ":")),
         "isBase64Encoded": False,
     }
+
+
+# Ahead of requests (SnapStart, provisioned concurrency), the OpenAPI document loads every
+# route module and builds every route's validation.
+initialization.prepare(openapi_schema)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentfiles import initialization
 from agentfiles.logic.inspection import inspect_upload
 from agentfiles.models.notifications import S3EventNotification
 from agentfiles.observability import logger, metrics
@@ -63,3 +64,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+initialization.prepare()

@@ -56,6 +56,10 @@ class FunctionSpec:
     traced: bool = False
 
 
+# Set on every function. Pydantic looks for plugins among the entry points of every
+# installed distribution the first time it builds a model (a cold start's cost); we use none.
+FUNCTION_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.name: spec
     for spec in (

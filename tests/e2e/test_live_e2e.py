@@ -110,7 +110,13 @@ def test_two_clients_on_one_thread_both_receive_every_delta_in_order(local_stack
         # And the status changes came as message frames: the user's message, pending, streaming
         statuses = [f["message"]["status"] for f in frames if f["type"] == "message"]
         assert statuses[-1] == "success" and "streaming" in statuses
-    assert received["first"] == received["second"]
+    # And both saw the same deltas and the same end (frames from different functions, such
+    # as the API's message frames and the worker's, may interleave differently per client,
+    # as they may on AWS)
+    first_seen, second_seen = (
+        ([f for f in received[n] if f["type"] == "delta"], received[n][-1]) for n in ("first", "second")
+    )
+    assert first_seen == second_seen
 
 
 def test_a_client_that_reconnects_with_after_n_gets_exactly_the_missing_deltas(local_stack):

@@ -10,6 +10,7 @@ from aws_cdk import Stack
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 
+from infra.constants import LIVE_ALIAS
 from infra.stack import AgentFilesStack
 
 # The other branch of every context option, as strings the way `-c key=value` passes them.
@@ -37,6 +38,7 @@ PROD_CONTEXT = {
     "storageQuotaFiles": "500",
     "generationsPerMinute": "6",
     "attachmentBudgetBytes": "8388608",
+    "snapStart": "true",
 }
 
 
@@ -54,6 +56,17 @@ class Synthesized:
 
     def resource(self, construct: IConstruct) -> dict[str, Any]:
         return self.data["Resources"][self.logical_id(construct)]
+
+    def invokes(self, function_name: Any, name: str) -> bool:
+        """Whether a rendered `FunctionName` (a function's Ref, or an alias's ARN taken
+        apart into `<function>:live`) names what integrations invoke for function `name`."""
+        functions = self.stack.functions
+        target = self.logical_id(functions.entry_point(name))
+        if not functions.snap_start(name):
+            return function_name == {"Ref": target}
+        return function_name == {"Ref": target} or (
+            function_name["Fn::Join"][1][1] == f":{LIVE_ALIAS}" and {"Ref": target} in _values(function_name)
+        )
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {key: value for key, value in self.data["Resources"].items() if value["Type"] == resource_type}
@@ -74,3 +87,12 @@ class Assembly:
     prod: Synthesized
     synth_error: str | None
     validation_report: dict[str, Any] | None
+
+
+def _values(value: Any) -> list[Any]:
+    """Every dict and value nested in an intrinsic function."""
+    found = [value]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    for child in children:
+        found.extend(_values(child))
+    return found

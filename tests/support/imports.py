@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agentfiles import topology
 from agentfiles.settings import DEPLOYMENT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,7 @@ def lambda_environment(**extra: str) -> dict[str, str]:
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{ROOT}:{ROOT / 'layers'}",
         "AWS_DEFAULT_REGION": "us-east-1",
+        **topology.FUNCTION_ENVIRONMENT,
         **{name: f"probe-{name.lower()}" for name in DEPLOYMENT_VARIABLES},
         **extra,
     }

@@ -1,27 +1,80 @@
-"""What each function loads at init: only the generate function loads the model SDK
-(it costs ~0.3 s and ~50 MB at cold start), and none starts without its resources."""
+"""What each function loads at init, as Lambda's on-demand init does it: only the generate
+function loads the model SDK (it costs ~0.3 s and ~50 MB at cold start); no function loads
+Powertools' resolvers it does not use (AppSync, Bedrock: `asyncio` comes with them) or the
+OpenAPI models; the API loads no route module before a request asks for one; and none
+starts without its resources. `make bench` measures what these keep out."""
 
 from __future__ import annotations
+
+import json
+from functools import cache
 
 import pytest
 
 from agentfiles import topology
 from tests.support.imports import lambda_environment, run_probe
 
+OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
+RESOLVERS = tuple(
+    f"aws_lambda_powertools.event_handler.{name}"
+    for name in ("appsync", "events_appsync", "graphql_appsync", "bedrock_agent", "vpc_lattice")
+)
+# Powertools' batch processor imports asyncio in its own module (for its async variant):
+# the SQS consumers pay for it, the API and the schedule do not.
+WITHOUT_ASYNCIO = ("api", "vacuum")
+NO_MODEL = ("api", "upload_trigger", "maintenance", "vacuum")
 
-def _loads_openai(function: str) -> bool:
-    probe = run_probe(f"import sys, functions.{function}.handler; print('openai' in sys.modules)")
+
+@cache
+def loaded_at_init(function: str, initialization: str = "on-demand") -> frozenset[str]:
+    probe = run_probe(
+        f"import json, sys, functions.{function}.handler; print(json.dumps(sorted(sys.modules)))",
+        lambda_environment(AWS_LAMBDA_INITIALIZATION_TYPE=initialization),
+    )
     assert probe.returncode == 0, probe.stderr
-    return probe.stdout.strip() == "True"
+    return frozenset(json.loads(probe.stdout))
 
 
-@pytest.mark.parametrize("function", ["api", "upload_trigger", "maintenance", "vacuum"])
+@pytest.mark.parametrize("function", NO_MODEL)
 def test_functions_that_call_no_model_never_import_the_sdk(function):
-    assert _loads_openai(function) is False
+    assert "openai" not in loaded_at_init(function)
 
 
 def test_the_generate_function_does():
-    assert _loads_openai("generate") is True
+    assert "openai" in loaded_at_init("generate")
+
+
+@pytest.mark.parametrize("function", sorted(topology.FUNCTIONS))
+def test_no_function_loads_resolvers_it_does_not_use(function):
+    # Given a function initialized on demand / Then no AppSync, Bedrock or Lattice resolver
+    assert not loaded_at_init(function) & set(RESOLVERS)
+
+
+@pytest.mark.parametrize("function", WITHOUT_ASYNCIO)
+def test_the_api_and_the_vacuum_do_not_load_asyncio(function):
+    assert "asyncio" not in loaded_at_init(function)
+
+
+@pytest.mark.parametrize("function", sorted(topology.FUNCTIONS))
+def test_no_function_builds_the_openapi_models_at_init(function):
+    # The API builds its OpenAPI document (and the models behind it) when it is asked for.
+    assert OPENAPI_MODELS not in loaded_at_init(function)
+
+
+def test_the_api_loads_no_route_module_before_a_request_needs_it():
+    # Given the API initialized on demand / Then the routes' use cases are not loaded yet
+    loaded = loaded_at_init("api")
+    assert not {name for name in loaded if name.startswith("functions.api.routes.")}
+    assert "agentfiles.logic.messages" not in loaded
+
+
+def test_an_api_initialized_ahead_of_requests_loads_every_route_and_builds_the_openapi_document():
+    # Given a SnapStart snapshot's init, which no request waits for
+    loaded = loaded_at_init("api", "snap-start")
+    # Then every route module is loaded, and what the OpenAPI document needs is built
+    routes = {f"functions.api.routes.{name}" for name in ("files", "threads", "messages")}
+    assert routes <= loaded
+    assert OPENAPI_MODELS in loaded
 
 
 @pytest.mark.parametrize("function", sorted(topology.FUNCTIONS))

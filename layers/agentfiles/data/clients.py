@@ -57,6 +57,14 @@ def connections() -> Any:
     )
 
 
+def warm() -> None:
+    """Create the clients a function uses now: for an init that no request waits for
+    (a SnapStart snapshot then holds them, with botocore's parsed service models)."""
+    dynamodb()
+    s3()
+    sqs()
+
+
 def reset() -> None:
     """Forget every client (tests and the local stack call this after moving endpoints).
     The session stays: it holds botocore's parsed service models, which are costly to

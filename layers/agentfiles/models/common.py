@@ -10,9 +10,13 @@ T = TypeVar("T")
 
 
 class CamelModel(BaseModel):
-    """camelCase on the wire and in DynamoDB, snake_case in Python."""
+    """camelCase on the wire and in DynamoDB, snake_case in Python.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    Built on first use (`defer_build`), not at import: a cold start then builds the
+    validators and serializers of the models its request uses, not of every model the
+    function could use. `build_models` builds them all, for an init nobody waits for."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, defer_build=True)
 
     def dump(self) -> dict:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -29,7 +33,9 @@ class OmitNone(CamelModel):
 class RequestModel(CamelModel):
     """A client's body: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
 
 class Page(CamelModel, Generic[T]):
@@ -47,6 +53,16 @@ class ErrorDetail(CamelModel):
 
 class ErrorBody(CamelModel):
     error: ErrorDetail
+
+
+def build_models() -> None:
+    """Build every model imported so far (see `CamelModel`)."""
+    pending: list[type[BaseModel]] = [CamelModel]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if not model.__pydantic_generic_metadata__["parameters"]:
+            model.model_rebuild()
 
 
 def now_ms() -> int:
