@@ -1,7 +1,8 @@
 """Items one vacuum run reads with 100,000 live files vs 100 (100 garbage files each): cost follows garbage.
 
 Live files are referenced (refcount 1) and so carry no gc marker; garbage files are
-unreferenced and untouched for two days, with their objects and hash rows. Both
+unreferenced and untouched for two days, with their objects and hash rows; each
+owner's usage row counts its files, as registering them would have left it. Both
 tables are seeded with BatchWriteItem on in-process moto (`mock_aws`). The items
 are counted twice: by the run itself (`VacuumResult.items_read`) and, as a check,
 by a botocore hook that adds up every item DynamoDB returned to the run's client.
@@ -29,6 +30,7 @@ OWNERS = 100
 BATCH = 25  # BatchWriteItem's limit
 TWO_DAYS_MS = 2 * 24 * 3600 * 1000
 TARGET = 1.10
+FILE_SIZE = 1024
 
 
 def _file_row(owner: str, n: int, *, live: bool, touched: int) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def _file_row(owner: str, n: int, *, live: bool, touched: int) -> dict[str, Any]
         "owner": owner,
         "filename": f"{file_id}.txt",
         "mediaType": "text/plain",
-        "size": 1024,
+        "size": FILE_SIZE,
         "sha256": f"{n:064x}" if not live else f"{n + 10**9:064x}",
         "status": "ready",
         "refcount": 1 if live else 0,
@@ -72,6 +74,19 @@ def _seed(aws: LocalAws, live: int) -> float:
     ]
     hashes = [{"pk": r["pk"], "sk": keys.hash_sk(r["sha256"]), "fileId": r["id"]} for r in garbage]
     _write(aws, garbage + hashes)
+    files = Counter(owners[n % OWNERS] for n in range(live)) + Counter(
+        owners[n % OWNERS] for n in range(GARBAGE)
+    )
+    usage = [
+        {
+            "pk": keys.owner_pk(owner),
+            "sk": keys.usage_key(owner).sk,
+            "bytes": FILE_SIZE * count,
+            "files": count,
+        }
+        for owner, count in files.items()
+    ]
+    _write(aws, usage)
     for row in garbage:
         aws.s3.put_object(Bucket=aws.resources.bucket_name, Key=row["s3Key"], Body=b"x" * row["size"])
     return time.perf_counter() - started
