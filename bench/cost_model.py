@@ -34,6 +34,7 @@ fields) and the prices with CAPACITY_PRICES.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -44,7 +45,7 @@ import time
 import uuid
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,8 +397,6 @@ class Follower:
         return self.request is None
 
     def connect(self) -> None:
-        import base64
-
         from agentfiles_local.events import (
             WebSocketRequest,
             authorizer_context,
@@ -500,7 +499,7 @@ class Follower:
 
 
 @contextmanager
-def _before_each_flush(act: Any) -> Iterator[None]:
+def _before_each_flush(act: Callable[[int], None]) -> Iterator[None]:
     """Call `act(seq)` as the worker is about to write and push the delta `seq`."""
     from agentfiles.logic import live
 
