@@ -26,7 +26,8 @@ What is measured and what is modelled:
   (connection-minutes: the conversation's length), the generate function's wait on the
   model (Lambda bills the stream time; the meter counts each invocation's thread CPU
   time, and the fake model streams at `time_scale` of real time with STREAM_FLUSH_MS
-  scaled alike, so the worker flushes as often as it would), the model's tokens.
+  scaled alike; the worker still flushes less often than in real time, as each flush's
+  requests take moto's time against the shorter interval), the model's tokens.
 
 Configure the workload with CAPACITY_WORKLOAD (inline JSON or a file of `Workload`
 fields) and the prices with CAPACITY_PRICES.
