@@ -10,6 +10,9 @@ import pytest
 from bench import cost_model
 from bench._capacity import pricing as q
 
+# Both tests read one measured conversation: keep them on one worker.
+pytestmark = pytest.mark.xdist_group("cost_model_push")
+
 # A short conversation: two replies of ~600 bytes, streamed over 1.5 s each, the page's
 # socket dropped half way through the second and back a quarter of a second later.
 SHORT = cost_model.Workload(
