@@ -7,23 +7,27 @@ records what every request consumed as AWS bills it: DynamoDB request units (ite
 sizes read before and after each write, transactions doubled, index writes, Query
 pages rounded once), S3 requests and bytes, SQS requests per 64 KiB, Lambda
 invocations and their measured duration times the function's memory, API Gateway
-requests and the bytes that leave AWS. A dated price table (`bench/_capacity/pricing.py`)
-turns it into dollars.
+requests and WebSocket messages, and the bytes that leave AWS. A dated price table
+(`bench/_capacity/pricing.py`) turns it into dollars.
 
 What is measured and what is modelled:
 
 - measured: every request of the conversation (uploads, checks, saves, the generate
-  worker, the web page's reads), and the cost of one poll of the thread, sampled as
-  each reply starts and as it ends;
+  worker's delta rows and its look-ups of the thread's subscribers, the web page's
+  reads), the cost of one poll of the thread, sampled as each reply starts and as it
+  ends, and the whole of push: a page holding a WebSocket on the thread (the `$connect`
+  authorizer and the `websocket` function invoked with API Gateway's events for connect,
+  subscribe and disconnect), every frame the functions push through the @connections
+  API (moto's, in process: each PostToConnection the code makes is metered), and a
+  dropped connection in the middle of a reply, resumed by a catch-up read of what was
+  missed (`GET …/stream?after=N`);
 - modelled, from the workload: how many polls a watching page makes (one per
-  `poll_interval_s` while a reply streams), the generate function's wait on the model
-  (Lambda bills the stream time; the meter counts each invocation's thread CPU time,
-  and the fake model streams at `time_scale` of real time with STREAM_FLUSH_MS scaled
-  alike, so the worker flushes as often as it would), the model's tokens;
-- modelled, from the design's contract (docs/capacity.md), until delta rows and
-  WebSocket push exist: the push column's delta writes, subscriber look-ups, WebSocket
-  messages, connections and catch-up reads. `measured_push_delivery` is where a
-  measurement replaces them.
+  `poll_interval_s` while a reply streams), how long the push page stays connected
+  (connection-minutes: the conversation's length), the generate function's wait on the
+  model (Lambda bills the stream time; the meter counts each invocation's thread CPU
+  time, and the fake model streams at `time_scale` of real time with STREAM_FLUSH_MS
+  scaled alike; the worker still flushes less often than in real time, as each flush's
+  requests take moto's time against the shorter interval), the model's tokens.
 
 Configure the workload with CAPACITY_WORKLOAD (inline JSON or a file of `Workload`
 fields) and the prices with CAPACITY_PRICES.
@@ -31,23 +35,25 @@ fields) and the prices with CAPACITY_PRICES.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
 import os
 import random
 import statistics
+import time
 import uuid
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentfiles import topology
 from bench._capacity import pricing as q
@@ -78,7 +84,10 @@ class Workload(BaseModel):
         0.4, gt=0
     )  # the web page re-reads the thread this often while a reply streams
     stream_flush_ms: int = Field(250, ge=1)
-    reconnects: int = 1  # push: dropped connections per conversation, each resumed by a catch-up read
+    # push: dropped connections per conversation and watcher, one in the middle of each of
+    # the last replies, each resumed by a catch-up read of the deltas written meanwhile
+    reconnects: int = Field(1, ge=0)
+    reconnect_gap_s: float = Field(3.0, ge=0)  # push: how long a dropped page is away
     image_views: int = 1  # downloads of each image by the watching client
     time_scale: float = Field(0.1, gt=0, le=1)  # the model streams at this fraction of real time in the bench
     # Tokens, for the model's share (stated estimates, not measured):
@@ -88,9 +97,20 @@ class Workload(BaseModel):
     pdf_page_text_tokens: int = 500
     pdf_page_image_tiles: int = 4  # each PDF page also reaches the model as a picture
 
+    @model_validator(mode="after")
+    def _reconnects_fit(self) -> Workload:
+        if self.reconnects > self.turns:
+            raise ValueError("reconnects: at most one per turn")
+        return self
+
     @property
     def conversation_seconds(self) -> float:
         return self.turns * (self.stream_seconds + self.think_seconds)
+
+    @property
+    def flushes_per_reply(self) -> float:
+        """Flushes of a reply if the worker kept to STREAM_FLUSH_MS exactly."""
+        return self.stream_seconds * 1000 / self.stream_flush_ms
 
     @property
     def polls_per_reply(self) -> int:
@@ -118,17 +138,25 @@ def load_workload(environ: Mapping[str, str] = os.environ) -> Workload:
 # ---- what one run measured --------------------------------------------------------
 
 
+# Steps of the push page alone: a page that polls makes none of them.
+PUSH_LABELS = frozenset(
+    {"authorize", "connect", "subscribe", "disconnect", "delta frame", "message frame"}
+    | {"catch-up read", "read message"}
+)
+
+
 @dataclass
 class Turn:
     index: int
     reply_id: str
     reply_text: str
-    flushes: int  # progress writes the worker made while streaming
+    deltas: int  # rows of the reply's stream (lastSeq): one per flush, and the end
     model_request_bytes: int
     input_tokens: Counter[str]  # by kind: text, image, pdf
     output_tokens: int
-    user_message: dict[str, Any]
-    reply_message: dict[str, Any]
+    poll_start: list[Call]  # one read of the thread as the reply starts
+    poll_end: list[Call]  # and as it ends
+    caught_up: int = 0  # deltas the push page read back after a reconnect, per watcher
 
 
 @dataclass
@@ -141,15 +169,12 @@ class Measurement:
     files: dict[str, int]  # media type → bytes of one file
 
     def base_calls(self) -> list[Call]:
-        """Every request of the conversation but the sampled polls."""
-        return [c for c in self.calls if c.label != "poll"]
+        """Every request of the conversation that does not depend on how the page
+        follows replies (neither the sampled polls nor the push page's)."""
+        return [c for c in self.calls if c.label != "poll" and c.label not in PUSH_LABELS]
 
-    def poll_samples(self, turn: int) -> list[Call]:
-        return [c for c in self.calls if c.label == "poll" and c.turn == turn]
-
-    def median_invocation_s(self, label: str) -> float:
-        durations = [c.duration_s for c in self.calls if c.service == "lambda" and c.label == label]
-        return statistics.median(durations)
+    def push_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.label in PUSH_LABELS]
 
 
 def _prompt(turn: int, size: int) -> str:
@@ -246,6 +271,26 @@ class Driver:
         assert response["statusCode"] < 400, (path, response)
         return json.loads(answer) if answer.startswith("{") else None
 
+    def websocket(self, event: dict[str, Any], label: str) -> dict[str, Any]:
+        """One route of the WebSocket API: the websocket function, invoked with the event
+        API Gateway sends it (one invocation)."""
+        from agentfiles_local.events import LambdaContext
+        from functions.websocket.handler import lambda_handler
+
+        timeout = topology.FUNCTIONS["websocket"].timeout_seconds
+        with self.meter.invocation("websocket", label):
+            return lambda_handler(event, LambdaContext("websocket", timeout))
+
+    def authorize(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The WebSocket API's `$connect` authorizer (one invocation per connection: a
+        WebSocket API does not cache its decisions)."""
+        from agentfiles_local.events import LambdaContext
+        from functions.websocket_authorizer.handler import lambda_handler
+
+        timeout = topology.FUNCTIONS["websocket_authorizer"].timeout_seconds
+        with self.meter.invocation("websocket_authorizer", "authorize"):
+            return lambda_handler(event, LambdaContext("websocket_authorizer", timeout))
+
     def deliver(self, queue: str, label: str) -> int:
         """One poll of `queue` by its event source mapping: receive a batch, invoke the
         consumer, delete the batch. Returns how many messages it handled."""
@@ -309,6 +354,188 @@ class Driver:
             self.meter.add("s3", "download", {q.TRANSFER_OUT_BYTES: size})
 
 
+# API Gateway's @connections endpoint for the WebSocket API's stage; moto answers it in
+# process and keeps what each connection was sent.
+CALLBACK_URL = "https://capacity01.execute-api.us-east-1.amazonaws.com/live"
+WEBSOCKET_DOMAIN = "capacity01.execute-api.us-east-1.amazonaws.com"
+ENDED = ("success", "failed", "stopped")
+
+
+def _received(connection_id: str) -> bytes:
+    """Everything the functions pushed to a connection through @connections (moto keeps
+    a connection's frames one after the other, under its percent-encoded id)."""
+    from urllib.parse import quote
+
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    connection = backend.connections.get(quote(connection_id, safe=""))
+    return connection.data if connection is not None else b""
+
+
+class Follower:
+    """The web page with its WebSocket, as `app.js` follows a thread: connect (the
+    authorizer, then `$connect`), subscribe; merge pushed deltas by seq; on `subscribed`,
+    or on a gap in the seqs, read what it missed with `GET …/stream?after=N`; read a
+    message with GET when its frame has files without URLs (or no content). What it
+    receives is what the functions pushed through @connections."""
+
+    def __init__(self, driver: Driver, thread_id: str, token: str) -> None:
+        self.driver = driver
+        self.thread_id = thread_id
+        self.token = token
+        self.request: Any = None  # the open connection's WebSocketRequest, None while away
+        self.authorizer: dict[str, Any] = {}
+        self._read: Counter[str] = Counter()  # bytes of each connection's frames handled
+        self.seq: Counter[str] = Counter()  # reply id → last seq merged
+        self.text: dict[str, str] = defaultdict(str)
+        self.status: dict[str, str] = {}  # reply id → status as last seen
+        self.caught_up = 0  # deltas read back from the table
+
+    @property
+    def away(self) -> bool:
+        return self.request is None
+
+    def connect(self) -> None:
+        from agentfiles_local.events import (
+            WebSocketRequest,
+            authorizer_context,
+            websocket_authorizer_event,
+            websocket_connect_event,
+        )
+
+        request = WebSocketRequest(
+            connection_id=base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
+            domain_name=WEBSOCKET_DOMAIN,
+            stage="live",
+            connected_at_ms=int(time.time() * 1000),
+        )
+        headers, query = {"Host": WEBSOCKET_DOMAIN}, {"token": self.token}
+        decision = self.driver.authorize(websocket_authorizer_event(request, headers, query))
+        authorizer = authorizer_context(decision)
+        event = websocket_connect_event(request, headers, query, authorizer)
+        answer = self.driver.websocket(event, "connect")
+        assert answer["statusCode"] == 200, answer
+        self.request, self.authorizer = request, authorizer
+        self._send({"action": "subscribe", "threadId": self.thread_id}, "subscribe")
+
+    def _send(self, body: dict[str, Any], label: str) -> None:
+        """A frame from the page: one message in; the route's answer, one message out."""
+        from agentfiles_local.events import websocket_message_event
+
+        raw = json.dumps(body)
+        event = websocket_message_event(self.request, body["action"], raw, self.authorizer)
+        answer = self.driver.websocket(event, label).get("body") or ""
+        chunks = units.chunks(len(raw.encode()), units.WEBSOCKET_MESSAGE_CHUNK_BYTES)
+        if answer:
+            chunks += units.chunks(len(answer.encode()), units.WEBSOCKET_MESSAGE_CHUNK_BYTES)
+        meter = self.driver.meter
+        with meter.acting("gateway", label):
+            usage = {q.WEBSOCKET_MESSAGES: chunks, q.TRANSFER_OUT_BYTES: len(answer.encode())}
+            meter.add("apigateway", "WebSocket message", usage)
+        if answer:
+            self._on_frame(json.loads(answer))
+
+    def disconnect(self, code: int = 1001) -> None:
+        """The socket closes (the page goes, or the network drops it): API Gateway runs
+        `$disconnect`."""
+        from agentfiles_local.events import websocket_disconnect_event
+
+        self.receive()
+        event = websocket_disconnect_event(self.request, code, "", self.authorizer)
+        assert self.driver.websocket(event, "disconnect")["statusCode"] == 200
+        self.request = None
+
+    def receive(self) -> None:
+        """Handle every frame pushed to the open connection since the last call."""
+        if self.request is None:
+            return
+        connection_id = self.request.connection_id
+        data = _received(connection_id)[self._read[connection_id] :]
+        self._read[connection_id] += len(data)
+        text, decoder, at = data.decode(), json.JSONDecoder(), 0
+        while at < len(text):
+            frame, at = decoder.raw_decode(text, at)
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "subscribed":
+            for reply_id, status in list(self.status.items()):
+                if status not in ENDED:
+                    self.catch_up(reply_id)
+        elif kind == "delta":
+            reply_id = frame["messageId"]
+            if frame["seq"] > self.seq[reply_id] + 1:
+                self.catch_up(reply_id)  # a frame went missing
+            else:
+                self._merge(reply_id, frame)
+        elif kind == "message":
+            message = frame["message"]
+            if message["role"] == "assistant":
+                self.status[message["id"]] = message["status"]
+            files_without_urls = any(p.get("fileId") and not p.get("url") for p in message["content"])
+            if frame.get("contentOmitted") or files_without_urls:
+                path = f"/threads/{self.thread_id}/messages/{message['id']}"
+                self.driver.api("GET", path, "read message")
+        else:
+            raise AssertionError(f"unexpected frame: {frame}")
+
+    def _merge(self, reply_id: str, delta: dict[str, Any]) -> None:
+        if delta["seq"] <= self.seq[reply_id]:
+            return  # had it already
+        if delta.get("reset"):
+            self.text[reply_id] = ""  # the reply started over
+        self.text[reply_id] += delta["text"]
+        self.seq[reply_id] = delta["seq"]
+
+    def catch_up(self, reply_id: str) -> None:
+        path = f"/threads/{self.thread_id}/messages/{reply_id}/stream"
+        missed = self.driver.api("GET", path, "catch-up read", query={"after": str(self.seq[reply_id])})
+        for delta in missed["deltas"]:
+            self._merge(reply_id, delta)
+        self.caught_up += len(missed["deltas"])
+        self.status[reply_id] = missed["status"]
+
+
+@contextmanager
+def _before_each_flush(act: Callable[[int], None]) -> Iterator[None]:
+    """Call `act(seq)` as the worker is about to write and push the delta `seq`."""
+    from agentfiles.logic import live
+
+    original = live.StreamWriter.flush
+
+    def flush(writer: Any, text: str) -> None:
+        act(writer.next_seq)
+        original(writer, text)
+
+    live.StreamWriter.flush = flush  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        live.StreamWriter.flush = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def _labelled_pushes(meter: Meter) -> Iterator[None]:
+    """Frames pushed through @connections carry `delta frame` or `message frame`."""
+    from agentfiles.data import connections
+
+    original = connections.push
+
+    def push(connection_id: str, data: str) -> bool:
+        label = "delta frame" if json.loads(data).get("type") == "delta" else "message frame"
+        with meter.acting(meter.caller, label):
+            return original(connection_id, data)
+
+    connections.push = push
+    try:
+        yield
+    finally:
+        connections.push = original
+
+
 @contextmanager
 def _labelled(meter: Meter, module: Any, name: str, label: str) -> Iterator[None]:
     """Calls made inside `module.name` carry `label` (the function still runs as is)."""
@@ -356,9 +583,45 @@ def measure(workload: Workload | None = None, *, fresh: bool = False) -> Measure
     return _MEASURED[key]
 
 
+@contextmanager
+def _issuer() -> Iterator[Any]:
+    """An OpenID issuer on a loopback port, its keys at /.well-known/jwks.json, where the
+    WebSocket authorizer reads them (once per container, as on AWS)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from agentfiles_local.runtime.tokens import TokenAuthority
+
+    published: dict[str, Any] = {}
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(published).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    authority = TokenAuthority(f"http://127.0.0.1:{server.server_address[1]}", audience="capacity")
+    published.update(authority.jwks())
+    serving = threading.Thread(target=server.serve_forever, name="capacity-issuer", daemon=True)
+    serving.start()
+    try:
+        yield authority
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)
+
+
 def _measure(w: Workload) -> Measurement:
-    from agentfiles import model_client
-    from agentfiles.data import clients, replies
+    from agentfiles import model_client, token_check
+    from agentfiles.data import clients, connections, deltas
     from agentfiles_local.fake_model import FakeModel
     from tests.support.aws import local_aws
 
@@ -370,51 +633,109 @@ def _measure(w: Workload) -> Measurement:
         "STREAM_FLUSH_MS": str(flush_ms),
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "WEBSOCKET_CALLBACK_URL": CALLBACK_URL,
     }
     with (
         FakeModel(word_count=words, chunk_delay_s=delay) as fake,
-        local_aws(OPENAI_BASE_URL=fake.url, OPENAI_API_KEY="bench", **settings) as aws,
+        _issuer() as issuer,
+        local_aws(
+            OPENAI_BASE_URL=fake.url,
+            OPENAI_API_KEY="bench",
+            JWT_ISSUER=issuer.issuer,
+            JWT_AUDIENCE=issuer.audience,
+            **settings,
+        ) as aws,
     ):
-        model_client.model_client.cache_clear()
+        model_client.reset()
+        token_check.reset()
         meter = Meter(probe_dynamodb=aws.dynamodb)
-        for client in (clients.dynamodb(), clients.s3(), clients.sqs()):
+        for client in (clients.dynamodb(), clients.s3(), clients.sqs(), clients.connections()):
             meter.attach(client)
         meter.attach(aws.s3, caller="client")
         meter.attach(aws.sqs, caller="platform")
         driver = Driver(aws, meter)
         driver.report_checksums_on_head(clients.s3())
+        token = issuer.issue(OWNER).token
         try:
-            with warnings.catch_warnings():
+            with (
+                warnings.catch_warnings(),
+                _labelled(meter, deltas, "append", "delta row"),
+                _labelled(meter, connections, "subscribers", "subscriber look-up"),
+                _labelled_pushes(meter),
+            ):
                 # Metrics are off here; Powertools says so after every invocation.
                 warnings.filterwarnings("ignore", "No application metrics to publish")
-                _warm_up(driver, w)
+                _warm_up(driver, w, token)
                 meter.calls.clear()
                 fake.reset()
                 fake.configure(word_count=words, chunk_delay_s=delay)
-                with _labelled(meter, replies, "write_progress", "reply progress"):
-                    measured = _conversation(driver, fake, w)
+                measured = _conversation(driver, fake, w, token)
         finally:
             meter.detach()
-            model_client.model_client.cache_clear()
+            model_client.reset()
+            token_check.reset()
     return measured
 
 
-def _warm_up(driver: Driver, w: Workload) -> None:
+def _warm_up(driver: Driver, w: Workload, token: str) -> None:
     """Import and connect once, as a warm container has, so durations are warm ones."""
     driver.aws.drain("uploads")  # S3's test event
     thread = driver.api("POST", "/threads", "warm up", body={})["thread"]["id"]
+    page = Follower(driver, thread, token)
+    page.connect()
     file_id = driver.upload(_image(64, 48, seed=99), "image/jpeg", "warm.jpg")
     driver.deliver("uploads", "warm up")
     content = [{"type": "text", "text": "hello"}, {"type": "image", "fileId": file_id}]
-    driver.api("POST", f"/threads/{thread}/messages", "warm up", body={"content": content})
+    reply = driver.api("POST", f"/threads/{thread}/messages", "warm up", body={"content": content})["reply"]
     driver.deliver("generations", "warm up")
     driver.api("GET", f"/threads/{thread}/messages", "warm up", query={"limit": PAGE_LIMIT})
+    page.catch_up(reply["id"])
+    page.disconnect()
 
 
-def _conversation(driver: Driver, fake: Any, w: Workload) -> Measurement:
+@contextmanager
+def _between_turns(meter: Meter) -> Iterator[None]:
+    """Requests made inside happen once per conversation, not in every turn."""
+    saved, meter.turn = meter.turn, -1
+    try:
+        yield
+    finally:
+        meter.turn = saved
+
+
+class _DroppedMidway:
+    """Pages that lose their sockets half way through a reply's stream (by the bench's
+    scaled clock) and are back after the flushes the worker makes in `reconnect_gap_s` at
+    STREAM_FLUSH_MS, acting as the worker's flushes go by; what they do counts once per
+    conversation, not per turn."""
+
+    def __init__(self, pages: list[Follower], w: Workload, meter: Meter) -> None:
+        self.pages, self.meter = pages, meter
+        self.half_s = w.stream_seconds * w.time_scale / 2
+        self.missed = round(w.reconnect_gap_s * 1000 / w.stream_flush_ms)
+        self.started: float | None = None
+        self.back_at: int | None = None  # the seq before which the pages are back
+
+    def __call__(self, seq: int) -> None:
+        self.started = self.started or time.monotonic()
+        with _between_turns(self.meter):
+            if self.back_at is None and time.monotonic() - self.started >= self.half_s:
+                self.back_at = seq + self.missed
+                for page in self.pages:
+                    page.disconnect(code=1006)
+            if self.back_at is not None and seq >= self.back_at:
+                for page in self.pages:
+                    if page.away:
+                        page.connect()
+
+
+def _conversation(driver: Driver, fake: Any, w: Workload, token: str) -> Measurement:
     meter = driver.meter
     thread = driver.api("POST", "/threads", "open thread", body={"title": "capacity"})["thread"]["id"]
     driver.api("GET", f"/threads/{thread}/messages", "open thread", query={"limit": PAGE_LIMIT})
+    pages = [Follower(driver, thread, token) for _ in range(w.watchers)]
+    for page in pages:
+        page.connect()
     files: dict[str, int] = {}
     attached: list[dict[str, Any]] = []
     images = [_image(w.image_width, w.image_height, seed=n) for n in range(w.images)]
@@ -445,29 +766,47 @@ def _conversation(driver: Driver, fake: Any, w: Workload) -> Measurement:
             body={"content": content},
             headers={"Idempotency-Key": uuid.uuid4().hex},
         )
+        for page in pages:
+            page.receive()
+        mark = len(meter.calls)
         driver.api("GET", f"/threads/{thread}/messages", "poll", query={"limit": PAGE_LIMIT})
+        poll_start = meter.calls[mark:]
         calls_before = len(fake.calls)
-        flushes_before = sum(1 for c in meter.calls if c.label == "reply progress")
-        assert driver.deliver("generations", "generate reply") == 1
-        page = driver.api("GET", f"/threads/{thread}/messages", "poll", query={"limit": PAGE_LIMIT})
-        reply = next(m for m in page["items"] if m["id"] == saved["reply"]["id"])
+        caught_before = pages[0].caught_up
+        dropping = index >= w.turns - w.reconnects
+        with _before_each_flush(_DroppedMidway(pages, w, meter) if dropping else lambda _: None):
+            assert driver.deliver("generations", "generate reply") == 1
+        with _between_turns(meter):
+            for page in pages:
+                if page.away:  # the reply ended before the page was back
+                    page.connect()
+        for page in pages:
+            page.receive()
+        mark = len(meter.calls)
+        page_read = driver.api("GET", f"/threads/{thread}/messages", "poll", query={"limit": PAGE_LIMIT})
+        poll_end = meter.calls[mark:]
+        reply = next(m for m in page_read["items"] if m["id"] == saved["reply"]["id"])
         assert reply["status"] == "success", reply
+        text = "".join(p.get("text", "") for p in reply["content"])
+        for page in pages:
+            # Every delta reached the page, pushed or read back, in order, once.
+            assert (page.text[reply["id"]], page.seq[reply["id"]]) == (text, reply["lastSeq"])
         model_call = fake.calls[calls_before]
         request_bytes = len(json.dumps({"messages": model_call["sent"]}).encode())
         with meter.acting("generate", "generate reply"):
             meter.add("model", "request to the model", {q.TRANSFER_OUT_BYTES: request_bytes})
-        text = "".join(p.get("text", "") for p in reply["content"])
         turns.append(
             Turn(
                 index=index,
                 reply_id=reply["id"],
                 reply_text=text,
-                flushes=sum(1 for c in meter.calls if c.label == "reply progress") - flushes_before,
+                deltas=reply["lastSeq"],
                 model_request_bytes=request_bytes,
                 input_tokens=_tokens(w, model_call),
                 output_tokens=round(len(text.encode()) / w.text_bytes_per_token),
-                user_message=saved["message"],
-                reply_message=reply,
+                poll_start=poll_start,
+                poll_end=poll_end,
+                caught_up=pages[0].caught_up - caught_before,
             )
         )
     meter.turn = -1
@@ -475,6 +814,8 @@ def _conversation(driver: Driver, fake: Any, w: Workload) -> Measurement:
         if media_type.startswith("image/"):
             for _ in range(w.image_views):
                 driver.download(file_id, "view image")
+    for page in pages:
+        page.disconnect()
     return Measurement(w, OWNER, thread, list(meter.calls), turns, files)
 
 
@@ -500,156 +841,29 @@ def _stretch_generate(m: Measurement, calls: list[Call]) -> list[tuple[Call, flo
 
 
 def polling_delivery(m: Measurement) -> list[tuple[Call, float]]:
-    """Today's web page: it re-reads the thread every `poll_interval_s` while a reply
-    streams. Each poll is measured (sampled as the reply starts and as it ends, whose
-    mean is the mean of a reply that grows steadily); their number is the workload's."""
+    """The web page without a WebSocket: it re-reads the thread every `poll_interval_s`
+    while a reply streams. Each poll is measured, sampled as the reply starts and as it
+    ends; the reply row gets its text only when it ends, so every read but the last is
+    the first sample's. Their number is the workload's."""
     w = m.workload
     weighted: list[tuple[Call, float]] = []
     for turn in m.turns:
-        samples = m.poll_samples(turn.index)
-        polls = w.polls_per_reply * w.watchers
-        weighted += [(call, polls / 2) for call in samples]  # two samples: each stands for half
+        weighted += [(call, (w.polls_per_reply - 1) * w.watchers) for call in turn.poll_start]
+        weighted += [(call, w.watchers) for call in turn.poll_end]
     return weighted
 
 
-def measured_push_delivery(m: Measurement) -> list[tuple[Call, float]] | None:
-    """Push as built, measured the way polling is. None until the system has it.
-
-    When delta rows and the WebSocket endpoint land, run the conversation with a
-    connected, subscribed client (the local stack's WebSocket, or its handler called
-    as the gateway would), meter its Lambda invocations and table requests like the
-    others, count each frame sent as `WEBSOCKET_MESSAGES` (32 KB steps) and
-    `TRANSFER_OUT_BYTES`, and return those calls; `push_scenario` then stops
-    subtracting progress writes, which the worker will no longer make.
-    """
-    return None
-
-
-def modelled_push_delivery(m: Measurement) -> list[tuple[Call, float]]:
-    """Push as the design describes it, priced with the same arithmetic.
-
-    Per reply: one delta row per flush the worker made (same flush interval), in the
-    thread's partition, written once and left to expire (TTL deletes are free); the
-    full text once at the end (today's final write, already measured); per flush, one
-    Query of the thread's subscriptions (assumed: subscription rows under the thread's
-    partition, connection rows under the owner's) and one WebSocket frame per watcher;
-    a `message` frame per watcher for each message created or changing status (the
-    prompt; the reply pending, streaming, ended). Per conversation and watcher: a
-    connection (connect, subscribe, disconnect: three invocations of a small handler,
-    priced as the api function's median small request), connection-minutes for the
-    whole conversation, and per reconnect the same again plus one catch-up read
-    (`GET …/stream?after=N`: an API request and a Query of the deltas missed, taken as
-    half a reply)."""
-    from agentfiles.data import keys
-
+def measured_push_delivery(m: Measurement) -> list[tuple[Call, float]]:
+    """Push as built, measured in the same run: each page's connections (the authorizer,
+    `$connect`, the subscribe frame and its answer, `$disconnect`, and all of it again on
+    a reconnect), every frame the functions pushed through @connections, the catch-up
+    reads after a reconnect, and the reads of messages whose frames carry files without
+    URLs. Only the connection-minutes come from the workload (a page holds its socket for
+    the whole conversation; the bench does not wait through the time between turns)."""
     w = m.workload
-    small_request_s = m.median_invocation_s("wait until checked")
-    expires = {"N": "1767225600"}
-    connection_id = "Ab3dEfGhIjKlMnO="
-    calls: list[Call] = []
-
-    def call(label: str, service: str, operation: str, usage: dict[str, float], turn: int = -1) -> Call:
-        made = Call("push", label, service, operation, Counter(usage), modelled=True, turn=turn)
-        calls.append(made)
-        return made
-
-    def frame_usage(frame: dict[str, Any]) -> dict[str, float]:
-        size = len(json.dumps(frame).encode())
-        return {
-            q.WEBSOCKET_MESSAGES: units.chunks(size, units.WEBSOCKET_MESSAGE_CHUNK_BYTES) * w.watchers,
-            q.TRANSFER_OUT_BYTES: size * w.watchers,
-        }
-
-    def write(label: str, item: dict[str, Any], turn: int = -1) -> None:
-        wru = units.write_units(units.item_size(item))
-        made = call(label, "dynamodb", "PutItem", {q.DDB_WRITE_UNITS: wru}, turn)
-        made.partitions[(item["pk"]["S"], "write")] += wru
-
-    def invoke(label: str, seconds: float) -> None:
-        call(
-            label,
-            "lambda",
-            "Invoke",
-            {q.LAMBDA_REQUESTS: 1, q.LAMBDA_GB_SECONDS: units.gb_seconds(seconds, 512)},
-        )
-
-    thread_pk = keys.thread_pk(m.owner, m.thread_id)
-    owner_pk = keys.owner_pk(m.owner)
-    subscription = {
-        "pk": {"S": thread_pk},
-        "sk": {"S": f"SUB#{connection_id}"},
-        "connectionId": {"S": connection_id},
-        "expiresAt": expires,
-    }
-    for turn in m.turns:
-        flushes = max(1, turn.flushes)
-        piece = math.ceil(len(turn.reply_text) / flushes)
-        for seq in range(1, flushes + 1):
-            text = turn.reply_text[(seq - 1) * piece : seq * piece]
-            delta = {
-                "pk": {"S": thread_pk},
-                "sk": {"S": f"DELTA#{turn.reply_id}#{seq:08d}"},
-                "seq": {"N": str(seq)},
-                "text": {"S": text},
-                "expiresAt": expires,
-            }
-            write("delta row", delta, turn.index)
-            rru = units.query_read_units([units.item_size(subscription)] * w.watchers, "eventual")
-            lookup = call("subscriber look-up", "dynamodb", "Query", {q.DDB_READ_UNITS: rru}, turn.index)
-            lookup.partitions[(thread_pk, "read")] += rru
-            frame = {
-                "type": "delta",
-                "threadId": m.thread_id,
-                "messageId": turn.reply_id,
-                "seq": seq,
-                "text": text,
-            }
-            call("delta frame", "apigateway", "WebSocket message", frame_usage(frame), turn.index)
-        pending = {**turn.reply_message, "status": "pending", "content": []}
-        streaming = {**pending, "status": "streaming"}
-        final = {**turn.reply_message, "lastSeq": flushes}
-        for message in (turn.user_message, pending, streaming, final):
-            frame = {"type": "message", "threadId": m.thread_id, "message": message}
-            call("message frame", "apigateway", "WebSocket message", frame_usage(frame), turn.index)
-
-    connection = {
-        "pk": {"S": owner_pk},
-        "sk": {"S": f"CONN#{connection_id}"},
-        "connectionId": {"S": connection_id},
-        "connectedAt": {"N": "1767225600000"},
-        "expiresAt": expires,
-    }
-    for _ in range((1 + w.reconnects) * w.watchers):
-        invoke("connect", small_request_s)
-        write("connect", connection)
-        invoke("subscribe", small_request_s)
-        thread_read = call("subscribe", "dynamodb", "GetItem", {q.DDB_READ_UNITS: 1})
-        thread_read.partitions[(owner_pk, "read")] += 1
-        write("subscribe", subscription)
-        call("subscribe", "apigateway", "WebSocket message", {q.WEBSOCKET_MESSAGES: 2})  # in and `subscribed`
-        invoke("disconnect", small_request_s)
-        for row in (connection, subscription):
-            wru = units.write_units(units.item_size(row))
-            gone = call("disconnect", "dynamodb", "DeleteItem", {q.DDB_WRITE_UNITS: wru})
-            gone.partitions[(row["pk"]["S"], "write")] += wru
-    minutes = w.conversation_seconds / 60 * w.watchers
-    call("connection", "apigateway", "connection-minutes", {q.WEBSOCKET_CONNECTION_MINUTES: minutes})
-    reply = m.turns[-1]
-    missed = max(1, reply.flushes // 2)
-    missed_bytes = len(reply.reply_text.encode()) // 2
-    for _ in range(w.reconnects * w.watchers):
-        invoke("catch-up read", small_request_s)
-        answer = missed_bytes + 40 * missed
-        call(
-            "catch-up read",
-            "apigateway",
-            "HTTP API request",
-            {q.HTTP_API_REQUESTS: 1, q.TRANSFER_OUT_BYTES: answer},
-        )
-        rru = units.query_read_units([missed_bytes + 90 * missed], "eventual")
-        catch_up = call("catch-up read", "dynamodb", "Query", {q.DDB_READ_UNITS: rru})
-        catch_up.partitions[(thread_pk, "read")] += rru
-    return [(c, 1.0) for c in calls]
+    minutes = Call("gateway", "connection", "apigateway", "connection-minutes", modelled=True)
+    minutes.usage[q.WEBSOCKET_CONNECTION_MINUTES] = w.conversation_seconds / 60 * w.watchers
+    return [(call, 1.0) for call in m.push_calls()] + [(minutes, 1.0)]
 
 
 def polling_scenario(m: Measurement) -> list[tuple[Call, float]]:
@@ -657,12 +871,7 @@ def polling_scenario(m: Measurement) -> list[tuple[Call, float]]:
 
 
 def push_scenario(m: Measurement) -> list[tuple[Call, float]]:
-    measured = measured_push_delivery(m)
-    if measured is not None:
-        return _stretch_generate(m, m.base_calls()) + measured
-    # Today's worker rewrites the whole text at each flush; with push it appends a delta.
-    base = [c for c in m.base_calls() if c.label != "reply progress"]
-    return _stretch_generate(m, base) + modelled_push_delivery(m)
+    return _stretch_generate(m, m.base_calls()) + measured_push_delivery(m)
 
 
 def total(weighted: list[tuple[Call, float]]) -> Counter[str]:
@@ -674,7 +883,8 @@ def total(weighted: list[tuple[Call, float]]) -> Counter[str]:
 
 
 def modelled_share(weighted: list[tuple[Call, float]], prices: q.PriceTable) -> float:
-    """The part of the infrastructure cost that comes from modelled entries or counts."""
+    """The part of the infrastructure cost that comes from modelled entries or counts
+    (a poll's cost is measured, how many there are is not)."""
     every = sum(_infrastructure(total(weighted), prices).values())
     modelled = [(c, wt) for c, wt in weighted if c.modelled or c.label == "poll"]
     return sum(_infrastructure(total(modelled), prices).values()) / every if every else 0.0
@@ -706,6 +916,9 @@ class CostReport:
     polling_modelled: float
     push_modelled: float
     model: Counter[str]
+    # Of the cost of following replies alone (the polls; push's frames, connections and reads):
+    polling_delivery_modelled: float = 1.0
+    push_delivery_modelled: float = 0.0
 
     def per_thousand(self, usage: Mapping[str, float]) -> Counter[str]:
         return Counter({s: v * 1000 for s, v in _infrastructure(usage, self.prices).items()})
@@ -726,6 +939,8 @@ def report(measurement: Measurement | None = None, prices: q.PriceTable | None =
         modelled_share(polling, p),
         modelled_share(push, p),
         model_usage(m),
+        modelled_share(polling_delivery(m), p),
+        modelled_share(measured_push_delivery(m), p),
     )
 
 
@@ -736,26 +951,29 @@ def _kib(n: float) -> str:
 def describe(r: CostReport) -> list[str]:
     m, w = r.measurement, r.measurement.workload
     reply_sizes = [len(t.reply_text.encode()) for t in m.turns]
-    flushes = [t.flushes for t in m.turns]
+    deltas = [t.deltas for t in m.turns]
+    caught_up = sum(t.caught_up for t in m.turns)
     lines = [
         f"workload: {w.turns} turns; {w.images} images ({w.image_width}x{w.image_height} JPEG, "
         f"{_kib(m.files.get('image/jpeg', 0))}) and {w.pdfs} PDF ({w.pdf_pages} pages, "
         f"{_kib(m.files.get('application/pdf', 0))}) attached to the first prompt; prompts "
         f"{_kib(w.prompt_bytes)}; replies {_kib(statistics.mean(reply_sizes))} (measured mean) streamed "
         f"over {w.stream_seconds:g} s; {w.watchers} watching client; {w.think_seconds:g} s between turns",
-        f"polling: {w.polls_per_reply} reads of the thread per reply (every {w.poll_interval_s:g} s); "
-        f"push: one delta per flush, {statistics.median(flushes):g} flushes per reply measured at "
-        f"STREAM_FLUSH_MS={w.stream_flush_ms} (ideal {w.stream_seconds * 1000 / w.stream_flush_ms:g}), "
-        f"{w.reconnects} reconnect per conversation",
+        f"polling: the web page without a WebSocket reads the thread {w.polls_per_reply} times per reply "
+        f"(every {w.poll_interval_s:g} s)",
+        f"push: the page holds a WebSocket on the thread; {statistics.median(deltas):g} deltas per reply "
+        f"(median, measured at STREAM_FLUSH_MS={w.stream_flush_ms}; ideal {w.flushes_per_reply:g} "
+        "+ the end), "
+        f"each pushed through @connections; {w.reconnects} dropped connection per conversation, in the "
+        f"middle of a reply, back {w.reconnect_gap_s:g} s of flushes later: {caught_up} deltas read back "
+        "by catch-up",
         f"prices: {r.prices.region} list prices taken on {r.prices.taken_on} (CAPACITY_PRICES overrides)",
-        "measured on moto: every request of the conversation, and one read of the thread as the page "
-        "polls it (at each reply's start and end); modelled: how many polls, the generate function's "
-        "wait for the real stream time, the model's tokens, and "
-        + (
-            "nothing of push (measured)"
-            if measured_push_delivery(m) is not None
-            else "push's deltas, WebSocket frames, connections and catch-up reads (push is not built yet)"
-        ),
+        "measured on moto: every request of the conversation (the worker's delta rows and its look-ups of "
+        "the thread's subscribers are in both columns), one read of the thread as the page polls it (at "
+        "each reply's start and end), and all of push: the authorizer, connect, subscribe and disconnect, "
+        "every frame the functions pushed, the catch-up reads",
+        "modelled from the workload: how many polls, push's connection-minutes (the conversation's length), "
+        "the generate function's wait for the real stream time, the model's tokens",
     ]
     return lines
 
@@ -770,6 +988,10 @@ def cost_table(r: CostReport) -> list[str]:
     rows.append(
         f"{'of it modelled':<19}{r.polling_modelled:>10.0%}{r.push_modelled:>10.0%}"
         "   (the rest is measured request by request)"
+    )
+    rows.append(
+        f"{'delivery modelled':<19}{r.polling_delivery_modelled:>10.1%}{r.push_delivery_modelled:>10.1%}"
+        "   (of following the replies alone: the number of polls; push's connection-minutes)"
     )
     model = r.model_per_thousand()
     kinds: Counter[str] = sum((t.input_tokens for t in r.measurement.turns), Counter())
@@ -814,7 +1036,9 @@ def step_table(m: Measurement) -> list[str]:
     steps: dict[str, list[Call]] = defaultdict(list)
     for call in m.calls:
         steps[call.label].append(call)
-    header = f"{'count':>6}{'λ ms':>8}{'in AWS':>8}{'RRU':>8}{'WRU':>8}{'idx WRU':>8}{'S3':>5}{'SQS':>5}"
+    header = (
+        f"{'count':>6}{'λ ms':>8}{'in AWS':>8}{'RRU':>8}{'WRU':>8}{'idx WRU':>8}{'S3':>5}{'SQS':>5}{'WS':>5}"
+    )
     rows = [f"{'step (measured)':<20}{header}"]
     for label, calls in steps.items():
         invocations = [c for c in calls if c.service == "lambda"]
@@ -828,10 +1052,11 @@ def step_table(m: Measurement) -> list[str]:
             f"{label:<20}{count:>6}{ms:>8.1f}{aws:>8.1f}{usage[q.DDB_READ_UNITS] / count:>8.1f}"
             f"{usage[q.DDB_WRITE_UNITS] / count:>8.1f}{usage[q.DDB_INDEX_WRITE_UNITS] / count:>8.1f}"
             f"{s3 / count:>5.1f}{usage[q.SQS_REQUESTS] / count:>5.1f}"
+            f"{usage[q.WEBSOCKET_MESSAGES] / count:>5.1f}"
         )
     rows.append(
         "(per invocation, or per request where no function runs; λ ms: median duration in process,"
-        " of which 'in AWS' inside moto's answers)"
+        " of which 'in AWS' inside moto's answers; WS: WebSocket messages)"
     )
     return rows
 

@@ -54,8 +54,8 @@ def headline(cost: cost_model.CostReport, scale: scale_model.ScaleReport) -> lis
     model = cost.model_per_thousand()
     lines = [
         f"- Infrastructure per 1,000 conversations ({cost.prices.region}, list prices of "
-        f"{cost.prices.taken_on}): **${polling:.2f} with polling** (today's web page), "
-        f"**${push:.2f} with push** (modelled until it lands); the model's own tokens add "
+        f"{cost.prices.taken_on}): **${polling:.2f} with polling** (the web page without a WebSocket), "
+        f"**${push:.2f} with push** (the web page on its WebSocket, as built); the model's own tokens add "
         f"${model:.2f} ({cost.prices.model_name}), {model / (model + polling):.0%} of the total.",
     ]
     for s in scale.scales:

@@ -6,10 +6,11 @@ DynamoDB it reads the items a request touches, before and after, through a separ
 client that it does not meter (on moto, in process), and prices the request with
 `units`: write units on the larger of the two sizes, read units on the items a Query
 page or a BatchGetItem read, index writes on the entries that enter, leave or move in
-each global secondary index. Every figure is kept per call, with the caller (a
-function's name, `client` for what a browser does, `platform` for what AWS does on
-the account's behalf, such as the Lambda poller's SQS calls) and a label for the step
-of the workload it belongs to.
+each global secondary index. A PostToConnection on API Gateway's @connections API is
+one WebSocket message per started 32 KB of its data, and that data leaves AWS. Every
+figure is kept per call, with the caller (a function's name, `client` for what a
+browser does, `platform` for what AWS does on the account's behalf, such as the Lambda
+poller's SQS calls) and a label for the step of the workload it belongs to.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _INDEXES = {index.name: index for index in topology.INDEXES}
 
 _S3_PUT_CLASS = {
     "PutObject",
+    "PutObjectTagging",
     "CopyObject",
     "PostObject",
     "ListObjects",
@@ -100,6 +102,10 @@ class Meter:
         self.turn = -1
         self.overhead_s = 0.0  # time the meter spent reading items for itself
         self.aws_s = 0.0  # time inside the metered requests
+        # Time of invocations run inside another (a client acting while a worker runs, in
+        # process): theirs, not the outer one's.
+        self._nested_s = 0.0
+        self._nested_aws_s = 0.0
         self._attached: list[tuple[Any, str, Callable[..., None]]] = []
 
     # ---- wiring ---------------------------------------------------------------
@@ -145,15 +151,18 @@ class Meter:
     @contextmanager
     def invocation(self, function: str, label: str) -> Iterator[Call]:
         """One Lambda invocation of `function`: its requests are the function's, and
-        its duration (the block's thread CPU time, less the meter's own reads) is billed
-        at the function's memory."""
+        its duration (the block's thread CPU time, less the meter's own reads and any
+        invocation run inside the block) is billed at the function's memory."""
         call = Call(function, label, "lambda", "Invoke", turn=self.turn)
         overhead, aws = self.overhead_s, self.aws_s
+        nested, nested_aws = self._nested_s, self._nested_aws_s
         started = _clock()
         with self.acting(function, label):
             yield call
-        call.duration_s = _clock() - started - (self.overhead_s - overhead)
-        call.aws_s = self.aws_s - aws
+        elapsed = _clock() - started - (self.overhead_s - overhead)
+        call.duration_s = elapsed - (self._nested_s - nested)
+        call.aws_s = (self.aws_s - aws) - (self._nested_aws_s - nested_aws)
+        self._nested_s, self._nested_aws_s = nested + elapsed, nested_aws + (self.aws_s - aws)
         memory = topology.FUNCTIONS[function].memory_mb
         call.usage[q.LAMBDA_REQUESTS] += 1
         call.usage[q.LAMBDA_GB_SECONDS] += units.gb_seconds(call.duration_s, memory)
@@ -178,6 +187,8 @@ class Meter:
             self._dynamodb_before(state)
         elif service == "s3":
             self._s3_before(call, params)
+        elif service == "apigatewaymanagementapi":
+            self._connections(call, params)
         return state
 
     def _after(self, state: dict[str, Any], parsed: dict[str, Any]) -> None:
@@ -204,6 +215,14 @@ class Meter:
     def _s3_after(self, call: Call, parsed: dict[str, Any]) -> None:
         if call.operation == "GetObject":
             call.usage[q.S3_BYTES_OUT] += int(parsed.get("ContentLength") or 0)
+
+    def _connections(self, call: Call, params: dict[str, Any]) -> None:
+        """@connections: a frame pushed to a client is a WebSocket message sent (per started
+        32 KB) and bytes out of AWS; reading or closing a connection is neither."""
+        if call.operation == "PostToConnection":
+            size = _payload_size(params.get("Data"))
+            call.usage[q.WEBSOCKET_MESSAGES] += units.chunks(size, units.WEBSOCKET_MESSAGE_CHUNK_BYTES)
+            call.usage[q.TRANSFER_OUT_BYTES] += size
 
     def _sqs(self, call: Call, params: dict[str, Any], parsed: dict[str, Any]) -> None:
         op = call.operation

@@ -138,3 +138,21 @@ def test_an_item_entering_a_sparse_index_costs_a_write_on_its_shard(metered):
         ExpressionAttributeValues={":shard": {"S": "GC#3"}, ":upto": {"N": "9999"}},
     )
     assert meter.calls[-1].partitions[("gcIndex:GC#3", "read")] == 0.5
+
+
+def test_a_frame_pushed_through_connections_is_a_message_per_started_32_kb_and_its_bytes_out():
+    # Given the @connections API of a WebSocket stage (moto's), metered
+    with local_aws(WEBSOCKET_CALLBACK_URL="https://abc123.execute-api.us-east-1.amazonaws.com/live") as aws:
+        meter = Meter(probe_dynamodb=aws.dynamodb)
+        meter.attach(clients.connections())
+        try:
+            # When a function pushes a small frame, then one of 40,000 bytes
+            clients.connections().post_to_connection(ConnectionId="AbC+dEf=", Data=b'{"type": "delta"}')
+            small = meter.calls[-1].usage
+            clients.connections().post_to_connection(ConnectionId="AbC+dEf=", Data=b"x" * 40_000)
+            large = meter.calls[-1].usage
+        finally:
+            meter.detach()
+    # Then each is billed per started 32 KB, and its bytes leave AWS
+    assert (small[q.WEBSOCKET_MESSAGES], small[q.TRANSFER_OUT_BYTES]) == (1, 17)
+    assert (large[q.WEBSOCKET_MESSAGES], large[q.TRANSFER_OUT_BYTES]) == (2, 40_000)
