@@ -20,6 +20,10 @@ way), one event at a time unless told otherwise.
 `invoke(name, event)` is the one way in, for the gateway, the pollers, the schedule
 and `/dev/invoke`. A function's exception reaches its caller: in-process as itself,
 from a worker as a `FunctionError` carrying the error's type, message and traceback.
+
+With `AGENTFILES_RECORD_AWS_CALLS=<directory>` in the environment, each instance records
+every AWS call it makes (`runtime/aws_calls.py`), so a test can check them against the
+function's IAM role. Off by default.
 """
 
 from __future__ import annotations

@@ -56,7 +56,10 @@ def serve(conn: Connection, spec: FunctionSpec, environment: dict[str, str], num
     try:
         import agentfiles_local.runtime  # noqa: F401  (puts the repository's functions/ on sys.path)
         from agentfiles_local.events import LambdaContext
+        from agentfiles_local.runtime import aws_calls
 
+        # Off unless AGENTFILES_RECORD_AWS_CALLS is set; before the handler makes any client.
+        aws_calls.install_from_environment(name)
         handler = importlib.import_module(module).lambda_handler
     except BaseException as error:
         conn.send(_failure(error))
