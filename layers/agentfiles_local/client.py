@@ -301,7 +301,7 @@ class LiveReplies:
         return live
 
     def _connect(self) -> None:
-        self.socket = connect(f"{self.url}/?token={self.client.token()}", open_timeout=10)
+        self.socket = connect(f"{self.url}/?token={self.client.token()}", open_timeout=10, legacy=True)
         self.socket.send(json.dumps({"action": "subscribe", "threadId": self.thread}))
         while True:
             frame = json.loads(self.socket.recv(timeout=10))

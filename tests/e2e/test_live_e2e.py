@@ -22,7 +22,8 @@ ENDED = ("success", "failed", "stopped")
 
 
 def _socket(stack: LocalStackProcess, token: str) -> ClientConnection:
-    return connect(f"{stack.health['websocketUrl']}/?token={token}", open_timeout=10)
+    # Opened here and closed by the test (not a with block): a direct connection.
+    return connect(f"{stack.health['websocketUrl']}/?token={token}", open_timeout=10, legacy=True)
 
 
 def _subscribe(socket: ClientConnection, thread: str) -> dict[str, Any]:
