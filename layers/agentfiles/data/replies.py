@@ -100,7 +100,8 @@ def _update(lease: Lease, **changes: Any) -> MessageRecord | None:
 def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> MessageRecord | None:
     """ONE transaction: the reply's last write, only while this lease holds it, with
     the items that count it. Returns the reply as it ended (a transaction returns no
-    item, so one consistent read), or None when the lease is lost."""
+    item, so one consistent read), or None when the lease is lost. For an end whose
+    row stays small (a picture's part); a text goes through `_count_then_end`."""
     end = Update(lease.key, set=changes, remove=_ENDED, when=lease.holds())
     try:
         table.transact([end, *counted])
@@ -110,6 +111,31 @@ def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> MessageReco
         raise
     row = table.get(lease.key)
     return table.record_of(MessageRecord, row) if row else None
+
+
+def _count_then_end(lease: Lease, changes: dict[str, Any], counted: Update) -> MessageRecord | None:
+    """The reply counted on the day's usage, once, then its last write.
+
+    A write in a transaction costs twice its item's size, and the last write carries
+    the whole text: so the count goes first, in a small transaction with the reply row
+    while that row is still small (its text is in the stream until now), marking the
+    row `counted`; the text then goes in one plain update. A holder that dies between
+    the two leaves the row counted: the next holder finds it so and only ends it."""
+    mark = Update(
+        lease.key,
+        set={"counted": True},
+        when=cond("#leaseId = :lease AND attribute_not_exists(#counted)", lease=lease.id),
+    )
+    try:
+        table.transact([mark, counted])
+    except TransactionCancelled as cancelled:
+        if not cancelled.failed(0):
+            raise
+        row = table.get(lease.key)
+        if row is None or row.get("leaseId") != lease.id:
+            return None  # the lease is lost: taken over, or the reply deleted
+        # Counted already, by a holder before this one.
+    return _update(lease, set=changes, remove=_ENDED)
 
 
 def finish(
@@ -136,7 +162,7 @@ def finish(
         changes["model"] = model
     if usage:
         changes["usage"] = usage.dump()
-    return _end(lease, changes, count_reply(lease.reply.owner, job, usage, now_ms))
+    return _count_then_end(lease, changes, count_reply(lease.reply.owner, job, usage, now_ms))
 
 
 def finish_with_file(
@@ -171,7 +197,7 @@ def fail(
     changes: dict[str, Any] = {"status": "failed", "error": error.dump(), "updatedAt": iso_from_ms(now_ms)}
     if last_seq is not None:
         changes |= {"lastSeq": last_seq, "content": [{"type": "text", "text": text}] if text else []}
-    return _end(lease, changes, count_reply(lease.reply.owner, job, None, now_ms))
+    return _count_then_end(lease, changes, count_reply(lease.reply.owner, job, None, now_ms))
 
 
 def release_lease(lease: Lease, sweep_at_ms: int, now_ms: int) -> MessageRecord | None:
