@@ -43,10 +43,12 @@ ACCESS_LOG_FIELDS = {
 
 @jsii.implements(apigwv2.IAccessLogSettings)
 class JsonAccessLogs:
-    """Access logs of a stage as JSON lines in a log group."""
+    """Access logs of a stage as JSON lines in a log group (the HTTP API's fields, or
+    another API's)."""
 
-    def __init__(self, log_group: logs.ILogGroup) -> None:
+    def __init__(self, log_group: logs.ILogGroup, fields: dict[str, str] = ACCESS_LOG_FIELDS) -> None:
         self._destination = apigwv2.LogGroupLogDestination(log_group)
+        self._fields = fields
 
     @property
     def destination(self) -> apigwv2.IAccessLogDestination:
@@ -54,7 +56,7 @@ class JsonAccessLogs:
 
     @property
     def format(self) -> apigateway.AccessLogFormat:
-        return apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS))
+        return apigateway.AccessLogFormat.custom(json.dumps(self._fields))
 
 
 class Api(Construct):

@@ -5,11 +5,7 @@ its @connections endpoint; its routes are wired once they exist (`wire`)."""
 
 from __future__ import annotations
 
-import json
-
-import jsii
 from aws_cdk import RemovalPolicy, Stack
-from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -17,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.api import JsonAccessLogs
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig
 from infra.functions import log_retention
@@ -38,20 +35,6 @@ ACCESS_LOG_FIELDS = {
     "authorizerError": "$context.authorizer.error",
     "sub": "$context.authorizer.principalId",
 }
-
-
-@jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogs:
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigateway.AccessLogFormat:
-        return apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS))
 
 
 class WebSocketPush(Construct):
@@ -83,7 +66,7 @@ class WebSocketPush(Construct):
             throttle=apigwv2.ThrottleSettings(
                 burst_limit=config.throttle_burst, rate_limit=config.throttle_rate
             ),
-            access_log_settings=_AccessLogs(self.access_logs),
+            access_log_settings=JsonAccessLogs(self.access_logs, ACCESS_LOG_FIELDS),
         )
 
     @property
