@@ -25,20 +25,19 @@ import base64
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+
+from agentfiles_local.process import StackProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_ROWS = 5_000
@@ -52,12 +51,6 @@ SAVE_TARGET = 1.3
 THROUGHPUT_TARGET = 1.5
 BATCH = 25  # BatchWriteItem's limit
 PROCESSES = ("stack", "moto", "functions")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Refused(Exception):
@@ -101,54 +94,40 @@ class Connection:
 
 @dataclass
 class Stack:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    health: dict[str, Any] = field(default_factory=dict)
+    """A local stack in its own process (`agentfiles_local.process`), and how the bench
+    talks to it."""
+
+    running: StackProcess
 
     @classmethod
     def start(cls) -> Stack:
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AWS_"))}
-        env.update(
-            {
-                "PORT": str(port),
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
-                "GRACE_SECONDS": "86400",
-                # The vacuum's first run (and its cold start) would land in one window
-                # or the other; the bench measures requests, not the schedule.
-                "VACUUM_INTERVAL_SECONDS": "3600",
-            }
-        )
-        log = Path(tempfile.mkstemp(prefix="bench-local-scale-", suffix=".log")[1])
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "agentfiles_local.cli", "serve"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        stack = cls(process, port, log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                stack.health = Connection(port).call("GET", "/health")
-                return stack
-            except Refused:
-                time.sleep(0.1)
-        stack.stop()
-        raise RuntimeError(f"the local stack did not start:\n{log.read_text()[-4000:]}")
+        settings = {
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "GRACE_SECONDS": "86400",
+            # The vacuum's first run (and its cold start) would land in one window
+            # or the other; the bench measures requests, not the schedule.
+            "VACUUM_INTERVAL_SECONDS": "3600",
+        }
+        return cls(StackProcess.start(settings, cwd=REPO_ROOT))
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.running.process
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.running.base_url).port or 0)
+
+    @property
+    def health(self) -> dict[str, Any]:
+        return self.running.health
+
+    @property
+    def log(self) -> Path:
+        return self.running.output_path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        self.running.stop()
 
     def client(self, sub: str) -> Connection:
         connection = Connection(self.port)
