@@ -587,36 +587,10 @@ def measure(workload: Workload | None = None, *, fresh: bool = False) -> Measure
 def _issuer() -> Iterator[Any]:
     """An OpenID issuer on a loopback port, its keys at /.well-known/jwks.json, where the
     WebSocket authorizer reads them (once per container, as on AWS)."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from agentfiles_local.runtime.tokens import KeysServer
 
-    from agentfiles_local.runtime.tokens import TokenAuthority
-
-    published: dict[str, Any] = {}
-
-    class Keys(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(published).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
-    authority = TokenAuthority(f"http://127.0.0.1:{server.server_address[1]}", audience="capacity")
-    published.update(authority.jwks())
-    serving = threading.Thread(target=server.serve_forever, name="capacity-issuer", daemon=True)
-    serving.start()
-    try:
-        yield authority
-    finally:
-        server.shutdown()
-        server.server_close()
-        serving.join(5)
+    with KeysServer(audience="capacity") as keys:
+        yield keys.authority
 
 
 def _measure(w: Workload) -> Measurement:

@@ -137,10 +137,10 @@ def docs() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    routes.load_for(event.get("rawPath") or "/")
     readable = _json_bodies(event)
     if readable is None:
         return _unsupported_media_type(event)
+    routes.load_for(event.get("rawPath") or "/")
     return app.resolve(readable, context)
 
 

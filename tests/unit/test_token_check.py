@@ -3,44 +3,22 @@ verified with PyJWT against the issuer's JWKS, fetched once and cached."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 
 from agentfiles import token_check
 from agentfiles.settings import get_settings
-from agentfiles_local.runtime.tokens import ALGORITHM, TokenAuthority
+from agentfiles_local.runtime.tokens import ALGORITHM, KeysServer, TokenAuthority
 
 
-class Issuer:
+class Issuer(KeysServer):
     """An OIDC issuer on a loopback port: its JWKS at /.well-known/jwks.json."""
 
     def __init__(self) -> None:
-        issuer = self
-        self.fetches = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer.fetches += 1
-                body = json.dumps(issuer.authority.jwks()).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.authority = TokenAuthority(self.url, audience="web-client")
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(audience="web-client")
 
     def sign(self, **claims: object) -> str:
         now = int(time.time())
@@ -59,7 +37,7 @@ def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
     get_settings.cache_clear()
     token_check.reset()
     yield found
-    found.server.shutdown()
+    found.stop()
     token_check.reset()
     get_settings.cache_clear()
 

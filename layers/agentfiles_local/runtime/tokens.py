@@ -8,10 +8,13 @@ so a token that outlived a restart would name an owner with nothing left.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -105,3 +108,43 @@ class TokenAuthority:
         key = jwt.algorithms.RSAAlgorithm.to_jwk(self._public_key, as_dict=True)
         key.update({"kid": self.key_id, "alg": ALGORITHM, "use": "sig"})
         return {"keys": [key]}
+
+
+class KeysServer:
+    """A `TokenAuthority` on a loopback port of its own, its JWKS answered to any GET
+    (an authorizer asks for `/.well-known/jwks.json`), for code that checks tokens
+    without a whole local stack; `fetches` counts the key reads."""
+
+    def __init__(self, *, audience: str = AUDIENCE) -> None:
+        keys = self
+        self.fetches = 0
+
+        class Keys(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                keys.fetches += 1
+                body = json.dumps(keys.authority.jwks()).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.authority = TokenAuthority(self.url, audience=audience)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="keys", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> KeysServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
