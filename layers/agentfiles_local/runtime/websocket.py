@@ -272,6 +272,8 @@ class _CallbackHandler(BaseHTTPRequestHandler):
 
     server: _CallbackServer
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes; see the gateway's handler.
+    disable_nagle_algorithm = True
 
     def _connection_id(self) -> str | None:
         prefix = f"/{STAGE}/@connections/"
