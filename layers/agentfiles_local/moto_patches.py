@@ -10,9 +10,11 @@ DynamoDB in four ways that matter here:
   can roll back: a save costs time in proportion to the whole table. Here a
   transaction keeps a copy of the items it touches only, and a cancelled one puts
   exactly those back (the indexes follow: moto derives them from the items).
-- A `Query` sorts every item of the table before it looks for what it wants. Here a
-  query on the table reads its partition, and one on an index walks the items once
-  without sorting them (moto keeps no index to read).
+- A `Query` sorts every item of the table, and weighs each one (its size in bytes),
+  before it looks for what it wants. Here a query on the table reads the rows of its
+  partition that its sort key condition selects (a `begins_with` on a thread's
+  subscriptions no longer weighs each of its messages), and one on an index walks the
+  items once without sorting them (moto keeps no index to read).
 - Its server answers requests on a thread each with no isolation: the checks and
   writes of one transaction interleave with other requests. Here DynamoDB requests
   run one at a time, which gives the serializability DynamoDB promises transactions.
@@ -40,6 +42,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -124,9 +127,15 @@ def _install_dynamodb() -> None:
 
     def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        # A table query reads its partition; an index query (moto keeps no index)
-        # walks the items once, unsorted: it sorts what it found by the index's keys.
-        _partition.wanted = (self, None if index_name else hash_key)
+        # A table query reads the rows of its partition that its sort key condition
+        # selects; an index query (moto keeps no index) walks the items once, unsorted:
+        # it sorts what it found by the index's keys.
+        if index_name:
+            _partition.wanted = (self, None, None)
+        else:
+            comparison = args[0] if args else kwargs.get("range_comparison")
+            values = args[1] if len(args) > 1 else kwargs.get("range_objs")
+            _partition.wanted = (self, hash_key, _sort_key_test(comparison, values))
         try:
             return query(self, hash_key, *args, **kwargs)
         finally:
@@ -136,20 +145,40 @@ def _install_dynamodb() -> None:
         wanted = getattr(_partition, "wanted", None)
         if wanted is None or wanted[0] is not self:
             return all_items(self)
-        if wanted[1] is None:
+        _, hash_key, selects = wanted
+        if hash_key is None:
             if not self.range_key_attr:
                 return list(self.items.values())
             return [item for partition in self.items.values() for item in partition.values()]
-        found = self.items.get(wanted[1])
+        found = self.items.get(hash_key)
         if found is None:
             return []
-        return list(found.values()) if self.range_key_attr else [found]
+        if not self.range_key_attr:
+            return [found]
+        if selects is None:
+            return list(found.values())
+        return [item for sort_key, item in found.items() if selects(sort_key)]
 
     DynamoHandler.call_action = isolated_call_action
     DynamoHandler.transact_write_items = idempotent_transact_write_items
     DynamoDBBackend.transact_write_items = transact_write_items
     Table.query = partition_query
     Table.all_items = partition_items
+
+
+def _sort_key_test(comparison: str | None, values: list[Any] | None) -> Callable[[Any], bool] | None:
+    """A string sort key condition (`=`, `<`, `BETWEEN`, `begins_with`...) as a test of
+    a row's sort key, made of moto's own comparison on the keys' plain strings, or None
+    (every row of the partition) for any other. moto applies its condition again to
+    what this selects, after it has weighed each row it reads: this only spares it the
+    rows the condition would drop."""
+    from moto.dynamodb.comparisons import get_comparison_func
+
+    test = get_comparison_func(comparison) if comparison else None
+    if test is None or not values or any(value.type != "S" for value in values):
+        return None
+    strings = [value.value for value in values]
+    return lambda sort_key: sort_key.type == "S" and bool(test(sort_key.value, *strings))
 
 
 # ---- transactions ------------------------------------------------------------------

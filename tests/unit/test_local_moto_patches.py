@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 from agentfiles_local import moto_patches
 from agentfiles_local.provision import create_table
@@ -339,6 +339,89 @@ def test_given_many_rows_outside_an_index_when_it_is_queried_then_the_table_is_n
     # of comparisons)
     assert found == ["FILE#1", "FILE#2"]
     assert comparisons < 20
+
+
+def test_given_a_long_thread_when_its_subscriptions_are_queried_then_only_they_are_weighed(
+    table, monkeypatch
+):
+    # Given: a thread partition with 200 messages and two subscriptions
+    for n in range(200):
+        table.put("OWNER#a#THREAD#t", f"MSG#{n:04d}", content="x" * 100)
+    table.put("OWNER#a#THREAD#t", "SUB#c1", connectionId="c1")
+    table.put("OWNER#a#THREAD#t", "SUB#c2", connectionId="c2")
+    weighed = 0
+    size = Item.size
+
+    def counted(self: Item) -> int:
+        nonlocal weighed
+        weighed += 1
+        return size(self)
+
+    monkeypatch.setattr(Item, "size", counted)
+
+    # When
+    found = table.client.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :sub)",
+        ExpressionAttributeValues={":pk": {"S": "OWNER#a#THREAD#t"}, ":sub": {"S": "SUB#"}},
+        ConsistentRead=True,
+    )
+
+    # Then: the two rows, and moto weighed those two, not the 200 messages (which it
+    # does for each row it reads before it checks the sort key)
+    assert [row["connectionId"]["S"] for row in found["Items"]] == ["c1", "c2"]
+    assert weighed <= 4
+
+
+@pytest.mark.parametrize(
+    ("condition", "values", "expected"),
+    [
+        ("sk = :a", {":a": "MSG#0003"}, ["MSG#0003"]),
+        ("sk < :a", {":a": "MSG#0002"}, ["MSG#0000", "MSG#0001"]),
+        ("sk <= :a", {":a": "MSG#0001"}, ["MSG#0000", "MSG#0001"]),
+        ("sk > :a", {":a": "MSG#0003"}, ["MSG#0004", "SUB#c1"]),
+        ("sk >= :a", {":a": "MSG#0004"}, ["MSG#0004", "SUB#c1"]),
+        ("sk BETWEEN :a AND :b", {":a": "MSG#0001", ":b": "MSG#0003"}, ["MSG#0001", "MSG#0002", "MSG#0003"]),
+        ("begins_with(sk, :a)", {":a": "MSG#"}, [f"MSG#{n:04d}" for n in range(5)]),
+        ("begins_with(sk, :a)", {":a": "NONE#"}, []),
+    ],
+)
+def test_given_a_sort_key_condition_when_queried_then_the_rows_are_those_dynamodb_returns(
+    table, condition, values, expected
+):
+    # Given
+    for n in range(5):
+        table.put("OWNER#a#THREAD#t", f"MSG#{n:04d}")
+    table.put("OWNER#a#THREAD#t", "SUB#c1")
+    table.put("OWNER#a#THREAD#u", "MSG#0001")
+
+    # When: newest first, and a page of two then the rest
+    attribute_values = {":pk": {"S": "OWNER#a#THREAD#t"}, **{k: {"S": v} for k, v in values.items()}}
+    query = {
+        "TableName": TABLE,
+        "KeyConditionExpression": f"pk = :pk AND {condition}",
+        "ExpressionAttributeValues": attribute_values,
+        "ScanIndexForward": False,
+    }
+    first = table.client.query(**query, Limit=2)
+    rest = (
+        table.client.query(**query, ExclusiveStartKey=first["LastEvaluatedKey"])["Items"]
+        if "LastEvaluatedKey" in first
+        else []
+    )
+
+    # Then
+    assert [row["sk"]["S"] for row in first["Items"] + rest] == list(reversed(expected))
+
+
+def test_given_a_number_sort_key_condition_then_every_row_of_the_partition_is_left_to_moto():
+    # Given: conditions on values that are not strings, or no condition
+    number = DynamoType({"N": "3"})
+
+    # Then: no test of the sort key; moto's own comparison decides
+    assert moto_patches._sort_key_test("<", [number]) is None
+    assert moto_patches._sort_key_test(None, None) is None
+    assert moto_patches._sort_key_test("BEGINS_WITH", [DynamoType({"S": "MSG#"})]) is not None
 
 
 def test_given_concurrent_transactions_when_some_are_cancelled_then_no_other_write_is_lost(table):
