@@ -128,6 +128,12 @@ class LocalStackProcess(StackProcess):
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.health["region"]
         ).client(service, endpoint_url=self.health["awsEndpoint"])
 
+    def callbacks(self) -> Any:
+        """The stack's `@connections` API, as the functions push through it."""
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.health["region"]
+        ).client("apigatewaymanagementapi", endpoint_url=self.health["websocketCallbackUrl"])
+
     @cached_property
     def s3(self) -> Any:
         return self.aws("s3")

@@ -169,21 +169,13 @@ def test_a_rejected_upload_says_why(page: Page, tmp_path: Path):
 def _drop_the_pages_socket(local_stack: LocalStackProcess, sub: str) -> None:
     """Close the page's WebSocket from the server side, as API Gateway's @connections
     DELETE does (the page sees a dropped connection, not one it closed)."""
-    import boto3
-
     table = local_stack.aws("dynamodb")
     rows = table.query(
         TableName=local_stack.health["table"],
         KeyConditionExpression="pk = :pk AND begins_with(sk, :conn)",
         ExpressionAttributeValues={":pk": {"S": f"OWNER#{sub}"}, ":conn": {"S": "CONN#"}},
     )["Items"]
-    callbacks = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=local_stack.health["websocketCallbackUrl"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    callbacks = local_stack.callbacks()
     for row in rows:
         callbacks.delete_connection(ConnectionId=row["connectionId"]["S"])
 

@@ -9,7 +9,6 @@ import threading
 import uuid
 from typing import Any
 
-import boto3
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -178,13 +177,7 @@ def test_a_connection_the_server_drops_is_forgotten_and_its_frames_stop(local_st
     thread = _new_thread(local_stack, token)
     socket = _socket(local_stack, token)
     assert _subscribe(socket, thread)["type"] == "subscribed"
-    callbacks = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=local_stack.health["websocketCallbackUrl"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    callbacks = local_stack.callbacks()
     table = local_stack.aws("dynamodb")
 
     def connection_rows() -> list[dict[str, Any]]:
