@@ -28,7 +28,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -256,6 +256,22 @@ def _jitter(attempt: int) -> None:
     time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2**attempt))
 
 
+def _until_processed(
+    send: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str
+) -> Iterator[dict[str, Any]]:
+    """Each response of a batch call, sent again with what DynamoDB left unprocessed
+    (`leftover`: UnprocessedItems, UnprocessedKeys), after a growing random pause,
+    until nothing is left."""
+    attempt = 0
+    while request:
+        if attempt:
+            _jitter(attempt)
+        response = _call(lambda pending=request: send(RequestItems=pending))
+        yield response
+        request = response.get(leftover) or {}
+        attempt += 1
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -330,14 +346,8 @@ def delete_many(keys: Iterable[Key]) -> int:
     for start in range(0, len(distinct), BATCH_WRITE_MAX):
         chunk = distinct[start : start + BATCH_WRITE_MAX]
         request: dict[str, Any] = {table_name(): [{"DeleteRequest": {"Key": k.dynamo}} for k in chunk]}
-        attempt = 0
-        while request:
-            if attempt:
-                _jitter(attempt)
-            pending = request
-            response = _call(lambda pending=pending: client.batch_write_item(RequestItems=pending))
-            request = response.get("UnprocessedItems") or {}
-            attempt += 1
+        for _ in _until_processed(client.batch_write_item, request, "UnprocessedItems"):
+            pass
     return len(distinct)
 
 
@@ -364,15 +374,8 @@ def batch_get(keys: Iterable[Key], *, consistent: bool = False) -> list[Row]:
                 "ConsistentRead": consistent,
             }
         }
-        attempt = 0
-        while request:
-            if attempt:
-                _jitter(attempt)
-            pending = request
-            response = _call(lambda pending=pending: client.batch_get_item(RequestItems=pending))
+        for response in _until_processed(client.batch_get_item, request, "UnprocessedKeys"):
             rows += [from_item(item) for item in response.get("Responses", {}).get(table_name(), [])]
-            request = response.get("UnprocessedKeys") or {}
-            attempt += 1
     return rows
 
 
