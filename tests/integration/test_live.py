@@ -105,7 +105,7 @@ def test_deltas_never_show_up_in_message_pages_or_in_the_history_sent_to_the_mod
     assert [m["role"] for m in model.calls[-1]["sent"]] == ["user", "assistant", "user"]
 
 
-def test_catching_up_after_n_returns_exactly_the_missing_deltas_in_one_query(worker, model):
+def test_catching_up_after_n_returns_exactly_the_missing_deltas_and_the_ended_status(worker, model):
     # Given a streamed reply
     model.configure(word_count=40)
     thread, reply_id = _ask(worker, "count")
@@ -114,14 +114,43 @@ def test_catching_up_after_n_returns_exactly_the_missing_deltas_in_one_query(wor
     # When a client that has seq 1..5 asks for what it missed
     with count_calls() as calls:
         answer = _stream(worker, thread, reply_id, after=5)
-    # Then it gets 6..lastSeq and the status, from one Query
+    # Then it gets 6..lastSeq, and the status from the reply row the page's end row sent it to
     assert answer.status == 200
     assert [d["seq"] for d in answer.body["deltas"]] == list(range(6, last + 1))
     assert answer.body["status"] == "success" and answer.body["lastSeq"] == last
-    assert calls.names() == ["Query"]
+    assert calls.names() == ["Query", "GetItem"]
     # And the whole stream from 0 pieces together the reply
     whole = _stream(worker, thread, reply_id).body["deltas"]
     assert "".join(d["text"] for d in whole) == _text(_message(worker, thread, reply_id))
+
+
+def test_a_sealed_stream_says_ended_only_once_the_reply_row_holds_the_text(worker, model):
+    # Given a worker that streamed a little, then sealed its stream, but has not yet
+    # written the reply row (the window between its last two writes)
+    from agentfiles.data import replies
+    from agentfiles.models.common import now_ms
+
+    thread, reply_id = _ask(worker, "hello")
+    ref = MessageRef("alice", thread, reply_id)
+    lease = replies.Lease(ref, "writer")
+    taken = replies.take_lease(lease, now_ms(), now_ms() + 60_000)
+    writer = live.open_stream(ref, taken.generation)
+    with count_calls() as calls:
+        writer.flush("hello ")
+        streaming = _stream(worker, thread, reply_id)
+    end = writer.end("success", "world")
+    # When a client catches up from 0 while a read of the message still finds it empty
+    sealed = _stream(worker, thread, reply_id)
+    # Then it is told the reply is still streaming, with every delta, the end row's included
+    assert streaming.body["status"] == "streaming" and calls.names().count("GetItem") == 0
+    assert sealed.body["status"] == "streaming" and sealed.body["lastSeq"] == end.seq
+    assert "".join(d["text"] for d in sealed.body["deltas"]) == "hello world"
+    assert _message(worker, thread, reply_id)["content"] == []
+    # And once the reply row is written, the next catch-up says it ended, and a read agrees
+    live.conclude(lease, taken.record, deltas.read_all(ref))
+    ended = _stream(worker, thread, reply_id, after=end.seq)
+    assert ended.body == {"messageId": reply_id, "status": "success", "deltas": [], "lastSeq": end.seq}
+    assert _text(_message(worker, thread, reply_id)) == "hello world"
 
 
 def test_catching_up_on_a_reply_not_started_yet_says_pending(worker, model):

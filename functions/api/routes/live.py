@@ -23,6 +23,10 @@ After = Annotated[
     "/threads/<threadId>/messages/<messageId>/stream",
     summary="A reply's deltas after a seq, to catch up after a dropped connection",
     tags=["live"],
+    description=(
+        "`status` is the reply's own: it says the reply ended only once a read of the"
+        " message finds it ended, with its whole text."
+    ),
     responses={200: {"description": "The deltas after `after` that are still kept"}, **errors(404)},
 )
 def stream(thread_id: ThreadId, message_id: MessageId, after: After = 0) -> StreamOut:

@@ -222,17 +222,21 @@ def conclude(lease: Lease, record: MessageRecord, rows: list[DeltaRecord]) -> Me
 
 
 def catch_up(owner: str, thread_id: str, message_id: str, after: int) -> StreamOut:
-    """The deltas after `after`: one Query. Only a reply whose stream holds nothing past
-    `after` (not started, ended, or not there) is read once more, for its status."""
+    """The deltas after `after`: one Query while the reply is being written. The reply
+    row is read as well when nothing is past `after` (not started, ended, or not there)
+    and when the page holds the end row: the writer seals the stream before it writes
+    the reply's text, so only the reply row can say the reply has ended. An ended
+    status here means a read of the message finds it ended, with its whole text."""
     ref = MessageRef(owner, thread_id, message_id)
     rows = deltas.after(ref, after)
     out = [DeltaOut(seq=row.seq, text=row.text, reset=row.reset or None) for row in rows]
-    if rows:
-        status = rows[-1].end or "streaming"
-        return StreamOut(message_id=message_id, status=status, deltas=out, last_seq=rows[-1].seq)
+    if rows and rows[-1].end is None:
+        return StreamOut(message_id=message_id, status="streaming", deltas=out, last_seq=rows[-1].seq)
     record = message_rows.get_message(owner, thread_id, message_id)
     if record is None:
         raise NotFound(f"message {message_id} not found", code="message_not_found")
+    if rows:
+        return StreamOut(message_id=message_id, status=record.status, deltas=out, last_seq=rows[-1].seq)
     last = record.last_seq if record.status in ENDED_STATUSES and record.last_seq is not None else after
     return StreamOut(message_id=message_id, status=record.status, deltas=[], last_seq=last)
 
