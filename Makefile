@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]' $(QUIET_PIP)
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# make run DATA=.data keeps the stack's data in .data/ between runs.
 run: $(STAMP)
-	$(BIN)/agentfiles serve
+	$(BIN)/agentfiles serve $(if $(DATA),--data $(DATA))
 
 # The machine's Node.js 20 is past its end of life for the CDK's jsii runtime: it works,
 # and the banner it prints on every synth would drown the test output.

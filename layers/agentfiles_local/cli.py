@@ -15,6 +15,8 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 SERVE_ENVIRONMENT = """\
 environment (each optional):
@@ -37,7 +39,8 @@ environment (each optional):
                             of cores, at least 2)
   Every other setting in the README's Configuration table is read as on Lambda.
 
-Everything lives in memory and is gone when the process ends. Tokens come from
+Everything lives in memory and is gone when the process ends, unless --data DIR
+keeps it: written there when the stack stops, read back when it starts. Tokens come from
 POST /dev/token {"sub": "alice"}; send them as "Authorization: Bearer <token>".
 """
 
@@ -47,9 +50,12 @@ def serve(args: argparse.Namespace) -> int:
     from agentfiles_local.runtime.stack import LocalStack, StackConfig
 
     try:
-        config = StackConfig.from_env()
+        config = replace(StackConfig.from_env(), data_dir=args.data)
     except ValueError as problem:
         print(f"agentfiles serve: {problem}", file=sys.stderr)
+        return 2
+    if args.data is not None and args.data.exists() and not args.data.is_dir():
+        print(f"agentfiles serve: --data {args.data}: not a directory", file=sys.stderr)
         return 2
     _show_runtime_logs()
     # Powertools warns on every invocation that emitted no metric (a health check, an
@@ -61,9 +67,11 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    from agentfiles_local.runtime.snapshot import UnreadableSnapshot
+
     try:
         stack = LocalStack(config).start()
-    except OSError as problem:
+    except (OSError, UnreadableSnapshot) as problem:
         print(f"agentfiles serve: cannot start: {problem}", file=sys.stderr)
         return 1
     print(stack.banner(), flush=True)
@@ -86,6 +94,13 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         "configured, the built-in fake model.",
         epilog=SERVE_ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="keep the data between runs: saved to DIR when the stack stops, restored when it starts "
+        "(default: in memory only)",
     )
     parser.set_defaults(run=serve)
 

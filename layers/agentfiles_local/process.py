@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,17 @@ class StackProcess:
 
     @classmethod
     def start(
-        cls, env: Mapping[str, str] | None = None, *, attempts: int = 3, cwd: Path | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        attempts: int = 3,
+        cwd: Path | None = None,
+        args: Sequence[str] = (),
     ) -> StackProcess:
         """Start a stack on a free port with the caller's settings on top of this
-        environment (trying another port if that one is taken in the meantime), and
-        wait until it answers `/health`. Raises RuntimeError with its output if it
-        does not start."""
+        environment and `args` after `serve` (trying another port if that one is taken
+        in the meantime), and wait until it answers `/health`. Raises RuntimeError with
+        its output if it does not start."""
         for attempt in range(1, attempts + 1):
             port = free_port()
             environment = {key: value for key, value in os.environ.items() if key not in CLEARED}
@@ -59,7 +64,7 @@ class StackProcess:
             output = Path(tempfile.mkstemp(prefix="agentfiles-local-", suffix=".log")[1])
             with output.open("wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "agentfiles_local.cli", "serve"],
+                    [sys.executable, "-m", "agentfiles_local.cli", "serve", *args],
                     cwd=cwd,
                     env=environment,
                     stdout=sink,

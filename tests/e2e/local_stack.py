@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -51,9 +51,14 @@ class LocalStackProcess(StackProcess):
 
     @classmethod
     def start(
-        cls, env: Mapping[str, str] | None = None, *, attempts: int = 3, cwd: Path | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        attempts: int = 3,
+        cwd: Path | None = None,
+        args: Sequence[str] = (),
     ) -> Self:
-        return super().start(env, attempts=attempts, cwd=cwd or REPO_ROOT)  # type: ignore[return-value]
+        return super().start(env, attempts=attempts, cwd=cwd or REPO_ROOT, args=args)  # type: ignore[return-value]
 
     # ---- HTTP
 

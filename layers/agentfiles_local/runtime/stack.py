@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,6 +29,7 @@ from agentfiles_local.runtime.gateway import Gateway
 from agentfiles_local.runtime.host import FunctionHost, default_concurrency, start_forkserver
 from agentfiles_local.runtime.pollers import QueuePoller
 from agentfiles_local.runtime.scheduler import Schedule
+from agentfiles_local.runtime.snapshot import Snapshot
 from agentfiles_local.runtime.tokens import AUDIENCE
 from agentfiles_local.runtime.websocket import WebSocketGateway
 
@@ -69,6 +71,8 @@ class StackConfig:
     queue_visibility_seconds: int = 5
     vacuum_interval_seconds: float = 30.0
     concurrency: int = field(default_factory=default_concurrency)
+    # Where the data is kept between runs (`serve --data DIR`); None keeps it in memory.
+    data_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
@@ -124,6 +128,8 @@ class LocalStack:
     pollers: list[QueuePoller] = field(default_factory=list)
     schedule: Schedule | None = None
     _fake_model: Any = None
+    # Set once every piece runs: only a stack that started saves its data when it stops.
+    _serving: bool = False
 
     @property
     def aws_endpoint(self) -> str:
@@ -146,6 +152,7 @@ class LocalStack:
             start_forkserver()
             self._start_aws()
             self._provision()
+            self._restore()
             self._start_model()
             # Bound before the functions load: they learn its issuer and JWKS address.
             gateway = self._bind_gateway()
@@ -160,6 +167,7 @@ class LocalStack:
             self.websocket.start()
             # Last, so that a `/health` answer means every piece is running.
             gateway.start()
+            self._serving = True
         except BaseException:
             self.stop()
             raise
@@ -179,6 +187,9 @@ class LocalStack:
             self.schedule.stop()
         if self.functions is not None:
             self.functions.stop()
+        if self._serving:
+            self._save()
+            self._serving = False
         if self._fake_model is not None:
             self._fake_model.stop()
         if self.moto is not None:
@@ -242,6 +253,22 @@ class LocalStack:
             clients.s3().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
             os.environ.setdefault("PUBLIC_BASE_URL", f"{self.aws_endpoint}/{bucket}")
         get_settings.cache_clear()
+
+    def _snapshot(self) -> Snapshot | None:
+        if self.config.data_dir is None or self.resources is None:
+            return None
+        return Snapshot(self.config.data_dir, self.resources, self.aws_endpoint)
+
+    def _restore(self) -> None:
+        snapshot = self._snapshot()
+        if snapshot is not None:
+            log.info("data: %s restored from %s", snapshot.load(), snapshot.directory)
+
+    def _save(self) -> None:
+        """Once nothing runs any more, and while moto still does."""
+        snapshot = self._snapshot()
+        if snapshot is not None:
+            log.info("data: %s saved to %s", snapshot.save(), snapshot.directory)
 
     def _start_model(self) -> None:
         if os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
@@ -370,6 +397,9 @@ class LocalStack:
                 f"  queues  {queues}{schedule}",
                 f"  lambda  up to {self.config.concurrency} instances of each function, "
                 "each in its own process (INIT lines mark cold starts)",
+                f"  data    {self.config.data_dir} (saved when it stops, restored when it starts)"
+                if self.config.data_dir
+                else "  data    in memory only (serve --data DIR keeps it)",
                 "Ctrl-C stops it.",
             )
         )
