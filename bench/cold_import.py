@@ -7,6 +7,8 @@ one, so that a machine whose load drifts affects both alike; a ratio is the medi
 the runs (`COLD_IMPORT_RUNS`, default 21). Times are the probe's CPU time: on a machine
 shared with other work, wall time also counts the neighbours (it is printed alongside).
 
+- Each function of `agentfiles.topology.FUNCTIONS` is probed, the WebSocket API's two
+  included.
 - `api + clients` adds the three clients the API uses; `api + clients + request` adds a
   first request that is refused by validation (a 422), so that the route module, the
   validation and the models a request builds on first use are counted, without AWS.
@@ -20,6 +22,7 @@ import os
 import statistics
 from dataclasses import dataclass, field
 
+from agentfiles import topology
 from tests.support.imports import run_probe
 
 RUNS = int(os.environ.get("COLD_IMPORT_RUNS", "21"))
@@ -89,11 +92,9 @@ reply = functions.api.handler.lambda_handler(event, Context())
 assert reply["statusCode"] == 422, reply
 """
 
+# Every function the stack deploys; `generate` is timed in two parts.
 PROBES = {
-    "api": HANDLER.format(name="api"),
-    "upload_trigger": HANDLER.format(name="upload_trigger"),
-    "maintenance": HANDLER.format(name="maintenance"),
-    "vacuum": HANDLER.format(name="vacuum"),
+    **{name: HANDLER.format(name=name) for name in topology.FUNCTIONS},
     "generate": GENERATE,
     "api + clients": WITH_CLIENTS.format(request=""),
     "api + clients + request": WITH_CLIENTS.format(request=FIRST_REQUEST),
