@@ -5,8 +5,9 @@ deploy.
 A local stack of its own records every call of every function (`AGENTFILES_RECORD_AWS_CALLS`)
 while one run drives each path once: uploads (presigned, rejected, small), a message with
 text, image and PDF parts answered as a stream, a model rate limit and its retry, a job that
-is not a job (parked in the DLQ), image generation, catch-up, stop, a WebSocket client,
-message, file and thread deletes, and a vacuum that deletes. Each call is then mapped to the
+is not a job (parked in the DLQ), image generation, catch-up, a reply waiting behind
+another that the sweep sends again, stop, a WebSocket client, message, file and thread
+deletes, and a vacuum that deletes. Each call is then mapped to the
 IAM authorizations it needs and decided against the dev and prod templates
 (`tests/support/iam.py`). The model key is read from Secrets Manager, as on AWS.
 
@@ -82,20 +83,24 @@ class Client:
             ExpressionAttributeValues={":pk": {"S": f"OWNER#{self.sub}"}, ":conn": {"S": "CONN#"}},
         )["Items"]
 
-    def frames_until_ended(self, reply_id: str, *, stop_after_first_delta: str | None = None) -> list[dict]:
-        """Pushed frames until the reply ends (stopping it at its first delta if asked)."""
+    def frames_until_ended(self, reply_id: str) -> list[dict]:
+        """Pushed frames until the reply ends."""
         assert self.socket is not None
         frames: list[dict[str, Any]] = []
         while True:
             frame = json.loads(self.socket.recv(timeout=45))
             frames.append(frame)
-            if stop_after_first_delta and frame["type"] == "delta":
-                stopped = self.api("POST", f"/threads/{stop_after_first_delta}/messages/{reply_id}/stop")
-                assert stopped.status_code == 202, stopped.text
-                stop_after_first_delta = None
             message = frame.get("message") or {}
             if frame["type"] == "message" and message.get("id") == reply_id and message["status"] in ENDED:
                 return frames
+
+    def first_delta(self, reply_id: str) -> dict[str, Any]:
+        """Pushed frames until the reply's first delta (the others are let go)."""
+        assert self.socket is not None
+        while True:
+            frame = json.loads(self.socket.recv(timeout=45))
+            if frame["type"] == "delta" and frame["messageId"] == reply_id:
+                return dict(frame)
 
     def ask(self, thread: str, content: Any) -> str:
         saved = self.api("POST", f"/threads/{thread}/messages", {"content": content})
@@ -128,13 +133,19 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
 
     # The vacuum deletes what nothing references any more, once its grace is over
     def vacuumed() -> bool:
-        result = requests.post(
-            f"{stack.base_url}/dev/invoke/vacuum", json=schedule_event(), timeout=30
-        ).json()
-        assert "vacuum" in result, result
+        _run_vacuum(stack)
         return user.api("GET", f"/files/{picture}").status_code == 404
 
     wait_for(vacuumed, interval=0.5, what="the vacuum to delete the released picture")
+
+
+def _run_vacuum(stack: LocalStackProcess) -> dict[str, Any]:
+    """One scheduled run of the vacuum (and its sweep), as EventBridge starts it."""
+    result: dict[str, Any] = requests.post(
+        f"{stack.base_url}/dev/invoke/vacuum", json=schedule_event(), timeout=30
+    ).json()
+    assert "vacuum" in result and "sweep" in result, result
+    return result
 
 
 def _converse(
@@ -174,16 +185,28 @@ def _converse(
     drawing = user.frames_until_ended(drawn.json()["reply"]["id"])[-1]["message"]
     assert drawing["status"] == "success", drawing
     generated = drawing["content"][0]["fileId"]
+    # A file deleted by its owner (before a vacuum run below would take it, unreferenced)
+    assert user.api("DELETE", f"/files/{files['small']}").status_code == 204
     long_reply = user.ask(thread, "ramble [[words:3000]] [[delay_ms:10]]")
-    ended = user.frames_until_ended(long_reply, stop_after_first_delta=thread)[-1]["message"]
-    assert ended["status"] == "stopped"
+    user.first_delta(long_reply)
+    # The sweep: a reply left pending past its sweep time (generate's one instance is
+    # busy with the long one) has its job sent again; the streaming one is deferred
+    waiting = user.ask(thread, "and this, after it")
 
-    # Deletes: the first question (its files released) and its streamed reply, a file, then
-    # the thread (its messages in the background)
+    def resent() -> bool:
+        return _run_vacuum(stack)["sweep"]["repliesResent"] > 0
+
+    wait_for(resent, interval=0.5, what="the sweep to send the waiting reply's job again")
+    stopped = user.api("POST", f"/threads/{thread}/messages/{long_reply}/stop")
+    assert stopped.status_code == 202, stopped.text
+    assert user.frames_until_ended(long_reply)[-1]["message"]["status"] == "stopped"
+    assert user.frames_until_ended(waiting)[-1]["message"]["status"] == "success"
+
+    # Deletes: the first question (its files released) and its streamed reply, then the
+    # thread (its messages in the background)
     question = user.api("GET", f"/threads/{thread}/messages", params={"limit": 100}).json()["items"][-1]
     for message in (question["id"], reply):
         assert user.api("DELETE", f"/threads/{thread}/messages/{message}").status_code == 204
-    assert user.api("DELETE", f"/files/{files['small']}").status_code == 204
     assert user.api("DELETE", f"/threads/{thread}").status_code == 202
     wait_for(
         lambda: user.api("GET", f"/files/{generated}").json()["file"]["refcount"] == 0,
@@ -226,6 +249,10 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
                 "URL_MODE": "presigned",
                 "GRACE_SECONDS": "1",
                 "VACUUM_INTERVAL_SECONDS": "3600",
+                # A pending reply is due for the sweep after a second, and generate runs
+                # one reply at a time, so that a reply can wait behind another.
+                "PENDING_REPLY_SWEEP_SECONDS": "1",
+                "LOCAL_CONCURRENCY": "1",
             }
         )
         try:
