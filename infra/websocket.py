@@ -13,12 +13,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from agentfiles import topology
 from infra.api import JsonAccessLogs
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig
 from infra.functions import log_retention
 
-STAGE = "live"
+STAGE = topology.WEBSOCKET_STAGE
 TOKEN_SOURCE = "route.request.querystring.token"
 # Routes selected by a frame's `action`, each answering on the connection.
 ANSWERING_ROUTES = ("subscribe", "unsubscribe", "$default")

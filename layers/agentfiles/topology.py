@@ -41,6 +41,9 @@ INDEXES = (GC_INDEX, SWEEP_INDEX)
 # objects that carry it, so pending and rejected bytes are never served.
 CHECKED_TAG = ("checked", "true")
 
+# The WebSocket API's stage: in its URL and its @connections endpoint, on AWS and locally.
+WEBSOCKET_STAGE = "live"
+
 
 @dataclass(frozen=True)
 class FunctionSpec:

@@ -318,7 +318,7 @@ def _local() -> LocalResources:
         queues=queues,
         secret_name=SECRET_NAME,
         secret_arn=f"arn:aws:secretsmanager:{region}:{account}:secret:{SECRET_NAME}-AbCdEf",
-        callback_url="http://127.0.0.1:9001/local",
+        callback_url="http://127.0.0.1:9001/live",
     )
 
 
@@ -433,7 +433,7 @@ def test_given_a_template_without_the_secret_grant_when_generate_reads_the_key_t
                 "apigatewaymanagementapi",
                 "PostToConnection",
                 {"ConnectionId": "abc="},
-                url="http://127.0.0.1:9001/local/@connections/abc%3D",
+                url="http://127.0.0.1:9001/live/@connections/abc%3D",
             ),
             "execute-api:ManageConnections",
             "arn:aws:execute-api:us-east-1:123456789012:local-push-api/live/POST/@connections/abc=",
@@ -509,7 +509,7 @@ def test_given_the_calls_functions_really_make_when_checked_then_their_roles_all
             "apigatewaymanagementapi",
             "PostToConnection",
             {"ConnectionId": "abc="},
-            url="http://127.0.0.1:9001/local/@connections/abc%3D",
+            url="http://127.0.0.1:9001/live/@connections/abc%3D",
         ),
         _call("generate", "secretsmanager", "GetSecretValue", {"SecretId": SECRET_NAME}),
     ]

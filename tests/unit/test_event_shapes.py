@@ -70,7 +70,7 @@ def test_the_websocket_events_have_every_key_of_the_samples():
     )
 
     request = WebSocketRequest(
-        connection_id="abc=", domain_name="127.0.0.1:9", stage="local", connected_at_ms=1
+        connection_id="abc=", domain_name="127.0.0.1:9", stage="live", connected_at_ms=1
     )
     authorizer = {"sub": "alice", "principalId": "alice", "integrationLatency": 1}
     built = {

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from agentfiles import topology
 from agentfiles_local.events import (
     WebSocketRequest,
     authorizer_context,
@@ -46,7 +47,7 @@ from agentfiles_local.runtime.host import FunctionHost
 
 log = logging.getLogger(__name__)
 
-STAGE = "local"
+STAGE = topology.WEBSOCKET_STAGE
 # Routes selected by `$request.body.action`; anything else goes to `$default`.
 ROUTES = ("subscribe", "unsubscribe")
 # API Gateway's limit on one frame a client sends.
