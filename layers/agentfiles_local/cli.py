@@ -47,6 +47,7 @@ POST /dev/token {"sub": "alice"}; send them as "Authorization: Bearer <token>".
 
 def serve(args: argparse.Namespace) -> int:
     """Run the local stack until SIGINT or SIGTERM."""
+    from agentfiles_local.runtime.snapshot import UnreadableSnapshot
     from agentfiles_local.runtime.stack import LocalStack, StackConfig
 
     try:
@@ -67,8 +68,6 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    from agentfiles_local.runtime.snapshot import UnreadableSnapshot
-
     try:
         stack = LocalStack(config).start()
     except (OSError, UnreadableSnapshot) as problem:

@@ -1,5 +1,5 @@
 """`serve --data DIR` underneath: a snapshot of the table, the bucket and the queues
-written from one moto and read into a fresh one, every kind of value intact, restored
+written from one moto and read into a fresh one, every kind of value and tag intact, restored
 objects not announced to the uploads queue, and a save that fails leaving the last one."""
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def test_given_a_saved_stack_when_loaded_into_a_fresh_moto_then_table_bucket_and
         Body=b"\x89PNG bytes",
         ContentType="image/png",
         Metadata={"sha256": "abc"},
+        Tagging="checked=true",
     )
     sqs = _client(moto_endpoint, "sqs")
     _bodies(moto_endpoint, resources.queue_urls["uploads"])  # the PUT's notification, read once
@@ -107,6 +108,8 @@ def test_given_a_saved_stack_when_loaded_into_a_fresh_moto_then_table_bucket_and
     got = s3.get_object(Bucket=again.bucket_name, Key="alice/1")
     assert got["Body"].read() == b"\x89PNG bytes"
     assert (got["ContentType"], got["Metadata"]) == ("image/png", {"sha256": "abc"})
+    tags = s3.get_object_tagging(Bucket=again.bucket_name, Key="alice/1")["TagSet"]
+    assert tags == [{"Key": "checked", "Value": "true"}]
     assert _bodies(moto_endpoint, again.queue_urls["generations"]) == ['{"job": 1}']
     parked = sqs.receive_message(
         QueueUrl=again.dlq_urls["generations"], MessageAttributeNames=["All"], WaitTimeSeconds=0

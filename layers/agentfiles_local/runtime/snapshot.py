@@ -6,8 +6,8 @@ takes a request:
 
 - `table.jsonl`: every item of the table, one per line, as DynamoDB JSON (binary
   values as base64 under `"B64"`);
-- `objects.jsonl` and `objects/`: every object of the bucket, its content type and
-  user metadata, and its bytes in a file of its own;
+- `objects.jsonl` and `objects/`: every object of the bucket, its content type, user
+  metadata and tags (the `checked` tag), and its bytes in a file of its own;
 - `queues.jsonl`: the bodies waiting in every queue and dead-letter queue, sent again
   on start (a record a function held at the stop comes back through the sweep, as a
   lost job does on AWS).
@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 from botocore.exceptions import ClientError
@@ -156,11 +157,13 @@ class Snapshot:
                     got = self.s3.get_object(Bucket=bucket, Key=summary["Key"])
                     name = f"{count:08d}"
                     (directory / OBJECTS_DIR / name).write_bytes(got["Body"].read())
+                    tags = self.s3.get_object_tagging(Bucket=bucket, Key=summary["Key"])["TagSet"]
                     entry = {
                         "key": summary["Key"],
                         "file": name,
                         "contentType": got.get("ContentType"),
                         "metadata": got.get("Metadata", {}),
+                        "tags": {tag["Key"]: tag["Value"] for tag in tags},
                     }
                     out.write(json.dumps(entry) + "\n")
                     count += 1
@@ -229,7 +232,11 @@ class Snapshot:
         self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         try:
             for entry in _lines(directory / OBJECTS_FILE):
-                extra = {"ContentType": entry["contentType"]} if entry.get("contentType") else {}
+                extra: dict[str, Any] = {}
+                if entry.get("contentType"):
+                    extra["ContentType"] = entry["contentType"]
+                if entry.get("tags"):
+                    extra["Tagging"] = urlencode(entry["tags"])
                 self.s3.put_object(
                     Bucket=bucket,
                     Key=entry["key"],

@@ -187,15 +187,18 @@ class LocalStack:
             self.schedule.stop()
         if self.functions is not None:
             self.functions.stop()
-        if self._serving:
-            self._save()
+        try:
+            if self._serving:
+                self._save()
+        finally:
+            # A save that fails still lets the servers go (its error is what the caller sees).
             self._serving = False
-        if self._fake_model is not None:
-            self._fake_model.stop()
-        if self.moto is not None:
-            self.moto.stop()
-        self.gateway, self.pollers, self.schedule, self._fake_model, self.moto = None, [], None, None, None
-        self.websocket = None
+            if self._fake_model is not None:
+                self._fake_model.stop()
+            if self.moto is not None:
+                self.moto.stop()
+            self.gateway, self.websocket, self.pollers, self.schedule = None, None, [], None
+            self._fake_model, self.moto = None, None
 
     def __enter__(self) -> LocalStack:
         return self.start()
