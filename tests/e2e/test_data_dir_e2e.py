@@ -79,11 +79,13 @@ def test_a_stack_started_on_the_same_data_dir_has_what_the_last_one_held(tmp_pat
         }
     finally:
         said = _stop(first)
-    assert "saved to" in said and '"function_name":"upload_trigger"' in said
+    assert "nothing saved in" in said and "saved to" in said
+    assert '"function_name":"upload_trigger"' in said
     # When a new stack starts on the same directory
     second = _start(directory)
     try:
         token = second.token("alice")
+        assert "restored from" in second.output()
         # Then the user finds the same threads, messages, file and storage use
         assert second.api("GET", "/threads", token).json()["items"] == before["threads"]
         assert _thread_view(second, token, thread) == before["messages"]

@@ -196,9 +196,14 @@ class Snapshot:
 
     # ---- load
 
+    @property
+    def saved(self) -> bool:
+        """Whether the directory holds a snapshot."""
+        return (self.directory / TABLE_FILE).exists()
+
     def load(self) -> Counts:
         """Put back what the directory holds (nothing when it has no snapshot)."""
-        if not (self.directory / TABLE_FILE).exists():
+        if not self.saved:
             return Counts()
         try:
             return Counts(

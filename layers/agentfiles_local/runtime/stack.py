@@ -264,8 +264,12 @@ class LocalStack:
 
     def _restore(self) -> None:
         snapshot = self._snapshot()
-        if snapshot is not None:
-            log.info("data: %s restored from %s", snapshot.load(), snapshot.directory)
+        if snapshot is None:
+            return
+        if not snapshot.saved:
+            log.info("data: nothing saved in %s yet; it will be when the stack stops", snapshot.directory)
+            return
+        log.info("data: %s restored from %s", snapshot.load(), snapshot.directory)
 
     def _save(self) -> None:
         """Once nothing runs any more, and while moto still does."""
