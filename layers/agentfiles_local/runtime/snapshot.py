@@ -26,6 +26,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -104,10 +105,23 @@ class Snapshot:
     def __init__(self, directory: Path, resources: Resources, endpoint: str) -> None:
         self.directory = directory
         self.resources = resources
-        session = boto3.session.Session(region_name=REGION)
-        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        self.s3 = session.client("s3", endpoint_url=endpoint)
-        self.sqs = session.client("sqs", endpoint_url=endpoint)
+        self._endpoint = endpoint
+
+    @cached_property
+    def _session(self) -> boto3.session.Session:
+        return boto3.session.Session(region_name=REGION)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return self._session.client("dynamodb", endpoint_url=self._endpoint)
+
+    @cached_property
+    def s3(self) -> Any:
+        return self._session.client("s3", endpoint_url=self._endpoint)
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self._session.client("sqs", endpoint_url=self._endpoint)
 
     def _queues(self) -> dict[str, str]:
         """Every queue by a stable name: `generations`, `dlq:generations`, ..."""
