@@ -15,8 +15,8 @@ from PIL import Image
 
 from agentfiles.data import blobs, clients
 from agentfiles_local.events import LambdaContext
-from tests.support.aws import local_aws
-from tests.support.calls import count_calls
+from harness.aws import local_aws
+from harness.calls import count_calls
 
 MIB = 1024 * 1024
 

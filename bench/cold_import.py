@@ -1,7 +1,7 @@
 """Cold import of each function's handler, as a ratio of importing boto3 and creating the clients it uses.
 
 Every figure comes from fresh interpreters (no module cache between runs, the bytecode
-cache warm) started in the environment a deployment gives (`tests/support/imports.py`).
+cache warm) started in the environment a deployment gives (`harness/imports.py`).
 Each probe runs right after its own baseline probe, and its ratio is taken against that
 one, so that a machine whose load drifts affects both alike; a ratio is the median over
 the runs (`COLD_IMPORT_RUNS`, default 21). Times are the probe's CPU time: on a machine
@@ -23,7 +23,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from agentfiles import topology
-from tests.support.imports import run_probe
+from harness.imports import run_probe
 
 RUNS = int(os.environ.get("COLD_IMPORT_RUNS", "21"))
 

@@ -17,8 +17,8 @@ from agentfiles import model_client
 from agentfiles.settings import get_settings
 from agentfiles_local.events import LambdaContext
 from agentfiles_local.fake_model import FakeModel
-from tests.support.aws import local_aws
-from tests.support.calls import count_calls
+from harness.aws import local_aws
+from harness.calls import count_calls
 
 RUNS = 15
 WORDS = 200

@@ -22,14 +22,14 @@ from typing import Any
 import boto3
 import requests
 
-from agentfiles.data import clients, replies
+from agentfiles.data import clients, reply_rows
 from agentfiles.logic import live
 from agentfiles.logic.generation import _ended
 from agentfiles.models.common import now_ms
 from agentfiles.models.messages import MessageRef
-from agentfiles_local.client import Client
+from agentfiles_cli.client import Client
 from agentfiles_local.process import StackProcess
-from tests.support.aws import local_aws
+from harness.aws import local_aws
 
 KIB = 1024
 CASES = ((32 * KIB, 80), (2 * KIB, 10), (2 * KIB, 40))
@@ -159,8 +159,8 @@ def _streamed(aws, flushes: list[str]) -> int:
     the stream), and the reply row with the whole text, once."""
     ref = _reply(aws)
     with WriteMeter(aws.resources.table_name) as meter:
-        lease = replies.Lease(ref, uuid.uuid4().hex)
-        taken = replies.take_lease(lease, now_ms(), now_ms() + 60_000)
+        lease = reply_rows.Lease(ref, uuid.uuid4().hex)
+        taken = reply_rows.take_lease(lease, now_ms(), now_ms() + 60_000)
         writer = live.open_stream(ref, taken.generation)
         for text in flushes[:-1]:
             writer.flush(text)
@@ -175,8 +175,8 @@ def _rewritten(aws, flushes: list[str]) -> int:
     ref = _reply(aws)
     key = {"pk": {"S": f"OWNER#alice#THREAD#{ref.thread_id}"}, "sk": {"S": f"MSG#{ref.message_id}"}}
     with WriteMeter(aws.resources.table_name) as meter:
-        lease = replies.Lease(ref, uuid.uuid4().hex)
-        replies.take_lease(lease, now_ms(), now_ms() + 60_000)
+        lease = reply_rows.Lease(ref, uuid.uuid4().hex)
+        reply_rows.take_lease(lease, now_ms(), now_ms() + 60_000)
         client = clients.dynamodb()
         text = ""
         for piece in flushes[:-1]:
@@ -189,7 +189,7 @@ def _rewritten(aws, flushes: list[str]) -> int:
                     ":c": {"L": [{"M": {"type": {"S": "text"}, "text": {"S": text}}}]}
                 },
             )
-        replies.finish(
+        reply_rows.finish(
             lease,
             text=text + flushes[-1],
             model="gpt-4o-mini",

@@ -20,8 +20,8 @@ from agentfiles.data import clients, keys
 from agentfiles.data.table import to_item
 from agentfiles.logic.vacuum import VacuumResult, run_vacuum
 from agentfiles.models.common import iso_from_ms, now_ms
-from tests.support.aws import LocalAws, local_aws
-from tests.support.calls import count_calls
+from harness.aws import LocalAws, local_aws
+from harness.calls import count_calls
 
 LIVE_MANY = 100_000
 LIVE_FEW = 100

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from agentfiles.settings import DEPLOYMENT_VARIABLES
-from tests.support.aws import LocalAws, local_aws
+from harness.aws import LocalAws, local_aws
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 def run(stack: LocalStackProcess, sub: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentfiles_local.cli", *args, "--url", stack.base_url, "--sub", sub],
+        [sys.executable, "-m", "agentfiles_cli.cli", *args, "--url", stack.base_url, "--sub", sub],
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,7 +101,7 @@ def test_failures_exit_non_zero_with_the_apis_error(local_stack, sub, tmp_path):
     missing = run(local_stack, sub, "messages", "01JDQ8ZK3M4N5P6Q7R8S9T0V1W")
     assert missing.returncode == 1 and "thread_not_found" in missing.stderr
     nowhere = subprocess.run(
-        [sys.executable, "-m", "agentfiles_local.cli", "files", "--url", "http://127.0.0.1:9"],
+        [sys.executable, "-m", "agentfiles_cli.cli", "files", "--url", "http://127.0.0.1:9"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
+from harness import samples
 from tests.e2e.local_stack import LocalStackProcess, wait_for
-from tests.support import samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -127,7 +127,7 @@ def test_a_data_path_that_is_a_file_is_refused_before_anything_starts(tmp_path: 
     taken = tmp_path / "a-file"
     taken.write_text("not a directory")
     ran = subprocess.run(
-        [sys.executable, "-m", "agentfiles_local.cli", "serve", "--data", str(taken)],
+        [sys.executable, "-m", "agentfiles_cli.cli", "serve", "--data", str(taken)],
         capture_output=True,
         text=True,
         timeout=60,

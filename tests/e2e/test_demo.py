@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 def test_the_demo_runs_to_the_end():
     result = subprocess.run(
-        [sys.executable, "-m", "agentfiles_local.cli", "demo", "--start"],
+        [sys.executable, "-m", "agentfiles_cli.cli", "demo", "--start"],
         capture_output=True,
         text=True,
         timeout=180,

@@ -94,7 +94,7 @@ def test_a_question_about_an_image_is_answered_with_its_true_format_and_size_in_
 
 
 def test_a_pdf_reaches_the_model_as_a_file_and_a_text_file_as_text(local_stack):
-    from tests.support.samples import pdf
+    from harness.samples import pdf
 
     token = local_stack.token(f"docs-{uuid.uuid4().hex[:8]}")
     report = local_stack.upload(token, pdf(pages=2) + uuid.uuid4().bytes, "application/pdf", filename="r.pdf")

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 def run(stack: LocalStackProcess, *args: str, sub: str | None = None) -> subprocess.CompletedProcess[str]:
     who = ["--sub", sub] if sub else []
     return subprocess.run(
-        [sys.executable, "-m", "agentfiles_local.cli", *args, "--url", stack.base_url, *who],
+        [sys.executable, "-m", "agentfiles_cli.cli", *args, "--url", stack.base_url, *who],
         capture_output=True,
         text=True,
         timeout=120,

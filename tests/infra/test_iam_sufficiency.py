@@ -34,9 +34,9 @@ from agentfiles import topology
 from agentfiles_local.events import schedule_event
 from agentfiles_local.fake_model import FakeModel
 from agentfiles_local.runtime.aws_calls import VARIABLE
+from harness import samples
 from tests.e2e.local_stack import LocalStackProcess, wait_for
 from tests.infra.synthesis import Synthesized
-from tests.support import samples
 from tests.support.iam import LocalResources, RecordedCall, check, needs, read_calls
 
 SECRET_NAME = "agentfiles-model-key"

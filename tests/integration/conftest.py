@@ -6,7 +6,7 @@ import pytest
 
 from agentfiles import model_client
 from agentfiles_local.fake_model import FakeModel
-from tests.support.aws import LocalAws, local_aws
+from harness.aws import LocalAws, local_aws
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from agentfiles.data import clients
-from agentfiles_local.cli import main
+from agentfiles_cli.cli import main
 
 
 def _deployed(aws, function_environment: dict[str, str]) -> None:

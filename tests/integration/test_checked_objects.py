@@ -11,7 +11,7 @@ from botocore.awsrequest import AWSResponse
 from agentfiles.topology import CHECKED_TAG
 from agentfiles_local.events import LambdaContext
 from functions.upload_trigger.handler import lambda_handler
-from tests.support import samples
+from harness import samples
 
 
 def _tags(aws, key: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from agentfiles.data import clients, table
-from tests.support import samples
+from harness import samples
 
 
 @dataclass

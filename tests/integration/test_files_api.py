@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.support import samples
+from harness import samples
 
 
 def test_registering_an_upload_returns_a_write_once_presigned_put_that_signs_type_length_and_checksum(aws):

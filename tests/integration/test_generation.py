@@ -15,9 +15,9 @@ from agentfiles import topology
 from agentfiles.data.table import from_item
 from agentfiles_local.events import LambdaContext, sqs_event, sqs_record
 from functions.generate.handler import lambda_handler
-from tests.support import samples
-from tests.support.aws import while_writing
-from tests.support.calls import count_calls
+from harness import samples
+from harness.aws import while_writing
+from harness.calls import count_calls
 
 
 def _ask(aws, content, **extra):
@@ -240,13 +240,13 @@ def test_the_same_record_delivered_twice_makes_one_reply_and_one_model_call(work
 
 def test_a_delivery_while_another_worker_streams_comes_back_later(worker, model):
     # Given a reply another worker is streaming under a live lease
-    from agentfiles.data import replies
+    from agentfiles.data import reply_rows
     from agentfiles.models.common import now_ms
     from agentfiles.models.messages import MessageRef
 
     thread, reply_id = _ask(worker, "hello")
-    lease = replies.Lease(MessageRef("alice", thread, reply_id), "other")
-    assert replies.take_lease(lease, now_ms(), now_ms() + 60_000)
+    lease = reply_rows.Lease(MessageRef("alice", thread, reply_id), "other")
+    assert reply_rows.take_lease(lease, now_ms(), now_ms() + 60_000)
     # When the job is delivered
     result = worker.deliver("generations")
     # Then it fails back to the queue, untouched, without a model call
@@ -255,13 +255,13 @@ def test_a_delivery_while_another_worker_streams_comes_back_later(worker, model)
 
 
 def test_an_expired_lease_is_taken_over(worker, model):
-    from agentfiles.data import replies
+    from agentfiles.data import reply_rows
     from agentfiles.models.common import now_ms
     from agentfiles.models.messages import MessageRef
 
     thread, reply_id = _ask(worker, "hello")
-    lease = replies.Lease(MessageRef("alice", thread, reply_id), "crashed")
-    assert replies.take_lease(lease, now_ms() - 10_000, now_ms() - 1)
+    lease = reply_rows.Lease(MessageRef("alice", thread, reply_id), "crashed")
+    assert reply_rows.take_lease(lease, now_ms() - 10_000, now_ms() - 1)
     assert worker.deliver("generations") == {"batchItemFailures": []}
     assert _reply(worker, thread, reply_id)["status"] == "success"
 

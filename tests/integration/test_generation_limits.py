@@ -15,7 +15,7 @@ from agentfiles.models.files import FileRecord
 from agentfiles.settings import get_settings
 from agentfiles_local.events import LambdaContext
 from functions.generate.handler import lambda_handler
-from tests.support import samples
+from harness import samples
 
 MIB = 1024 * 1024
 

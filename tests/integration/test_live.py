@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
-from agentfiles.data import deltas, keys
+from agentfiles.data import delta_rows, keys
 from agentfiles.data.table import from_item
 from agentfiles.logic import live
 from agentfiles.models.messages import MessageRef
 from agentfiles.settings import get_settings
-from tests.support.aws import while_writing
-from tests.support.calls import count_calls
+from harness.aws import while_writing
+from harness.calls import count_calls
 
 MIB = 1024 * 1024
 
@@ -127,13 +127,13 @@ def test_catching_up_after_n_returns_exactly_the_missing_deltas_and_the_ended_st
 def test_a_sealed_stream_says_ended_only_once_the_reply_row_holds_the_text(worker, model):
     # Given a worker that streamed a little, then sealed its stream, but has not yet
     # written the reply row (the window between its last two writes)
-    from agentfiles.data import replies
+    from agentfiles.data import reply_rows
     from agentfiles.models.common import now_ms
 
     thread, reply_id = _ask(worker, "hello")
     ref = MessageRef("alice", thread, reply_id)
-    lease = replies.Lease(ref, "writer")
-    taken = replies.take_lease(lease, now_ms(), now_ms() + 60_000)
+    lease = reply_rows.Lease(ref, "writer")
+    taken = reply_rows.take_lease(lease, now_ms(), now_ms() + 60_000)
     writer = live.open_stream(ref, taken.generation)
     with count_calls() as calls:
         writer.flush("hello ")
@@ -147,7 +147,7 @@ def test_a_sealed_stream_says_ended_only_once_the_reply_row_holds_the_text(worke
     assert "".join(d["text"] for d in sealed.body["deltas"]) == "hello world"
     assert _message(worker, thread, reply_id)["content"] == []
     # And once the reply row is written, the next catch-up says it ended, and a read agrees
-    live.conclude(lease, taken.record, deltas.read_all(ref))
+    live.conclude(lease, taken.record, delta_rows.read_all(ref))
     ended = _stream(worker, thread, reply_id, after=end.seq)
     assert ended.body == {"messageId": reply_id, "status": "success", "deltas": [], "lastSeq": end.seq}
     assert _text(_message(worker, thread, reply_id)) == "hello world"
@@ -297,20 +297,20 @@ def test_purging_a_thread_removes_its_streams_and_releases_every_reference(worke
 
 def test_a_takeover_supersedes_what_the_lost_worker_streamed(worker, model):
     # Given a reply whose first worker streamed a little and then vanished (its lease ran out)
-    from agentfiles.data import replies
+    from agentfiles.data import reply_rows
     from agentfiles.models.common import now_ms
 
     thread, reply_id = _ask(worker, "hello")
     ref = MessageRef("alice", thread, reply_id)
-    lost = replies.Lease(ref, "lost")
-    taken = replies.take_lease(lost, now_ms() - 10_000, now_ms() - 1)
+    lost = reply_rows.Lease(ref, "lost")
+    taken = reply_rows.take_lease(lost, now_ms() - 10_000, now_ms() - 1)
     zombie = live.open_stream(ref, taken.generation)
     zombie.flush("half a thought from the first worker, ")
     # When the job is delivered again
     assert worker.deliver("generations") == {"batchItemFailures": []}
     # Then the reply is the new worker's answer alone, after a reset row
     reply = _message(worker, thread, reply_id)
-    rows = deltas.read_all(ref)
+    rows = delta_rows.read_all(ref)
     assert [r.seq for r in rows] == list(range(1, reply["lastSeq"] + 1))
     assert rows[1].reset and live.text_of(rows) == _text(reply) == model.calls[0]["reply"]
     # And the vanished worker can no longer append
@@ -319,4 +319,4 @@ def test_a_takeover_supersedes_what_the_lost_worker_streamed(worker, model):
         raise AssertionError("a fenced-off writer appended")
     except live.LeaseLost:
         pass
-    assert len(deltas.read_all(ref)) == len(rows)
+    assert len(delta_rows.read_all(ref)) == len(rows)

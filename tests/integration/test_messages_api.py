@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from agentfiles.data import files as file_rows
+from agentfiles.data import file_rows
 from agentfiles.models.common import now_ms
-from tests.support import samples
-from tests.support.calls import count_calls
+from harness import samples
+from harness.calls import count_calls
 
 
 def _save(aws, thread, body, *, sub="alice", key=None):
@@ -343,11 +343,11 @@ def test_a_referenced_file_cannot_be_deleted_until_its_messages_are(aws):
 
 def test_a_stale_delete_is_refused_so_a_count_the_message_gained_is_not_lost(aws):
     # Given a reply read before the worker attached a generated picture to it
-    from agentfiles.data import messages as rows
+    from agentfiles.data import message_rows
 
     thread = aws.new_thread()
     pending = _save(aws, thread, {"content": "draw"}).body["reply"]
-    stale = rows.get_message("alice", thread, pending["id"])
+    stale = message_rows.get_message("alice", thread, pending["id"])
     file = aws.small_file(samples.png(), "image/png")["id"]
     aws.dynamodb.update_item(
         TableName=aws.resources.table_name,
@@ -357,4 +357,4 @@ def test_a_stale_delete_is_refused_so_a_count_the_message_gained_is_not_lost(aws
     )
     # When the delete built from the stale read runs
     # Then it is refused, so it cannot delete the message without releasing the file
-    assert rows.delete_message(stale, now_ms()) is False
+    assert message_rows.delete_message(stale, now_ms()) is False

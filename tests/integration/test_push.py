@@ -3,8 +3,7 @@ stack's, spoken to by boto3 over HTTP): a connection API Gateway calls gone is f
 
 from __future__ import annotations
 
-from agentfiles.data import clients, keys
-from agentfiles.data import connections as rows
+from agentfiles.data import clients, connection_rows, keys
 from agentfiles.logic import push
 from agentfiles.models.live import ThreadDeletedFrame
 from agentfiles.settings import get_settings
@@ -20,22 +19,22 @@ def test_a_follower_whose_connection_is_gone_is_removed_with_its_subscriptions(a
         get_settings.cache_clear()
         clients.reset()
         thread = aws.new_thread()
-        rows.open_connection("alice", "gone+id=", 0, 2_000_000_000)
-        assert rows.follow("alice", thread, "gone+id=", 2_000_000_000)
+        connection_rows.open_connection("alice", "gone+id=", 0, 2_000_000_000)
+        assert connection_rows.follow("alice", thread, "gone+id=", 2_000_000_000)
         # When a frame is published to the thread
         reached = push.publish("alice", thread, [ThreadDeletedFrame(thread_id=thread)])
     finally:
         gateway.stop()
     # Then nobody got it, and the connection and its subscription are gone
     assert reached == 0
-    assert rows.subscribers("alice", thread) == []
+    assert connection_rows.subscribers("alice", thread) == []
     key = keys.connection_key("alice", "gone+id=")
     item = aws.dynamodb.get_item(TableName=aws.resources.table_name, Key=key.dynamo).get("Item")
     assert item is None
 
 
 def test_without_a_callback_url_nothing_is_pushed_and_nothing_is_read(aws):
-    from tests.support.calls import count_calls
+    from harness.calls import count_calls
 
     thread = aws.new_thread()
     with count_calls() as calls:

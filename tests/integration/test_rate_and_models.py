@@ -12,8 +12,8 @@ from agentfiles.data import keys, rates
 from agentfiles.data.table import from_item
 from agentfiles.logic import messages as message_logic
 from agentfiles.models.common import now_ms
-from tests.support.aws import LocalAws, local_aws
-from tests.support.calls import count_calls
+from harness.aws import LocalAws, local_aws
+from harness.calls import count_calls
 
 
 @pytest.fixture

@@ -25,13 +25,12 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from agentfiles.data import blobs, keys
-from agentfiles.data import files as file_rows
+from agentfiles.data import blobs, file_rows, keys
 from agentfiles.data.table import from_item, to_value
 from agentfiles.logic import vacuum as vacuum_steps
 from agentfiles.logic.vacuum import run_vacuum
 from agentfiles.models.common import now_ms
-from tests.support.aws import LocalAws, local_aws
+from harness.aws import LocalAws, local_aws
 
 picks = st.lists(st.integers(min_value=0, max_value=1000), max_size=4)
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from agentfiles_local.events import LambdaContext, http_api_event
-from tests.support import samples
+from harness import samples
 
 
 def _call_raw(

@@ -14,8 +14,8 @@ from agentfiles.data.table import to_value
 from agentfiles.logic import usage
 from agentfiles.logic.vacuum import run_vacuum
 from agentfiles.models.common import now_ms
-from tests.support.aws import LocalAws, local_aws
-from tests.support.calls import count_calls
+from harness.aws import LocalAws, local_aws
+from harness.calls import count_calls
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from agentfiles.logic import files as file_logic
-from tests.support import samples
+from harness import samples
 
 
 @pytest.fixture

@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from agentfiles.data import deltas, keys, replies
-from agentfiles.data import messages as message_rows
+from agentfiles.data import delta_rows, keys, message_rows, reply_rows
 from agentfiles.logic import live
 from agentfiles.logic.generation import _ended
 from agentfiles.models.common import now_ms
 from agentfiles.models.messages import ENDED_STATUSES, MessageRef
-from tests.support.aws import LocalAws, local_aws
+from harness.aws import LocalAws, local_aws
 
 LEASE_MS = 60_000
 
@@ -36,7 +35,7 @@ class Holder:
     """One delivery of the reply's job that took the lease."""
 
     number: int
-    lease: replies.Lease
+    lease: reply_rows.Lease
     writer: live.StreamWriter
     flushes: int = 0
     alive: bool = True
@@ -71,9 +70,9 @@ class StreamProtocol(RuleBasedStateMachine):
         # A delivery of the job (first, duplicate, or after a lease ran out) takes the lease
         # if it can, and opens the stream as the worker does.
         self.deliveries += 1
-        lease = replies.Lease(self.ref, uuid.uuid4().hex)
+        lease = reply_rows.Lease(self.ref, uuid.uuid4().hex)
         now = now_ms()
-        taken = replies.take_lease(lease, now, now + LEASE_MS)
+        taken = reply_rows.take_lease(lease, now, now + LEASE_MS)
         if taken is None:
             event("delivery: lease refused")
             return
@@ -140,7 +139,7 @@ class StreamProtocol(RuleBasedStateMachine):
         # A retryable model error: the holder gives the reply back and writes no more.
         holder = self._pick(which)
         holder.alive = False
-        released = replies.release_lease(holder.lease, now_ms() + LEASE_MS, now_ms())
+        released = reply_rows.release_lease(holder.lease, now_ms() + LEASE_MS, now_ms())
         event(f"release: {'done' if released else 'lease already lost'}")
 
     @rule(now=st.integers(0, 3))
@@ -162,14 +161,14 @@ class StreamProtocol(RuleBasedStateMachine):
         return alive[which % len(alive)]
 
     def _has_lease(self) -> bool:
-        row = replies.read(self.ref)
+        row = reply_rows.read(self.ref)
         return bool(row and "leaseUntil" in row)
 
     # ---- what must always hold -------------------------------------------------
 
     @invariant()
     def the_stream_adds_up(self) -> None:
-        rows = deltas.read_all(self.ref)
+        rows = delta_rows.read_all(self.ref)
         # No gap and no duplicate: the seqs are exactly 1..last
         assert [r.seq for r in rows] == list(range(1, len(rows) + 1)), [r.seq for r in rows]
         # Nothing after an end row

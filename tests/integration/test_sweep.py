@@ -10,8 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agentfiles.data import keys
-from agentfiles.data import sweep as rows
+from agentfiles.data import keys, sweep_rows
 from agentfiles.data.table import from_item, to_value
 from agentfiles.logic import sweep
 from agentfiles.models.common import now_ms
@@ -160,7 +159,7 @@ def test_given_two_sweeps_that_read_the_same_reply_when_both_act_then_the_job_is
     # Given two overlapping runs that both read the same overdue reply from the index
     _thread, saved, _key = _lost_reply(aws)
     shard = keys.sweep_shard(keys.REPLY_SWEEP, saved["reply"]["id"])
-    [due] = rows.due_for_sweep(shard, now_ms(), 10, None).due
+    [due] = sweep_rows.due_for_sweep(shard, now_ms(), 10, None).due
     # When both settle it
     outcomes = [sweep.sweep_reply(due, now_ms()), sweep.sweep_reply(due, now_ms())]
     # Then only the first sends the job

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import samples
+from harness import samples
 
 
 def test_a_thread_is_created_read_and_listed_newest_first(aws):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from agentfiles_local.events import LambdaContext, s3_notification, sqs_event, sqs_record
 from functions.upload_trigger.handler import lambda_handler
-from tests.support import samples
-from tests.support.calls import count_calls
+from harness import samples
+from harness.calls import count_calls
 
 EVENTS = Path(__file__).parents[2] / "events"
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from agentfiles.data import blobs, keys
-from agentfiles.data import files as file_rows
+from agentfiles.data import blobs, file_rows, keys
 from agentfiles.logic import vacuum
 from agentfiles.logic.files import purge
 from agentfiles.models.common import now_ms
 from agentfiles_local.events import LambdaContext
-from tests.support import samples
+from harness import samples
 
 DAY_MS = 24 * 3600 * 1000
 EVENTS = Path(__file__).parents[2] / "events"

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from functions.api.routing import RouteModules, path_pattern, read_routes
-from tests.support.imports import run_probe
+from harness.imports import run_probe
 
 ULID = "01J0000000000000000000000Z"
 

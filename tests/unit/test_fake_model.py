@@ -26,7 +26,7 @@ from pypdf import PdfWriter
 
 from agentfiles_local.fake_model import FakeModel
 
-LAYERS = Path(__file__).resolve().parents[2] / "layers"
+LOCAL = Path(__file__).resolve().parents[2] / "local"
 
 
 # fixtures and helpers
@@ -502,7 +502,7 @@ def test_given_the_module_entry_point_when_run_then_it_prints_its_url_and_serves
     # Given the fake model started as a process on a free port
     process = subprocess.Popen(
         [sys.executable, "-m", "agentfiles_local.fake_model", "--port", "0"],
-        cwd=LAYERS,
+        cwd=LOCAL,
         stdout=subprocess.PIPE,
         text=True,
     )

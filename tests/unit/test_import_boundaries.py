@@ -1,18 +1,87 @@
-"""What each function loads at init, as Lambda's on-demand init does it: only the generate
-function loads the model SDK (it costs ~0.3 s and ~50 MB at cold start); no function loads
-Powertools' resolvers it does not use (AppSync, Bedrock: `asyncio` comes with them) or the
-OpenAPI models; the API loads no route module before a request asks for one; and none
-starts without its resources. `make bench` measures what these keep out."""
+"""What ships imports only what ships, and what each function loads at init.
+
+The tree has three parts: what deploys to AWS (`functions/`, `layers/agentfiles/`,
+`infra/`), what emulates it on one machine (`local/agentfiles_local/`, and the command
+line in `clients/cli/` that starts it) and what measures or tests it (`harness/`,
+`bench/`, `tests/`). Imports run only from the later parts to the earlier ones.
+
+At init, as Lambda's on-demand init does it: only the generate function loads the model
+SDK (it costs ~0.3 s and ~50 MB at cold start); no function loads Powertools' resolvers
+it does not use (AppSync, Bedrock: `asyncio` comes with them) or the OpenAPI models; the
+API loads no route module before a request asks for one; and none starts without its
+resources. `make bench` measures what these keep out."""
 
 from __future__ import annotations
 
+import ast
 import json
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from agentfiles import topology
-from tests.support.imports import lambda_environment, run_probe
+from harness.imports import ROOT, lambda_environment, run_probe
+
+EMULATES = {"agentfiles_local", "agentfiles_cli"}
+MEASURES = {"harness", "bench", "tests"}
+# Each folder, and the top-level packages it must never import.
+NEVER_IMPORTS = {
+    "layers/agentfiles": {"functions", "infra", *EMULATES, *MEASURES},
+    "functions": {"infra", *EMULATES, *MEASURES},
+    "infra": {"functions", *EMULATES, *MEASURES},
+    "local/agentfiles_local": {"agentfiles_cli", *MEASURES},
+    "clients/cli/agentfiles_cli": {"functions", "infra", *MEASURES},
+    "harness": {"bench", "tests"},
+    "bench": {"tests"},
+}
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """Each top-level package `path` imports, and whether it does so at module level."""
+    tree = ast.parse(path.read_text(), str(path))
+    nested = {
+        id(inner)
+        for outer in ast.walk(tree)
+        if isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(outer)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found += [(name.split(".")[0], id(node) not in nested) for name in names]
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(NEVER_IMPORTS))
+def test_each_part_of_the_tree_imports_only_the_parts_below_it(folder):
+    # Given every module of the folder / Then none imports a part it must not know
+    forbidden = NEVER_IMPORTS[folder]
+    crossings = [
+        f"{path.relative_to(ROOT)} imports {package}"
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for package, _ in _imports(path)
+        if package in forbidden
+    ]
+    assert not crossings
+
+
+def test_the_command_line_loads_the_local_stack_only_for_the_commands_that_run_it():
+    # Given the command line's modules / Then each imports agentfiles_local inside the
+    # command that needs it, so a client command never pays for moto and the runtime
+    eager = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "clients/cli/agentfiles_cli").rglob("*.py"))
+        for package, module_level in _imports(path)
+        if package == "agentfiles_local" and module_level
+    ]
+    assert not eager
+
 
 OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
 RESOLVERS = tuple(

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from agentfiles.lazy_exports import POWERTOOLS_REEXPORTS, Export, read_reexports
-from tests.support.imports import lambda_environment, run_probe
+from harness.imports import lambda_environment, run_probe
 
 # Runs the package's real __init__ in a scratch namespace named after the package, after
 # the lazy one resolved every name, and reports any name that differs.

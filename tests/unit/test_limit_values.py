@@ -7,8 +7,8 @@ import argparse
 import pytest
 
 from agentfiles.data import rates
-from agentfiles.data.usage import day_of
-from agentfiles_local.admin import quota_value
+from agentfiles.data.usage_rows import day_of
+from agentfiles_cli.admin import quota_value
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agentfiles_local import cli
+from agentfiles_cli import cli
 from agentfiles_local.runtime.host import FunctionHost
 from agentfiles_local.runtime.scheduler import Schedule
 from agentfiles_local.runtime.stack import StackConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentfiles.logic.sniff import TEXT, matches, normalize_media_type, sniff
-from tests.support import samples
+from harness import samples
 
 
 @pytest.mark.parametrize(

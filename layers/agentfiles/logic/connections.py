@@ -7,8 +7,7 @@ thread (or an unknown one) can never be followed: it is `thread_not_found`.
 
 from __future__ import annotations
 
-from agentfiles.data import connections as rows
-from agentfiles.data import threads as thread_rows
+from agentfiles.data import connection_rows, thread_rows
 from agentfiles.models.common import ErrorDetail, now_ms
 from agentfiles.models.live import ErrorFrame, Frame, SubscribedFrame, SubscriptionRequest, UnsubscribedFrame
 
@@ -21,11 +20,11 @@ def _expires_at_s() -> int:
 
 
 def connect(owner: str, connection_id: str) -> None:
-    rows.open_connection(owner, connection_id, now_ms(), _expires_at_s())
+    connection_rows.open_connection(owner, connection_id, now_ms(), _expires_at_s())
 
 
 def disconnect(owner: str, connection_id: str) -> None:
-    rows.close_connection(owner, connection_id)
+    connection_rows.close_connection(owner, connection_id)
 
 
 def _not_found(thread_id: str) -> ErrorFrame:
@@ -36,12 +35,12 @@ def _not_found(thread_id: str) -> ErrorFrame:
 def handle(owner: str, connection_id: str, request: SubscriptionRequest) -> Frame:
     thread_id = request.thread_id
     if request.action == "unsubscribe":
-        rows.unfollow(owner, thread_id, connection_id)
+        connection_rows.unfollow(owner, thread_id, connection_id)
         return UnsubscribedFrame(thread_id=thread_id)
     thread = thread_rows.get_thread(owner, thread_id)
     if thread is None or thread.status != "active":
         return _not_found(thread_id)
-    if not rows.follow(owner, thread_id, connection_id, _expires_at_s()):
+    if not connection_rows.follow(owner, thread_id, connection_id, _expires_at_s()):
         detail = ErrorDetail(code="connection_not_found", message="this connection is not registered")
         return ErrorFrame(thread_id=thread_id, error=detail)
     return SubscribedFrame(thread_id=thread_id)

@@ -8,8 +8,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
-from agentfiles.data import blobs, keys
-from agentfiles.data import files as file_rows
+from agentfiles.data import blobs, file_rows, keys
 from agentfiles.data.errors import QuotaExceeded
 from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from agentfiles.ids import new_ulid

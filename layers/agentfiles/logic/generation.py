@@ -13,9 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.data import messages as rows
-from agentfiles.data import replies
-from agentfiles.data.replies import Lease
+from agentfiles.data import message_rows, reply_rows
+from agentfiles.data.reply_rows import Lease
 from agentfiles.errors import PayloadTooLarge
 from agentfiles.logic import live, push
 from agentfiles.logic.files import store_bytes
@@ -62,7 +61,7 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
     settings = get_settings()
     lease = Lease(job.reply, uuid.uuid4().hex)
     now = now_ms()
-    taken = replies.take_lease(lease, now, now + settings.lease_seconds * 1000)
+    taken = reply_rows.take_lease(lease, now, now + settings.lease_seconds * 1000)
     if taken is None:
         return _not_taken(job)
     reply = taken.record
@@ -112,7 +111,7 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
 def _not_taken(job: GenerationJob) -> Outcome:
     """The lease was refused: the reply ended already (a duplicate delivery, a stop), is
     gone, or another worker is streaming it right now."""
-    row = replies.read(job.reply)
+    row = reply_rows.read(job.reply)
     if row is None or row["status"] in ENDED_STATUSES:
         return Outcome("skipped")
     wait_ms = max(0, int(row.get("leaseUntil", 0)) - now_ms())
@@ -134,7 +133,7 @@ def _fail(
     that got there before wins (the reply then ends stopped)."""
     logger.warning("reply failed", extra={"code": error.code, "error_message": error.message})
     if writer is None:
-        final = replies.fail(lease, error, now_ms(), job=job.kind)
+        final = reply_rows.fail(lease, error, now_ms(), job=job.kind)
     else:
         try:
             end = writer.end("failed")
@@ -142,7 +141,7 @@ def _fail(
             return Outcome("lease_lost")
         if end.end == "stopped":
             return _ended(lease, writer, end, None, None, None)
-        final = replies.fail(lease, error, now_ms(), job=job.kind, text=writer.text, last_seq=end.seq)
+        final = reply_rows.fail(lease, error, now_ms(), job=job.kind, text=writer.text, last_seq=end.seq)
         if final is not None:
             push.publish(lease.reply.owner, lease.reply.thread_id, [live.delta_frame(lease.reply, end)])
     if final is not None:
@@ -152,7 +151,7 @@ def _fail(
 
 def _release(lease: Lease) -> None:
     now = now_ms()
-    released = replies.release_lease(lease, now + get_settings().pending_reply_sweep_seconds * 1000, now)
+    released = reply_rows.release_lease(lease, now + get_settings().pending_reply_sweep_seconds * 1000, now)
     if released is not None:
         push.publish_messages(released)
 
@@ -164,7 +163,7 @@ def _answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Stre
     settings = get_settings()
     history = [
         m
-        for m in rows.history(job.owner, job.thread_id, job.message_id, settings.history_messages)
+        for m in message_rows.history(job.owner, job.thread_id, job.message_id, settings.history_messages)
         if m.role == "user" or m.status == "success"
     ]
     if not history or history[-1].id != job.message_id:
@@ -248,7 +247,7 @@ def _ended(
     """The stream is sealed by `end`: the reply row gets the whole text, once, and the
     followers get the last delta with the final message."""
     stopped = end.end == "stopped"
-    final = replies.finish(
+    final = reply_rows.finish(
         lease,
         text=writer.text,
         model=model,
@@ -272,7 +271,7 @@ def _ended(
 
 def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
     settings = get_settings()
-    prompt_message = rows.get_message(job.owner, job.thread_id, job.message_id)
+    prompt_message = message_rows.get_message(job.owner, job.thread_id, job.message_id)
     if prompt_message is None:
         raise UnsupportedContent("the prompt message was deleted")
     prompt = " ".join(p.text for p in prompt_message.content if isinstance(p, TextPart))
@@ -289,7 +288,7 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
         raise UnsupportedContent("the model returned no image data")
     if live.stop_requested(job.reply):
         # Stopped while drawing: the picture is not kept.
-        final = replies.finish(
+        final = reply_rows.finish(
             lease,
             text="",
             model=model,
@@ -320,7 +319,7 @@ def _draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
         # The owner's storage is full: the picture cannot be kept, so the reply fails.
         raise UnsupportedContent(refused.message, code=refused.code) from refused
     parts: list[Part] = [ImagePart(type="image", file_id=stored.record.id, media_type=media_type)]
-    final = replies.finish_with_file(
+    final = reply_rows.finish_with_file(
         lease,
         content=parts,
         file_id=stored.record.id,

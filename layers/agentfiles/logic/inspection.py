@@ -12,8 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import blobs, keys
-from agentfiles.data import files as file_rows
+from agentfiles.data import blobs, file_rows, keys
 from agentfiles.logic.sniff import describe, matches, sniff
 from agentfiles.models.common import now_ms
 from agentfiles.models.files import FileRecord, Rejection

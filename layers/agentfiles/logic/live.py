@@ -1,7 +1,7 @@
 """Live replies: a reply is written as a stream of delta rows, read back by seq, pushed
 to the thread's followers, and stopped on request.
 
-The stream (`data.deltas`) is append-only and each seq is written once, so the stream
+The stream (`data.delta_rows`) is append-only and each seq is written once, so the stream
 is its own lock:
 
 - The first holder of a reply's lease writes seq 1, 2, 3, ... one row per flush.
@@ -25,9 +25,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from agentfiles.data import deltas, replies
-from agentfiles.data import messages as message_rows
-from agentfiles.data.replies import Lease
+from agentfiles.data import delta_rows, message_rows, reply_rows
+from agentfiles.data.reply_rows import Lease
 from agentfiles.errors import Conflict, NotFound
 from agentfiles.logic import push
 from agentfiles.models.common import now_ms
@@ -124,7 +123,7 @@ class StreamWriter:
         return row
 
     def _write(self, row: DeltaRecord) -> None:
-        found = deltas.append(self.ref, row, _expires_at_s())
+        found = delta_rows.append(self.ref, row, _expires_at_s())
         if found is None:
             self.next_seq += 1
             return
@@ -148,12 +147,12 @@ class Sealed:
 def open_stream(ref: MessageRef, generation: int) -> StreamWriter | Sealed:
     """Where a new lease holder starts: seq 1 for the first holder of a fresh reply;
     otherwise a reset row at the next free seq, which fences off any earlier holder."""
-    tail = deltas.tail(ref)
+    tail = delta_rows.tail(ref)
     if tail is None and generation == 1:
         return StreamWriter(ref, next_seq=1)
     written, ours = _claim_next(ref, tail, reset=True)
     if not ours:
-        return Sealed(deltas.read_all(ref))
+        return Sealed(delta_rows.read_all(ref))
     push.publish(ref.owner, ref.thread_id, [delta_frame(ref, written)])
     return StreamWriter(ref, next_seq=written.seq + 1)
 
@@ -168,7 +167,7 @@ def _claim_next(
         if tail is not None and tail.end is not None:
             return tail, False
         row = DeltaRecord(seq=tail.seq + 1 if tail else 1, reset=reset, end=end)
-        found = deltas.append(ref, row, _expires_at_s())
+        found = delta_rows.append(ref, row, _expires_at_s())
         if found is None:
             return row, True
         tail = found
@@ -177,14 +176,14 @@ def _claim_next(
 
 def stop_requested(ref: MessageRef) -> bool:
     """Whether a stop sealed the stream (for work that writes no deltas, like a picture)."""
-    tail = deltas.tail(ref)
+    tail = delta_rows.tail(ref)
     return tail is not None and tail.end == "stopped"
 
 
 def seal(ref: MessageRef, status: StreamEnd) -> DeltaRecord:
     """End the stream with an `end` row at the next free seq, unless it has one already.
     Returns the stream's end row. Whoever writes after it finds its seq taken."""
-    tail = deltas.tail(ref)
+    tail = delta_rows.tail(ref)
     if tail is not None and tail.end is not None:
         return tail
     written, ours = _claim_next(ref, tail, end=status)
@@ -200,9 +199,9 @@ def conclude(lease: Lease, record: MessageRecord, rows: list[DeltaRecord]) -> Me
     text, now, job = text_of(rows), now_ms(), record.job or "chat"
     if end.end == "failed":
         error = MessageError(code="generation_failed", message="the reply could not be finished")
-        final = replies.fail(lease, error, now, job=job, text=text, last_seq=end.seq)
+        final = reply_rows.fail(lease, error, now, job=job, text=text, last_seq=end.seq)
     else:
-        final = replies.finish(
+        final = reply_rows.finish(
             lease,
             text=text,
             model=None,
@@ -228,7 +227,7 @@ def catch_up(owner: str, thread_id: str, message_id: str, after: int) -> StreamO
     the reply's text, so only the reply row can say the reply has ended. An ended
     status here means a read of the message finds it ended, with its whole text."""
     ref = MessageRef(owner, thread_id, message_id)
-    rows = deltas.after(ref, after)
+    rows = delta_rows.after(ref, after)
     out = [DeltaOut(seq=row.seq, text=row.text, reset=row.reset or None) for row in rows]
     if rows and rows[-1].end is None:
         return StreamOut(message_id=message_id, status="streaming", deltas=out, last_seq=rows[-1].seq)
@@ -262,10 +261,10 @@ def stop_reply(owner: str, thread_id: str, message_id: str) -> StopOutcome:
     ref = MessageRef(owner, thread_id, message_id)
     lease = Lease(ref, uuid.uuid4().hex)
     now = now_ms()
-    taken = replies.take_lease(lease, now, now + STOP_LEASE_MS)
+    taken = reply_rows.take_lease(lease, now, now + STOP_LEASE_MS)
     if taken is not None:
         seal(ref, "stopped")
-        final = conclude(lease, taken.record, deltas.read_all(ref))
+        final = conclude(lease, taken.record, delta_rows.read_all(ref))
         return StopOutcome(final or record, accepted=True)
     again = message_rows.get_message(owner, thread_id, message_id)
     if again is None:
@@ -285,5 +284,5 @@ def remove_stream(record: MessageRecord) -> None:
     fence = None
     if record.status not in ENDED_STATUSES:
         fence = seal(ref, "failed").seq
-    rows = deltas.read_all(ref)
-    deltas.delete_rows(ref, [row.seq for row in rows if row.seq != fence])
+    rows = delta_rows.read_all(ref)
+    delta_rows.delete_rows(ref, [row.seq for row in rows if row.seq != fence])

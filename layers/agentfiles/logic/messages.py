@@ -8,10 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import jobs, rates
-from agentfiles.data import messages as rows
+from agentfiles.data import jobs, message_rows, rates
 from agentfiles.data.errors import Unavailable
-from agentfiles.data.messages import Exchange, IdempotencyRecord, SaveRefused
+from agentfiles.data.message_rows import Exchange, IdempotencyRecord, SaveRefused
 from agentfiles.errors import (
     BadRequest,
     Conflict,
@@ -217,7 +216,7 @@ def request_image(
 def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None) -> SavedMessage:
     exchange = _new_exchange(owner, thread_id, draft, idempotency_key)
     try:
-        rows.save_exchange(exchange)
+        message_rows.save_exchange(exchange)
     except SaveRefused as refused:
         if refused.reason == "conflict":
             raise Conflict(
@@ -279,17 +278,17 @@ def queue_reply(reply: MessageRecord) -> None:
 def _replay(owner: str, thread_id: str, key: str, request_hash: str) -> SavedMessage:
     """A retry with a key already used: the same body returns what was saved (and
     re-queues a reply still pending); another body is refused."""
-    record = rows.get_idempotency(owner, thread_id, key)
+    record = message_rows.get_idempotency(owner, thread_id, key)
     if record is None:
         raise Conflict("the Idempotency-Key is being used by a request in flight; retry", code="conflict")
     if record.request_hash != request_hash:
         raise Unprocessable(
             "this Idempotency-Key was used with a different request", code="idempotency_key_reused"
         )
-    message = rows.get_message(owner, thread_id, record.message_id)
+    message = message_rows.get_message(owner, thread_id, record.message_id)
     if message is None:
         raise Conflict("the message saved under this Idempotency-Key was deleted", code="message_deleted")
-    reply = rows.get_message(owner, thread_id, record.reply_id) if record.reply_id else None
+    reply = message_rows.get_message(owner, thread_id, record.reply_id) if record.reply_id else None
     if reply and reply.status == "pending":
         queue_reply(reply)
     return SavedMessage(message=MessageOut.of(message), reply=MessageOut.of(reply) if reply else None)
@@ -327,8 +326,8 @@ def _part_file_ids(records: list[MessageRecord]) -> list[str]:
 
 def list_messages(owner: str, thread_id: str, limit: int, cursor: str | None) -> MessagePage:
     """Newest first: one Query for the page, one BatchGetItem for its thread and files."""
-    records, next_cursor = rows.list_messages(owner, thread_id, limit, cursor)
-    thread, files = rows.batch_get_files_and_thread(owner, thread_id, _part_file_ids(records))
+    records, next_cursor = message_rows.list_messages(owner, thread_id, limit, cursor)
+    thread, files = message_rows.batch_get_files_and_thread(owner, thread_id, _part_file_ids(records))
     if thread is None or thread.status != "active":
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     urls: dict[str, tuple[str, str]] = {}
@@ -336,8 +335,8 @@ def list_messages(owner: str, thread_id: str, limit: int, cursor: str | None) ->
 
 
 def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
-    record = rows.get_message(owner, thread_id, message_id)
-    thread, files = rows.batch_get_files_and_thread(
+    record = message_rows.get_message(owner, thread_id, message_id)
+    thread, files = message_rows.batch_get_files_and_thread(
         owner, thread_id, _part_file_ids([record] if record else [])
     )
     if thread is None or thread.status != "active":
@@ -350,10 +349,10 @@ def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
 def delete_message(owner: str, thread_id: str, message_id: str) -> None:
     """Delete one message and release its references in the same transaction."""
     for _ in range(_DELETE_ATTEMPTS):
-        record = rows.get_message(owner, thread_id, message_id)
+        record = message_rows.get_message(owner, thread_id, message_id)
         if record is None:
             raise NotFound(f"message {message_id} not found", code="message_not_found")
-        if rows.delete_message(record, now_ms()):
+        if message_rows.delete_message(record, now_ms()):
             live.remove_stream(record)
             return
     raise Conflict("the message changed while it was being deleted; retry", code="conflict")

@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentfiles.data import blobs
-from agentfiles.data import files as file_rows
+from agentfiles.data import blobs, file_rows
 from agentfiles.logic.sniff import IMAGE_TYPES, PDF, TEXT_TYPES
 from agentfiles.models.files import FileRecord
 from agentfiles.models.messages import FilePart, ImagePart, MessageRecord, Part, TextPart

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentfiles.data import connections
+from agentfiles.data import connection_rows
 from agentfiles.data.errors import DataError
 from agentfiles.models.live import Frame, MessageFrame, frame_json
 from agentfiles.models.messages import MessageOut, MessageRecord
@@ -40,7 +40,7 @@ def publish(owner: str, thread_id: str, frames: Sequence[Frame]) -> int:
     if not frames or not enabled():
         return 0
     try:
-        followers = connections.subscribers(owner, thread_id)
+        followers = connection_rows.subscribers(owner, thread_id)
     except DataError:
         logger.warning("subscribers could not be read; frames not pushed", extra={"thread_id": thread_id})
         return 0
@@ -49,8 +49,8 @@ def publish(owner: str, thread_id: str, frames: Sequence[Frame]) -> int:
     for connection_id in followers:
         try:
             for payload in payloads:
-                if not connections.push(connection_id, payload):
-                    connections.close_connection(owner, connection_id)
+                if not connection_rows.push(connection_id, payload):
+                    connection_rows.close_connection(owner, connection_id)
                     logger.info("gone connection removed", extra={"connection_id": connection_id})
                     break
             else:

@@ -27,11 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import deltas, jobs, keys, replies
-from agentfiles.data import sweep as rows
+from agentfiles.data import delta_rows, jobs, keys, reply_rows, sweep_rows
 from agentfiles.data.keys import REPLY_SWEEP, THREAD_SWEEP
-from agentfiles.data.replies import Lease
-from agentfiles.data.sweep import SweepDue
+from agentfiles.data.reply_rows import Lease
+from agentfiles.data.sweep_rows import SweepDue
 from agentfiles.logic import live, push
 from agentfiles.logic.messages import queue_reply
 from agentfiles.logic.shards import Start, in_turn
@@ -70,15 +69,15 @@ class SweepResult:
 def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
     settings = get_settings()
     owner, thread_id, reply_id = due.owner, due.thread_id, due.reply_id or ""
-    swept = rows.get_swept_reply(owner, thread_id, reply_id)
+    swept = sweep_rows.get_swept_reply(owner, thread_id, reply_id)
     if swept is None or swept.sweep_at is None or swept.sweep_at > now_ms:
         return "unchanged"  # gone, ended by its worker, or moved on since the index was read
     status = swept.record.status
     if status in ENDED_STATUSES:
-        removed = rows.remove_reply_sweep(owner, thread_id, reply_id, seen_sweep_at=swept.sweep_at)
+        removed = sweep_rows.remove_reply_sweep(owner, thread_id, reply_id, seen_sweep_at=swept.sweep_at)
         return "marker_removed" if removed else "unchanged"
     if status == "streaming" and swept.lease_until is not None and swept.lease_until >= now_ms:
-        deferred = rows.move_reply_sweep(
+        deferred = sweep_rows.move_reply_sweep(
             owner,
             thread_id,
             reply_id,
@@ -89,7 +88,7 @@ def sweep_reply(due: SweepDue, now_ms: int) -> Outcome:
         return "deferred" if deferred else "unchanged"
     if swept.resends >= MAX_REPLY_RESENDS:
         return _give_up(owner, thread_id, reply_id, swept.resends, now_ms)
-    claimed = rows.move_reply_sweep(
+    claimed = sweep_rows.move_reply_sweep(
         owner,
         thread_id,
         reply_id,
@@ -108,11 +107,11 @@ def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: in
     stream is sealed first, which also fences off a worker that might still wake up."""
     ref = MessageRef(owner, thread_id, reply_id)
     lease = Lease(ref, uuid.uuid4().hex)
-    taken = replies.take_lease(lease, now_ms, now_ms + 60_000)
+    taken = reply_rows.take_lease(lease, now_ms, now_ms + 60_000)
     if taken is None:
         return "unchanged"  # a worker took it up meanwhile
     end = live.seal(ref, "failed")
-    rows = deltas.read_all(ref)
+    rows = delta_rows.read_all(ref)
     if end.end != "failed":
         # The stream had ended already (a stop, or a worker that died after its end row).
         return "marker_removed" if live.conclude(lease, taken.record, rows) else "unchanged"
@@ -120,20 +119,20 @@ def _give_up(owner: str, thread_id: str, reply_id: str, resends: int, now_ms: in
         code="generation_stuck", message=f"no worker finished this reply after {resends} re-sent jobs"
     )
     job = taken.record.job or "chat"
-    final = replies.fail(lease, error, now_ms, job=job, text=live.text_of(rows), last_seq=end.seq)
+    final = reply_rows.fail(lease, error, now_ms, job=job, text=live.text_of(rows), last_seq=end.seq)
     if final is not None:
         push.publish_messages(final)
     return "failed" if final else "unchanged"
 
 
 def sweep_thread(due: SweepDue, now_ms: int) -> Outcome:
-    swept = rows.get_swept_thread(due.owner, due.thread_id)
+    swept = sweep_rows.get_swept_thread(due.owner, due.thread_id)
     if swept is None or swept.sweep_at is None or swept.sweep_at > now_ms:
         return "unchanged"
     if swept.record.status != "deleting":
-        removed = rows.remove_thread_sweep(due.owner, due.thread_id, seen_sweep_at=swept.sweep_at)
+        removed = sweep_rows.remove_thread_sweep(due.owner, due.thread_id, seen_sweep_at=swept.sweep_at)
         return "marker_removed" if removed else "unchanged"
-    claimed = rows.move_thread_sweep(
+    claimed = sweep_rows.move_thread_sweep(
         due.owner, due.thread_id, seen_sweep_at=swept.sweep_at, sweep_at=now_ms + CLEANUP_SWEEP_MS
     )
     if not claimed:
@@ -175,7 +174,7 @@ def run_sweep(time_left_ms: Callable[[], int]) -> SweepResult:
         return result.stopped_early
 
     def read_page(shard: str, start: Start) -> tuple[list[SweepDue], Start]:
-        page = rows.due_for_sweep(shard, now, settings.vacuum_page_size, start)
+        page = sweep_rows.due_for_sweep(shard, now, settings.vacuum_page_size, start)
         result.items_read += len(page.due)
         return page.due, page.next_start
 

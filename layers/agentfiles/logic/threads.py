@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agentfiles.data import jobs
-from agentfiles.data import messages as message_rows
-from agentfiles.data import threads as rows
+from agentfiles.data import jobs, message_rows, thread_rows
 from agentfiles.data.errors import Unavailable
 from agentfiles.errors import NotFound
 from agentfiles.ids import new_ulid
@@ -26,19 +24,19 @@ def create_thread(owner: str, request: CreateThreadRequest) -> ThreadOut:
     now = now_ms()
     iso = iso_from_ms(now)
     record = ThreadRecord(id=new_ulid(now), owner=owner, title=request.title, created_at=iso, updated_at=iso)
-    rows.put_thread(record)
+    thread_rows.put_thread(record)
     return ThreadOut.of(record)
 
 
 def require_thread(owner: str, thread_id: str) -> ThreadRecord:
-    record = rows.get_thread(owner, thread_id)
+    record = thread_rows.get_thread(owner, thread_id)
     if record is None or record.status != "active":
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     return record
 
 
 def list_threads(owner: str, limit: int, cursor: str | None) -> ThreadPage:
-    records, next_cursor = rows.list_threads(owner, limit, cursor)
+    records, next_cursor = thread_rows.list_threads(owner, limit, cursor)
     return ThreadPage(items=[ThreadOut.of(r) for r in records], next_cursor=next_cursor)
 
 
@@ -46,7 +44,7 @@ def delete_thread(owner: str, thread_id: str) -> None:
     """Mark the thread deleting and queue its cleanup. Idempotent: deleting a thread
     that is already being deleted re-sends the job."""
     now = now_ms()
-    if not rows.mark_thread_deleting(owner, thread_id, now, now + CLEANUP_SWEEP_MS):
+    if not thread_rows.mark_thread_deleting(owner, thread_id, now, now + CLEANUP_SWEEP_MS):
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
     try:
         jobs.send_thread_cleanup(ThreadCleanupJob(owner=owner, thread_id=thread_id))
@@ -62,7 +60,7 @@ def purge_thread(
     """Delete a deleting thread's rows page by page, each page in transactions that
     also release the messages' references; the thread row goes last. Returns True
     when done, False when time ran short (the caller re-queues the job)."""
-    thread = rows.get_thread(owner, thread_id)
+    thread = thread_rows.get_thread(owner, thread_id)
     if thread is None:
         return True
     if thread.status != "deleting":
@@ -74,7 +72,7 @@ def purge_thread(
     while time_left_ms() > reserve_ms:
         page = message_rows.thread_rows_page(owner, thread_id, CLEANUP_PAGE)
         if not page:
-            rows.delete_thread_row(owner, thread_id)
+            thread_rows.delete_thread_row(owner, thread_id)
             return True
         if message_rows.delete_rows(owner, page, now_ms()) == 0:
             # Every transaction of the page lost a race (a reply gained a file as

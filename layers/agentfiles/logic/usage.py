@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agentfiles.data import usage as counters
+from agentfiles.data import usage_rows
 from agentfiles.errors import BadRequest
 from agentfiles.models.common import now_ms
 from agentfiles.models.usage import (
@@ -20,7 +20,7 @@ from agentfiles.models.usage import (
 from agentfiles.settings import get_settings
 
 
-def _storage_out(storage: counters.Storage) -> StorageUsage:
+def _storage_out(storage: usage_rows.Storage) -> StorageUsage:
     return StorageUsage(
         bytes=storage.bytes,
         files=storage.files,
@@ -29,7 +29,7 @@ def _storage_out(storage: counters.Storage) -> StorageUsage:
     )
 
 
-def _generation_out(day: counters.Day) -> GenerationUsage:
+def _generation_out(day: usage_rows.Day) -> GenerationUsage:
     return GenerationUsage(
         day=day.day,
         replies=day.replies,
@@ -41,7 +41,7 @@ def _generation_out(day: counters.Day) -> GenerationUsage:
 
 def usage_of(owner: str) -> UsageOut:
     """Storage used and its quota, and today's (UTC) generation: one BatchGetItem."""
-    storage, today = counters.summary(owner, counters.day_of(now_ms()))
+    storage, today = usage_rows.summary(owner, usage_rows.day_of(now_ms()))
     return UsageOut(
         storage=_storage_out(storage),
         generation=_generation_out(today),
@@ -67,7 +67,7 @@ class OwnerReport:
 
     owner: str
     storage: StorageUsage
-    overrides: counters.Overrides
+    overrides: usage_rows.Overrides
     days: list[GenerationUsage]
 
     def dump(self) -> dict:
@@ -80,12 +80,12 @@ class OwnerReport:
 
 
 def report(owner: str, days: int = 7) -> OwnerReport:
-    storage = counters.storage(owner)
+    storage = usage_rows.storage(owner)
     return OwnerReport(
         owner=owner,
         storage=_storage_out(storage),
         overrides=storage.quota.overrides,
-        days=[_generation_out(day) for day in counters.recent_days(owner, days)],
+        days=[_generation_out(day) for day in usage_rows.recent_days(owner, days)],
     )
 
 
@@ -98,5 +98,5 @@ def set_quota(owner: str, *, quota_bytes: Setting = None, quota_files: Setting =
     for name, value in (("bytes", quota_bytes), ("files", quota_files)):
         if isinstance(value, int) and value < 0:
             raise BadRequest(f"a quota of {name} must be 0 or more, not {value}", code="invalid_quota")
-    counters.set_quota(owner, quota_bytes=quota_bytes, quota_files=quota_files)
+    usage_rows.set_quota(owner, quota_bytes=quota_bytes, quota_files=quota_files)
     return report(owner)

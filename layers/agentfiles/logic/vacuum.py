@@ -25,9 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agentfiles.data import files as file_rows
-from agentfiles.data import keys
-from agentfiles.data.files import GcCandidate, GcPage
+from agentfiles.data import file_rows, keys
+from agentfiles.data.file_rows import GcCandidate, GcPage
 from agentfiles.logic.files import purge
 from agentfiles.logic.shards import Start, in_turn
 from agentfiles.models import common

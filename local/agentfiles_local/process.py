@@ -64,7 +64,7 @@ class StackProcess:
             output = Path(tempfile.mkstemp(prefix="agentfiles-local-", suffix=".log")[1])
             with output.open("wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "agentfiles_local.cli", "serve", *args],
+                    [sys.executable, "-m", "agentfiles_cli.cli", "serve", *args],
                     cwd=cwd,
                     env=environment,
                     stdout=sink,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from agentfiles.data import clients
-from bench._capacity import pricing as q
-from bench._capacity.meter import Meter, partition_kind
-from bench._capacity.units import item_size
-from tests.support.aws import local_aws
+from bench.capacity import pricing as q
+from bench.capacity.meter import Meter, partition_kind
+from bench.capacity.units import item_size
+from harness.aws import local_aws
 
 PK = "OWNER#alice#THREAD#t1"
 

@@ -1,7 +1,7 @@
 """How AWS meters a request, as its pricing pages and developer guides define it.
 
 Pure arithmetic, no AWS: the meter (`meter.py`) feeds it what it saw, the tests check
-it on known cases (`tests/unit/test_capacity_units.py`).
+it on known cases (`bench/capacity/tests/test_capacity_units.py`).
 
 DynamoDB (on-demand; https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 CapacityUnitCalculations.html and .../read-write-operations.html):

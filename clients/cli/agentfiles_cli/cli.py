@@ -105,13 +105,13 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_client_commands(commands: argparse._SubParsersAction) -> None:
-    from agentfiles_local.commands import add_client_commands
+    from agentfiles_cli.commands import add_client_commands
 
     add_client_commands(commands)
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
-    from agentfiles_local.admin import add_admin_commands
+    from agentfiles_cli.admin import add_admin_commands
 
     add_admin_commands(commands)
 

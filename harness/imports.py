@@ -11,7 +11,7 @@ from pathlib import Path
 from agentfiles import topology
 from agentfiles.settings import DEPLOYMENT_VARIABLES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lambda_environment(**extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ Every write after the lease is conditioned on holding it (`leaseId`), so a secon
 delivery or a second worker can never write into a reply another one owns, and a
 deleted reply stops its writer. Each take counts a `generation`: the first holder
 streams from seq 1, a later one fences off whoever held it before (`logic.live`).
-While streaming, the text lives in the reply's stream (`data.deltas`); the row gets it
+While streaming, the text lives in the reply's stream (`data.delta_rows`); the row gets it
 once, when the reply ends, with `lastSeq`.
 The write that ends a reply also counts it on the owner's usage of the day
 (`usage.count_reply`), in the same transaction: once per reply, however often its job
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from agentfiles.data import keys, refcounts, table
 from agentfiles.data.errors import ConditionFailed, TransactionCancelled
 from agentfiles.data.table import Update, cond
-from agentfiles.data.usage import count_reply
+from agentfiles.data.usage_rows import count_reply
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, Part, Usage
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.data import keys, table, usage
+from agentfiles.data import keys, table, usage_rows
 from agentfiles.data.errors import ConditionFailed, Contention, QuotaExceeded, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, cond
 from agentfiles.models.common import iso_from_ms
@@ -29,13 +29,13 @@ def create(record: FileRecord) -> None:
     refusal shows the usage row as it was, and when that row holds an operator's
     override the registration is tried again under it. `QuotaExceeded` when the quota
     in force leaves no room."""
-    quota = usage.default_quota()
+    quota = usage_rows.default_quota()
     for _ in range(_QUOTA_ATTEMPTS):
         try:
             table.transact(
                 [
                     Put(_row(record), when=cond("attribute_not_exists(#pk)")),
-                    usage.reserve(record.owner, record.size, quota),
+                    usage_rows.reserve(record.owner, record.size, quota),
                 ]
             )
             return
@@ -43,7 +43,7 @@ def create(record: FileRecord) -> None:
             if not cancelled.failed(1):
                 raise
             row = cancelled.reasons[1].item
-            in_force = usage.quota_of(row)
+            in_force = usage_rows.quota_of(row)
             if in_force != quota:
                 quota = in_force
                 continue
@@ -159,7 +159,7 @@ def mark_rejected(record: FileRecord, rejection: Rejection, now_ms: int) -> bool
         when=cond("#status = :pending AND #size = :size", pending="pending", size=record.size),
     )
     try:
-        table.transact([rejected, usage.release(owner, record.size)])
+        table.transact([rejected, usage_rows.release(owner, record.size)])
     except TransactionCancelled as cancelled:
         if cancelled.failed(0):
             return False
@@ -234,7 +234,7 @@ def delete_tombstoned(record: FileRecord) -> None:
         ),
     )
     try:
-        table.transact([counted, usage.release(record.owner, record.size)])
+        table.transact([counted, usage_rows.release(record.owner, record.size)])
     except TransactionCancelled as cancelled:
         if not cancelled.failed(0):
             raise

@@ -23,8 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from agentfiles_local.client import ApiError, Client, Unreachable
-from agentfiles_local.commands import DEFAULT_URL, human_size
+from agentfiles_cli.client import ApiError, Client, Unreachable
+from agentfiles_cli.commands import DEFAULT_URL, human_size
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(k|m|g|t)?i?b?\s*$", re.IGNORECASE)
 _UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

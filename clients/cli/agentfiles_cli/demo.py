@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agentfiles_local.client import ApiError, Client
-from agentfiles_local.events import schedule_event
-from agentfiles_local.process import StackProcess
+from agentfiles_cli.client import ApiError, Client
 
 
 class StepFailed(Exception):
@@ -33,6 +31,8 @@ def _check(condition: bool, what: str) -> None:
 @contextmanager
 def _own_stack() -> Iterator[str]:
     """`agentfiles serve` on a free port, with no grace period, for the tour only."""
+    from agentfiles_local.process import StackProcess
+
     try:
         stack = StackProcess.start({"GRACE_SECONDS": "0", "VACUUM_INTERVAL_SECONDS": "3600"}, attempts=1)
     except RuntimeError as problem:
@@ -55,6 +55,8 @@ def _picture() -> bytes:
 
 
 def tour(client: Client) -> None:
+    from agentfiles_local.events import schedule_event  # the vacuum is invoked as its schedule does
+
     steps = 7
     step = 0
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfiles import topology
-from agentfiles_local.client import ApiError, Client, Unreachable
-from agentfiles_local.events import schedule_event
+from agentfiles_cli.client import ApiError, Client, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Smaller files upload too fast for a progress bar to say anything.
@@ -228,6 +227,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
+    from agentfiles_local.events import schedule_event
+
     result = _client(args).invoke("vacuum", schedule_event())
 
     def human() -> None:
@@ -251,7 +252,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agentfiles_local.demo import run_demo
+    from agentfiles_cli.demo import run_demo
 
     return run_demo(args)
 

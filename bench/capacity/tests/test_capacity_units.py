@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from bench._capacity import pricing, units
+from bench.capacity import pricing, units
 
 KEYS = ("pk", "sk")
 GC_KEYS = ("gcShard", "lastTouchedAt")
@@ -180,7 +180,7 @@ def test_prices_can_be_overridden_inline_or_from_a_file(tmp_path):
 
 def test_image_tokens_follow_openais_high_detail_tiling():
     # Given gpt-4o's published per-image figures (85 + 170 per 512 px tile)
-    from bench.cost_model import Workload
+    from bench.capacity.cost_model import Workload
 
     w = Workload(image_base_tokens=85, image_tile_tokens=170)
     # When images are fitted in 2048 px, their short side brought to 768 px, and tiled
@@ -191,14 +191,14 @@ def test_image_tokens_follow_openais_high_detail_tiling():
 
 
 def test_a_watching_page_reads_the_thread_once_per_interval_and_once_more_at_the_end():
-    from bench.cost_model import Workload
+    from bench.capacity.cost_model import Workload
 
     assert Workload(stream_seconds=15, poll_interval_s=0.4).polls_per_reply == 38
     assert Workload(stream_seconds=2, poll_interval_s=1).polls_per_reply == 3
 
 
 def test_generated_tables_replace_only_what_is_between_their_markers():
-    from bench._capacity.doc import replace_blocks
+    from bench.capacity.doc import replace_blocks
 
     text = "intro\n<!-- capacity:cost -->\nold\n<!-- /capacity:cost -->\nafter\n"
     assert replace_blocks(text, {"cost": "new"}) == (

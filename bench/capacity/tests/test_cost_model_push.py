@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import cost_model
-from bench._capacity import pricing as q
+from bench.capacity import cost_model
+from bench.capacity import pricing as q
 
 # Both tests read one measured conversation: keep them on one worker.
 pytestmark = pytest.mark.xdist_group("cost_model_push")

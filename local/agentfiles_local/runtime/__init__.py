@@ -11,10 +11,11 @@
 - `pollers`: SQS event source mappings with partial batch responses;
 - `scheduler`: the EventBridge rule that runs the vacuum.
 
-The runtime hosts `functions/` and reads the deployed route list from `infra/`; both
-live at the repository root, not in the installed package. The project is installed
-editable (`pip install -e .`, as `make` does), so the root is the folder that holds
-`layers/`; it is put on `sys.path` here, before anything needs it.
+The runtime hosts `functions/`, reads the deployed route list from `infra/` and serves
+the web page from `clients/web/`; all three live in the repository, not in the installed
+package. The project is installed editable (`pip install -e .`, as `make` does), so the
+root is the folder that holds `local/`; it is put on `sys.path` here, before anything
+needs it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 if not (REPO_ROOT / "functions").is_dir() or not (REPO_ROOT / "infra").is_dir():
     raise ImportError(
-        f"the local runtime needs the repository's functions/ and infra/ next to layers/ ({REPO_ROOT}); "
+        f"the local runtime needs the repository's functions/ and infra/ next to local/ ({REPO_ROOT}); "
         "install the project editable from its checkout: pip install -e '.[local]'"
     )
 if str(REPO_ROOT) not in sys.path:

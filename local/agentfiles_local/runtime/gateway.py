@@ -15,7 +15,7 @@ does not exist: 404 `{"message":"Not Found"}`, as API Gateway answers it.
 Local only, and never behind the authorizer: `GET /health` (what runs where),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
 function on a posted event), `GET /.well-known/jwks.json`,
-and the web page, if there is one: `GET /` serves `agentfiles_local/web/index.html`
+and the web page, if there is one: `GET /` serves `clients/web/index.html`
 and `GET /static/<name>` the other files of that folder.
 
 `/dev/*` mints tokens and runs functions (and may spend a real model's money), so no
@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from agentfiles_local.events import http_api_event
+from agentfiles_local.runtime import REPO_ROOT
 from agentfiles_local.runtime.host import FunctionHost
 from agentfiles_local.runtime.tokens import SUBJECT_PATTERN, InvalidToken, TokenAuthority
 from infra.constants import API_ALLOWED_HEADERS, API_ROUTES, ApiRoute
@@ -55,7 +56,8 @@ ACCEPT_BACKLOG = 1024
 DEV_PREFIX = "/dev/"
 # What Sec-Fetch-Site says of a request the stack's own page (or a typed URL) made.
 SAME_ORIGIN_FETCHES = ("same-origin", "none")
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# The web page is a client of the API like any other: a plain folder of the repository.
+WEB_DIR = REPO_ROOT / "clients" / "web"
 CORS_HEADERS = [("access-control-allow-origin", "*")]
 PREFLIGHT_HEADERS = [
     ("access-control-allow-methods", "GET,POST,DELETE,OPTIONS"),

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentfiles import topology
-from bench._capacity import pricing as q
-from bench._capacity import units
+from bench.capacity import pricing as q
+from bench.capacity import units
 
 _CONTEXT_KEY = "capacity_meter"
 # Durations are the CPU time of the thread that runs the handler: the function's own

@@ -1,10 +1,10 @@
 """Rewrite the generated tables of docs/capacity.md and the README's headline figures.
 
-    .venv/bin/python -m bench._capacity.doc [--runs N]     (or: make capacity-doc)
+    .venv/bin/python -m bench.capacity.doc [--runs N]     (or: make capacity-doc)
 
 Measures the conversation N times (default 3), keeps the run whose polling total is
-the median, and writes what `python -m bench cost_model` and `python -m bench
-scale_model` print for it between the `<!-- capacity:NAME -->` and
+the median, and writes what `python -m bench capacity.cost_model` and `python -m bench
+capacity.scale_model` print for it between the `<!-- capacity:NAME -->` and
 `<!-- /capacity:NAME -->` markers. Nothing between markers is typed by hand.
 """
 
@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench import cost_model, scale_model
+from bench.capacity import cost_model, scale_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "capacity.md"

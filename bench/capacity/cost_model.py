@@ -1,14 +1,14 @@
 """Infrastructure cost per 1,000 conversations, polling vs push, from what each operation consumed.
 
 The conversation runs for real, in process: the functions' own handlers on moto with
-the system's resources (`tests/support/aws.py`), the built-in fake model answering the
-generate worker over loopback HTTP. A meter on the clients (`bench/_capacity/meter.py`)
+the system's resources (`harness/aws.py`), the built-in fake model answering the
+generate worker over loopback HTTP. A meter on the clients (`bench/capacity/meter.py`)
 records what every request consumed as AWS bills it: DynamoDB request units (item
 sizes read before and after each write, transactions doubled, index writes, Query
 pages rounded once), S3 requests and bytes, SQS requests per 64 KiB, Lambda
 invocations and their measured duration times the function's memory, API Gateway
 requests and WebSocket messages, and the bytes that leave AWS. A dated price table
-(`bench/_capacity/pricing.py`) turns it into dollars.
+(`bench/capacity/pricing.py`) turns it into dollars.
 
 What is measured and what is modelled:
 
@@ -56,9 +56,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentfiles import topology
-from bench._capacity import pricing as q
-from bench._capacity import units
-from bench._capacity.meter import Call, Meter
+from bench.capacity import pricing as q
+from bench.capacity import units
+from bench.capacity.meter import Call, Meter
 
 PAGE_LIMIT = "100"  # what the web page asks for when it reads a thread
 OWNER = "capacity-user"
@@ -520,20 +520,20 @@ def _before_each_flush(act: Callable[[int], None]) -> Iterator[None]:
 @contextmanager
 def _labelled_pushes(meter: Meter) -> Iterator[None]:
     """Frames pushed through @connections carry `delta frame` or `message frame`."""
-    from agentfiles.data import connections
+    from agentfiles.data import connection_rows
 
-    original = connections.push
+    original = connection_rows.push
 
     def push(connection_id: str, data: str) -> bool:
         label = "delta frame" if json.loads(data).get("type") == "delta" else "message frame"
         with meter.acting(meter.caller, label):
             return original(connection_id, data)
 
-    connections.push = push
+    connection_rows.push = push
     try:
         yield
     finally:
-        connections.push = original
+        connection_rows.push = original
 
 
 @contextmanager
@@ -595,9 +595,9 @@ def _issuer() -> Iterator[Any]:
 
 def _measure(w: Workload) -> Measurement:
     from agentfiles import model_client, token_check
-    from agentfiles.data import clients, connections, deltas
+    from agentfiles.data import clients, connection_rows, delta_rows
     from agentfiles_local.fake_model import FakeModel
-    from tests.support.aws import local_aws
+    from harness.aws import local_aws
 
     words = max(1, round(w.reply_bytes / 6.2))  # the fake model's filler words average 6.2 bytes
     delay = w.stream_seconds * w.time_scale / words
@@ -633,8 +633,8 @@ def _measure(w: Workload) -> Measurement:
         try:
             with (
                 warnings.catch_warnings(),
-                _labelled(meter, deltas, "append", "delta row"),
-                _labelled(meter, connections, "subscribers", "subscriber look-up"),
+                _labelled(meter, delta_rows, "append", "delta row"),
+                _labelled(meter, connection_rows, "subscribers", "subscriber look-up"),
                 _labelled_pushes(meter),
             ):
                 # Metrics are off here; Powertools says so after every invocation.

@@ -31,9 +31,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from agentfiles import topology
-from bench import cost_model
-from bench._capacity import pricing as q
-from bench._capacity.meter import Call, partition_kind
+from bench.capacity import cost_model
+from bench.capacity import pricing as q
+from bench.capacity.meter import Call, partition_kind
 from infra.config import DeploymentConfig
 
 DAY_S = 86_400

@@ -1,1 +1,0 @@
-"""The local stack, the offline model and the command-line client (not shipped to Lambda)."""
