@@ -24,7 +24,7 @@ import requests
 
 from agentfiles.data import clients, reply_rows
 from agentfiles.logic import live
-from agentfiles.logic.generation import _ended
+from agentfiles.logic.chat import finish
 from agentfiles.models.common import now_ms
 from agentfiles.models.messages import MessageRef
 from agentfiles_cli.client import Client
@@ -165,7 +165,7 @@ def _streamed(aws, flushes: list[str]) -> int:
         for text in flushes[:-1]:
             writer.flush(text)
         end = writer.end("success", flushes[-1], "stop")
-        _ended(lease, writer, end, "gpt-4o-mini", None, "stop")
+        finish(lease, writer, end, "gpt-4o-mini", None, "stop")
     return meter.units
 
 

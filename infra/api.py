@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-import jsii
 from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -18,7 +14,7 @@ from constructs import Construct
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig
 from infra.constants import API_ALLOWED_HEADERS, API_ROUTES
-from infra.functions import log_retention
+from infra.logs import JsonAccessLogs, log_retention
 
 PASSWORD_MIN_LENGTH = 12
 CORS_MAX_AGE = Duration.hours(1)
@@ -39,24 +35,6 @@ ACCESS_LOG_FIELDS = {
     "authorizerError": "$context.authorizer.error",
     "sub": "$context.authorizer.claims.sub",
 }
-
-
-@jsii.implements(apigwv2.IAccessLogSettings)
-class JsonAccessLogs:
-    """Access logs of a stage as JSON lines in a log group (the HTTP API's fields, or
-    another API's)."""
-
-    def __init__(self, log_group: logs.ILogGroup, fields: dict[str, str] = ACCESS_LOG_FIELDS) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-        self._fields = fields
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigateway.AccessLogFormat:
-        return apigateway.AccessLogFormat.custom(json.dumps(self._fields))
 
 
 class Api(Construct):
@@ -129,7 +107,7 @@ class Api(Construct):
             throttle=apigwv2.ThrottleSettings(
                 burst_limit=config.throttle_burst, rate_limit=config.throttle_rate
             ),
-            access_log_settings=JsonAccessLogs(self.access_logs),
+            access_log_settings=JsonAccessLogs(self.access_logs, ACCESS_LOG_FIELDS),
         )
 
     @property

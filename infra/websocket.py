@@ -14,10 +14,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from agentfiles import topology
-from infra.api import JsonAccessLogs
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig
-from infra.functions import log_retention
+from infra.logs import JsonAccessLogs, log_retention
 
 STAGE = topology.WEBSOCKET_STAGE
 TOKEN_SOURCE = "route.request.querystring.token"

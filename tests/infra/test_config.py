@@ -9,7 +9,7 @@ import pytest
 from agentfiles import topology
 from agentfiles.settings import Settings
 from infra.config import CDK_JSON, ConfigError, DeploymentConfig, cdk_json_context
-from infra.functions import log_retention
+from infra.logs import log_retention
 
 
 def test_given_no_context_when_read_then_defaults_are_the_shared_ones() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from agentfiles import topology
 from agentfiles.settings import Settings
-from infra import functions as infra_functions
+from infra import bundling
 from infra.constants import REQUIREMENTS_DIR
 from tests.infra.synthesis import Synthesized
 
@@ -262,7 +262,7 @@ def test_given_the_requirements_files_when_read_then_every_package_is_pinned() -
 
 def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_the_lambda_platform() -> None:
     # Given the builder of the common set
-    builder = infra_functions.PipInstall(REQUIREMENTS_DIR / "common.txt")
+    builder = bundling.PipInstall(REQUIREMENTS_DIR / "common.txt")
 
     # When it makes its pip command
     command = builder.command("/out/python")
@@ -271,8 +271,8 @@ def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_
     joined = " ".join(command)
     assert "--platform manylinux2014_aarch64" in joined
     assert "--only-binary=:all:" in command
-    assert f"--python-version {infra_functions.runtime_python_version()}" in joined
-    assert infra_functions.runtime_python_version() == "3.14"
+    assert f"--python-version {bundling.runtime_python_version()}" in joined
+    assert bundling.runtime_python_version() == "3.14"
     assert "--target /out/python" in joined
     # And it names the file relatively, so the asset hash does not depend on the checkout's path
     assert "--requirement common.txt" in joined
@@ -290,7 +290,7 @@ def test_given_the_domain_package_when_bundled_locally_then_it_lands_under_pytho
     output = tmp_path / "out"
 
     # When the local bundler copies it (it ignores Docker's options)
-    bundled = infra_functions.CopyPackage(package).try_bundle(str(output), None)  # type: ignore[arg-type]
+    bundled = bundling.CopyPackage(package).try_bundle(str(output), None)  # type: ignore[arg-type]
 
     # Then it is at python/<name>/, where Lambda's sys.path finds it, without the cache
     assert bundled is True

@@ -370,7 +370,7 @@ def test_deleting_an_image_reply_releases_its_picture(worker, model):
 def test_an_unexpected_error_fails_the_record_and_only_the_last_attempt_fails_the_reply(
     worker, model, monkeypatch, receive_count
 ):
-    from agentfiles.logic import generation
+    from agentfiles.logic import chat
 
     thread, reply_id = _ask(worker, "hello")
     messages = worker.drain("generations")
@@ -378,7 +378,7 @@ def test_an_unexpected_error_fails_the_record_and_only_the_last_attempt_fails_th
     def broken(*_, **__):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(generation, "_answer", broken)
+    monkeypatch.setattr(chat, "answer", broken)
     record = sqs_record(
         messages[0]["Body"], worker.resources.queue_arns["generations"], receive_count=receive_count
     )

@@ -2,7 +2,7 @@
 deliveries, lease takeovers, zombie writers, releases, ends and stops.
 
 A hypothesis state machine drives the real stream protocol (`logic.live`) and the
-worker's own end of a reply (`logic.generation._ended`) on moto, for one reply at a
+worker's own end of a reply (`logic.chat.finish`) on moto, for one reply at a
 time. Each holder writes texts that name it (`h3.2;`), so a text spliced from two
 holders shows. After every step the rows in the table are checked, not a model of them:
 
@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from agentfiles.data import delta_rows, keys, message_rows, reply_rows
 from agentfiles.logic import live
-from agentfiles.logic.generation import _ended
+from agentfiles.logic.chat import finish
 from agentfiles.models.common import now_ms
 from agentfiles.models.messages import ENDED_STATUSES, MessageRef
 from harness.aws import LocalAws, local_aws
@@ -151,7 +151,7 @@ class StreamProtocol(RuleBasedStateMachine):
 
     def _end_with(self, holder: Holder, end: object) -> None:
         try:
-            _ended(holder.lease, holder.writer, end, "fake-chat", None, "stop")  # type: ignore[arg-type]
+            finish(holder.lease, holder.writer, end, "fake-chat", None, "stop")  # type: ignore[arg-type]
             event("end: the reply ended")
         except live.LeaseLost:
             event("end: lease lost before the reply row")

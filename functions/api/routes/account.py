@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentfiles.logic import usage
+from agentfiles.logic import catalog, usage
 from agentfiles.models.usage import ModelsOut, UsageOut
 from functions.api.contract import Router, errors
 
@@ -27,4 +27,4 @@ def get_usage() -> UsageOut:
 )
 def get_models() -> ModelsOut:
     router.owner()  # signed-in callers only, as every route behind the authorizer
-    return usage.models()
+    return catalog.models()

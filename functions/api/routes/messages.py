@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
-from agentfiles.logic import messages
+from agentfiles.logic import message_views, messages
 from agentfiles.models.messages import (
     ImageRequest,
     MessagePage,
@@ -68,7 +68,7 @@ def save_message(
     responses={200: {"description": "A page of messages"}, **errors(400, 404)},
 )
 def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None) -> MessagePage:
-    return messages.list_messages(router.owner(), thread_id, limit, cursor)
+    return message_views.list_messages(router.owner(), thread_id, limit, cursor)
 
 
 @router.get(
@@ -78,7 +78,7 @@ def list_messages(thread_id: ThreadId, limit: Limit = 50, cursor: Cursor = None)
     responses={200: {"description": "The message"}, **errors(404)},
 )
 def get_message(thread_id: ThreadId, message_id: MessageId) -> MessageResponse:
-    return MessageResponse(message=messages.get_message(router.owner(), thread_id, message_id))
+    return MessageResponse(message=message_views.get_message(router.owner(), thread_id, message_id))
 
 
 @router.delete(

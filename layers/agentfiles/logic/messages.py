@@ -1,8 +1,9 @@
-"""Messages: save (one transaction with the reference counts), read, list, delete."""
+"""Messages: the idempotent save (one transaction with the reference counts, the
+pending reply and the rate window), the job that makes its reply, and the delete that
+releases its files."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,35 +16,26 @@ from agentfiles.errors import (
     BadRequest,
     Conflict,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
     Unprocessable,
 )
 from agentfiles.ids import new_ulid, next_ulid
-from agentfiles.logic import live, push
-from agentfiles.logic.files import check_media_type, decode_base64, download_url, store_bytes
-from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, sniff
+from agentfiles.logic import inline_parts, live, push
+from agentfiles.logic.catalog import check_model
 from agentfiles.models.common import iso_from_ms, now_ms
-from agentfiles.models.files import FileRecord
 from agentfiles.models.jobs import GenerationJob
 from agentfiles.models.messages import (
-    FilePart,
-    ImagePart,
     ImageRequest,
     MessageOut,
-    MessagePage,
     MessageRecord,
     Part,
-    PartOut,
     SavedMessage,
     SaveMessageRequest,
     TextPart,
 )
 from agentfiles.settings import get_settings
 
-# A DynamoDB item holds at most 400 KB; content beyond this is refused.
-MAX_CONTENT_BYTES = 350_000
 IDEMPOTENCY_KEY_MAX = 255
 _DELETE_ATTEMPTS = 3
 
@@ -51,73 +43,6 @@ _DELETE_ATTEMPTS = 3
 def _request_hash(thread_id: str, body: dict) -> str:
     canonical = json.dumps({"threadId": thread_id, **body}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _inline_part(owner: str, part: ImagePart | FilePart, index: int) -> Part:
-    """Check inline data; large data becomes a stored file referenced by id."""
-    settings = get_settings()
-    media_type = check_media_type(part.media_type or "")
-    if isinstance(part, ImagePart) and media_type not in IMAGE_TYPES:
-        raise Unprocessable(
-            f"part {index}: an image part needs an image type, not {media_type}", code="invalid_part"
-        )
-    content = decode_base64(part.data or "")
-    if len(content) > settings.inline_max_bytes:
-        extension = media_type.rsplit("/", 1)[-1]
-        filename = getattr(part, "filename", None) or f"part-{index}.{extension}"
-        stored = store_bytes(owner, filename, media_type, content)
-        return part.model_copy(update={"data": None, "file_id": stored.record.id, "media_type": media_type})
-    sniffed = sniff(content, complete=True)
-    if not content or not matches(media_type, sniffed):
-        raise Unprocessable(
-            f"part {index}: data is {describe(sniffed)}, not the declared {media_type}", code="type_mismatch"
-        )
-    return part.model_copy(update={"data": base64.b64encode(content).decode(), "media_type": media_type})
-
-
-def check_model(kind: Literal["chat", "image"], model: str | None) -> None:
-    """A model a client names must be on the operator's list (MODELS / IMAGE_MODELS,
-    which always include the defaults): no one spends on a model the operator did not
-    choose."""
-    settings = get_settings()
-    allowed = settings.image_model_names if kind == "image" else settings.chat_models
-    if model is not None and model not in allowed:
-        raise Unprocessable(
-            f"{kind} model {model!r} is not allowed here; allowed: {', '.join(allowed)} (see GET /models)",
-            code="model_not_allowed",
-            details={"model": model, "allowed": list(allowed)},
-        )
-
-
-def _prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[str]]:
-    settings = get_settings()
-    parts = request.parts()
-    large_inline = sum(
-        1
-        for p in parts
-        if not isinstance(p, TextPart) and p.data and len(p.data) * 3 // 4 > settings.inline_max_bytes
-    )
-    named = {p.file_id for p in parts if not isinstance(p, TextPart) and p.file_id} | set(request.file_ids)
-    if len(named) + large_inline > settings.max_attachments:
-        raise BadRequest(
-            f"a message may reference at most {settings.max_attachments} files", code="too_many_attachments"
-        )
-    prepared: list[Part] = []
-    for index, part in enumerate(parts):
-        if not isinstance(part, TextPart) and part.data:
-            part = _inline_part(owner, part, index)
-        elif not isinstance(part, TextPart) and part.media_type:
-            part = part.model_copy(update={"media_type": check_media_type(part.media_type)})
-        prepared.append(part)
-    # Bytes, not characters: DynamoDB counts an item's UTF-8 size.
-    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True).encode()) for p in prepared)
-    if size > MAX_CONTENT_BYTES:
-        raise PayloadTooLarge(
-            f"message content is {size} bytes, over {MAX_CONTENT_BYTES}; send large data as files",
-            code="message_too_large",
-        )
-    part_files = [p.file_id for p in prepared if not isinstance(p, TextPart) and p.file_id]
-    return prepared, list(dict.fromkeys([*part_files, *request.file_ids]))
 
 
 @dataclass(frozen=True)
@@ -185,7 +110,7 @@ def save_message(
         raise BadRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
     # Before anything is stored: a large inline part would become a file.
     check_model("chat", request.model)
-    content, file_ids = _prepare(owner, request)
+    content, file_ids = inline_parts.prepare(owner, request)
     draft = Draft(
         content=content,
         file_ids=file_ids,
@@ -292,58 +217,6 @@ def _replay(owner: str, thread_id: str, key: str, request_hash: str) -> SavedMes
     if reply and reply.status == "pending":
         queue_reply(reply)
     return SavedMessage(message=MessageOut.of(message), reply=MessageOut.of(reply) if reply else None)
-
-
-# ---- reading -------------------------------------------------------------------
-
-
-def _part_out(part: Part, files: dict[str, FileRecord], urls: dict[str, tuple[str, str]]) -> PartOut:
-    out = PartOut.of(part)
-    record = files.get(part.file_id) if not isinstance(part, TextPart) and part.file_id else None
-    if record is not None:
-        if record.status == "ready":
-            if record.id not in urls:
-                urls[record.id] = download_url(record)
-            out.url, out.url_expires_at = urls[record.id]
-        out.media_type = out.media_type or record.media_type
-        out.filename = out.filename or record.filename
-        out.size = record.size
-    return out
-
-
-def message_view(
-    record: MessageRecord, files: dict[str, FileRecord], urls: dict[str, tuple[str, str]] | None = None
-) -> MessageOut:
-    """A message as read back: its file parts carry URLs minted now (one per file,
-    shared through `urls` across a page)."""
-    urls = {} if urls is None else urls
-    return MessageOut.of(record, [_part_out(p, files, urls) for p in record.content])
-
-
-def _part_file_ids(records: list[MessageRecord]) -> list[str]:
-    return [p.file_id for r in records for p in r.content if not isinstance(p, TextPart) and p.file_id]
-
-
-def list_messages(owner: str, thread_id: str, limit: int, cursor: str | None) -> MessagePage:
-    """Newest first: one Query for the page, one BatchGetItem for its thread and files."""
-    records, next_cursor = message_rows.list_messages(owner, thread_id, limit, cursor)
-    thread, files = message_rows.batch_get_files_and_thread(owner, thread_id, _part_file_ids(records))
-    if thread is None or thread.status != "active":
-        raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
-    urls: dict[str, tuple[str, str]] = {}
-    return MessagePage(items=[message_view(r, files, urls) for r in records], next_cursor=next_cursor)
-
-
-def get_message(owner: str, thread_id: str, message_id: str) -> MessageOut:
-    record = message_rows.get_message(owner, thread_id, message_id)
-    thread, files = message_rows.batch_get_files_and_thread(
-        owner, thread_id, _part_file_ids([record] if record else [])
-    )
-    if thread is None or thread.status != "active":
-        raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
-    if record is None:
-        raise NotFound(f"message {message_id} not found", code="message_not_found")
-    return message_view(record, files)
 
 
 def delete_message(owner: str, thread_id: str, message_id: str) -> None:

@@ -10,9 +10,7 @@ from agentfiles.data import usage_rows
 from agentfiles.errors import BadRequest
 from agentfiles.models.common import now_ms
 from agentfiles.models.usage import (
-    DefaultModels,
     GenerationUsage,
-    ModelsOut,
     StorageUsage,
     UsageLimits,
     UsageOut,
@@ -46,15 +44,6 @@ def usage_of(owner: str) -> UsageOut:
         storage=_storage_out(storage),
         generation=_generation_out(today),
         limits=UsageLimits(generations_per_minute=get_settings().generations_per_minute),
-    )
-
-
-def models() -> ModelsOut:
-    settings = get_settings()
-    return ModelsOut(
-        chat=list(settings.chat_models),
-        image=list(settings.image_model_names),
-        default=DefaultModels(chat=settings.model, image=settings.image_model),
     )
 
 

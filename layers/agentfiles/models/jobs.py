@@ -3,6 +3,7 @@ owner's rows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from agentfiles.models.common import CamelModel
@@ -27,3 +28,14 @@ class ThreadCleanupJob(CamelModel):
     kind: Literal["delete_thread"] = "delete_thread"
     owner: str
     thread_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of a generation job did."""
+
+    status: str  # success | stopped | failed | skipped | lease_lost
+    model_calls: int = 0
+    writes: int = 0
+    chunks: int = 0
+    error_code: str | None = None

@@ -1,0 +1,126 @@
+"""Chat: the model's answer to a pending reply, streamed into the reply's stream (at
+most one delta row per flush interval) and written whole to the reply row when it ends.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agentfiles.data import message_rows, reply_rows
+from agentfiles.data.reply_rows import Lease
+from agentfiles.logic import live, push
+from agentfiles.logic.live import LeaseLost, StreamWriter
+from agentfiles.logic.prompt import UnsupportedContent, chat_messages
+from agentfiles.model_client import model_client
+from agentfiles.models.common import now_ms
+from agentfiles.models.jobs import GenerationJob, Outcome
+from agentfiles.models.live import DeltaRecord, Frame
+from agentfiles.models.messages import MessageRecord, Usage
+from agentfiles.settings import get_settings
+
+
+def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter) -> Outcome:
+    settings = get_settings()
+    history = [
+        m
+        for m in message_rows.history(job.owner, job.thread_id, job.message_id, settings.history_messages)
+        if m.role == "user" or m.status == "success"
+    ]
+    if not history or history[-1].id != job.message_id:
+        raise UnsupportedContent("the message this reply answers was deleted")
+    messages = chat_messages(job.owner, history)
+    model = reply.model or settings.model
+
+    stream = model_client().chat.completions.create(
+        model=model,
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+        # A long answer ends `length`; it never fails for being long.
+        max_completion_tokens=settings.max_reply_tokens,
+    )
+    pending: list[str] = []
+    pending_chars = text_chars = text_bytes = 0
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    flush_every = settings.stream_flush_ms / 1000
+    last_flush = time.monotonic()
+    chunks = 0
+    full = False
+    stopped: DeltaRecord | None = None
+    try:
+        for chunk in stream:
+            chunks += 1
+            if chunk.usage:
+                usage = Usage(
+                    prompt_tokens=chunk.usage.prompt_tokens,
+                    completion_tokens=chunk.usage.completion_tokens,
+                    total_tokens=chunk.usage.total_tokens,
+                )
+            for choice in chunk.choices:
+                if choice.delta and choice.delta.content and not full:
+                    piece, full = _within(
+                        choice.delta.content,
+                        live.MAX_REPLY_TEXT_CHARS - text_chars,
+                        live.MAX_REPLY_TEXT_BYTES - text_bytes,
+                    )
+                    pending.append(piece)
+                    pending_chars, text_chars = pending_chars + len(piece), text_chars + len(piece)
+                    text_bytes += len(piece.encode())
+                finish_reason = "length" if full else choice.finish_reason or finish_reason
+            if full:
+                # As much as the reply can hold: stop reading (and paying for) the rest.
+                break
+            due = time.monotonic() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
+            if pending and due:
+                # At most one write per flush interval, however many chunks arrive.
+                writer.flush("".join(pending))
+                pending, pending_chars, last_flush = [], 0, time.monotonic()
+    except live.Stopped as stop:
+        stopped = stop.end
+    finally:
+        # Closing the response ends the model's generation: no more tokens are billed.
+        stream.close()
+    end = stopped or writer.end("success", "".join(pending), finish_reason)
+    return finish(lease, writer, end, model, usage, finish_reason, chunks=chunks)
+
+
+def _within(piece: str, chars: int, room: int) -> tuple[str, bool]:
+    """The piece, cut to `chars` characters and `room` UTF-8 bytes if it does not fit in
+    them; and whether the reply is now full."""
+    if len(piece) < chars and len(piece.encode()) < room:
+        return piece, False
+    cut = piece[: max(0, chars)].encode()[: max(0, room)].decode("utf-8", errors="ignore")
+    return cut, True
+
+
+def finish(
+    lease: Lease,
+    writer: StreamWriter,
+    end: DeltaRecord,
+    model: str | None,
+    usage: Usage | None,
+    finish_reason: str | None,
+    *,
+    chunks: int = 0,
+) -> Outcome:
+    """The stream is sealed by `end`: the reply row gets the whole text, once, and the
+    followers get the last delta with the final message."""
+    stopped = end.end == "stopped"
+    final = reply_rows.finish(
+        lease,
+        text=writer.text,
+        model=model,
+        usage=usage,
+        finish_reason=None if stopped else finish_reason,
+        now_ms=now_ms(),
+        last_seq=end.seq,
+        status="stopped" if stopped else "success",
+    )
+    if final is None:
+        raise LeaseLost
+    frames: list[Frame] = [] if stopped else [live.delta_frame(lease.reply, end)]
+    push.publish(final.owner, final.thread_id, [*frames, push.message_frame(final)])
+    return Outcome(
+        "stopped" if stopped else "success", model_calls=1, writes=writer.last_seq + 1, chunks=chunks
+    )

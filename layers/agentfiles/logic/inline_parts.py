@@ -1,0 +1,69 @@
+"""A message's content as it will be stored: parts checked against their declared
+types, inline data over `INLINE_MAX_BYTES` stored as a file and referenced by id, the
+attachments counted and the whole sized as DynamoDB sizes an item."""
+
+from __future__ import annotations
+
+import base64
+
+from agentfiles.errors import BadRequest, PayloadTooLarge, Unprocessable
+from agentfiles.logic.files import check_media_type, decode_base64, store_bytes
+from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, sniff
+from agentfiles.models.messages import FilePart, ImagePart, Part, SaveMessageRequest, TextPart
+from agentfiles.settings import get_settings
+
+# A DynamoDB item holds at most 400 KB; content beyond this is refused.
+MAX_CONTENT_BYTES = 350_000
+
+
+def _inline_part(owner: str, part: ImagePart | FilePart, index: int) -> Part:
+    """Check inline data; large data becomes a stored file referenced by id."""
+    settings = get_settings()
+    media_type = check_media_type(part.media_type or "")
+    if isinstance(part, ImagePart) and media_type not in IMAGE_TYPES:
+        raise Unprocessable(
+            f"part {index}: an image part needs an image type, not {media_type}", code="invalid_part"
+        )
+    content = decode_base64(part.data or "")
+    if len(content) > settings.inline_max_bytes:
+        extension = media_type.rsplit("/", 1)[-1]
+        filename = getattr(part, "filename", None) or f"part-{index}.{extension}"
+        stored = store_bytes(owner, filename, media_type, content)
+        return part.model_copy(update={"data": None, "file_id": stored.record.id, "media_type": media_type})
+    sniffed = sniff(content, complete=True)
+    if not content or not matches(media_type, sniffed):
+        raise Unprocessable(
+            f"part {index}: data is {describe(sniffed)}, not the declared {media_type}", code="type_mismatch"
+        )
+    return part.model_copy(update={"data": base64.b64encode(content).decode(), "media_type": media_type})
+
+
+def prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[str]]:
+    settings = get_settings()
+    parts = request.parts()
+    large_inline = sum(
+        1
+        for p in parts
+        if not isinstance(p, TextPart) and p.data and len(p.data) * 3 // 4 > settings.inline_max_bytes
+    )
+    named = {p.file_id for p in parts if not isinstance(p, TextPart) and p.file_id} | set(request.file_ids)
+    if len(named) + large_inline > settings.max_attachments:
+        raise BadRequest(
+            f"a message may reference at most {settings.max_attachments} files", code="too_many_attachments"
+        )
+    prepared: list[Part] = []
+    for index, part in enumerate(parts):
+        if not isinstance(part, TextPart) and part.data:
+            part = _inline_part(owner, part, index)
+        elif not isinstance(part, TextPart) and part.media_type:
+            part = part.model_copy(update={"media_type": check_media_type(part.media_type)})
+        prepared.append(part)
+    # Bytes, not characters: DynamoDB counts an item's UTF-8 size.
+    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True).encode()) for p in prepared)
+    if size > MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(
+            f"message content is {size} bytes, over {MAX_CONTENT_BYTES}; send large data as files",
+            code="message_too_large",
+        )
+    part_files = [p.file_id for p in prepared if not isinstance(p, TextPart) and p.file_id]
+    return prepared, list(dict.fromkeys([*part_files, *request.file_ids]))
