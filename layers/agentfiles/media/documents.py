@@ -389,7 +389,7 @@ class _Package:
         self.infos = {info.filename: info for info in infos}
         self.left = limits.max_uncompressed_bytes
         self.deadline = time.monotonic() + limits.max_seconds
-        self.read: set[str] = set()
+        self.parsed: set[str] = set()
 
     def has(self, name: str) -> bool:
         return name in self.infos
@@ -403,9 +403,9 @@ class _Package:
         info = self.infos.get(name)
         if info is None:
             raise UnreadableDocument(f"the {self.what} has no part {name}")
-        if name in self.read:
+        if name in self.parsed:
             raise UnreadableDocument(f"the {self.what} names its part {name} more than once")
-        self.read.add(name)
+        self.parsed.add(name)
         try:
             with self.zip.open(info) as stream:
                 parser = XMLParser(target=target)
