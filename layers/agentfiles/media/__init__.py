@@ -1,0 +1,1 @@
+"""Pure content processing: bytes in, values out; no AWS."""
