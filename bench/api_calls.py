@@ -43,7 +43,7 @@ def _trigger_reads(aws, size: int, s3_verified: bool) -> tuple[Counter, int, str
     file = aws.call_api("POST", "/files/uploads", json_body=body).body["file"]
     aws.drain("uploads")
     aws.s3.put_object(
-        Bucket=aws.resources.bucket_name, Key=f"alice/{file['id']}", Body=data, ContentType="image/png"
+        Bucket=aws.resources.bucket_name, Key=f"files/alice/{file['id']}", Body=data, ContentType="image/png"
     )
     messages = aws.drain("uploads")
     s3 = clients.s3()

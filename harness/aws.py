@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from moto import mock_aws
 
-from agentfiles.data import clients
+from agentfiles.data import clients, keys
 from agentfiles.settings import get_settings
 from agentfiles_local import moto_patches
 from agentfiles_local.events import LambdaContext, http_api_event, sqs_event, sqs_record
@@ -207,7 +207,7 @@ class LocalAws:
         assert reply.status in (200, 201), reply.body
         if reply.body["upload"] is None:
             return reply.body["file"]
-        key = f"{sub}/{reply.body['file']['id']}"
+        key = keys.object_key(sub, reply.body["file"]["id"])
         self.s3.put_object(
             Bucket=self.resources.bucket_name,
             Key=key,

@@ -144,7 +144,10 @@ class Storage(Construct):
         return bucket
 
     def notify_object_created(self, queue: sqs.IQueue) -> None:
-        """Every new object goes to `queue`, where the upload trigger checks it."""
+        """Every new original (under `files/`) goes to `queue`, where the upload trigger
+        checks it; what the system derives or exports announces nothing."""
         self.bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED, s3_notifications.SqsDestination(queue)
+            s3.EventType.OBJECT_CREATED,
+            s3_notifications.SqsDestination(queue),
+            s3.NotificationKeyFilter(prefix=topology.ORIGINALS_PREFIX),
         )

@@ -9,6 +9,7 @@ running against the wrong table. Tests and the local stack call
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from typing import Literal
@@ -26,6 +27,23 @@ DEFAULT_ALLOWED_MEDIA_TYPES = (
     "text/csv",
     "application/json",
 )
+
+
+class ModelCapability(BaseModel):
+    """What one model can read (`MODEL_CAPABILITIES`): images, file parts (PDFs), and the
+    largest image it uses (the geometry its images are fitted to before they are sent)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    images: bool = True
+    files: bool = True
+    max_image_side: int | None = Field(2048, alias="maxImageSide", ge=64)
+    max_image_short_side: int | None = Field(768, alias="maxImageShortSide", ge=64)
+
+
+# Today's behaviour for OpenAI: every model sees images (fitted to OpenAI's high-detail
+# geometry, 2048 x 2048 then 768 on the short side) and reads file parts.
+DEFAULT_MODEL_CAPABILITIES = {"*": ModelCapability()}
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -72,6 +90,10 @@ class Settings(BaseModel):
     # The completion limit sent to the model: a longer answer ends `length`, never fails.
     max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)
     url_mode: Literal["presigned", "public", "inline"] = Field("presigned", alias="URL_MODE")
+    # JSON: a model name (or "*" for every other) to what it can read.
+    model_capabilities: dict[str, ModelCapability] = Field(
+        DEFAULT_MODEL_CAPABILITIES, alias="MODEL_CAPABILITIES"
+    )
     public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
     model_url_ttl_seconds: int = Field(600, alias="MODEL_URL_TTL_SECONDS", ge=60)
 
@@ -102,6 +124,16 @@ class Settings(BaseModel):
     grace_seconds: int = Field(24 * 3600, alias="GRACE_SECONDS", ge=0)
     vacuum_page_size: int = Field(100, alias="VACUUM_PAGE_SIZE", ge=1, le=1000)
     vacuum_reserve_ms: int = Field(20_000, alias="VACUUM_RESERVE_MS", ge=0)
+
+    @field_validator("model_capabilities", mode="before")
+    @classmethod
+    def _capabilities_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, dict) and "*" not in value:
+            # Models not named keep the default: images and files.
+            value = {**value, "*": ModelCapability()}
+        return value
 
     @field_validator("allowed_media_types", "jwt_audience", "models", "image_models", mode="before")
     @classmethod

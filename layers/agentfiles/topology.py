@@ -36,6 +36,17 @@ SWEEP_SHARDS = 4
 
 INDEXES = (GC_INDEX, SWEEP_INDEX)
 
+# Where objects live in the files bucket. What owners uploaded (and pictures a model
+# drew for them) lives under `files/`: only those announce themselves to the upload
+# check, and only those are scanned for malware. What the system makes from a file
+# (a model's copy of an image, a thumbnail, a document's text) lives under `derived/`,
+# exports under `exports/`. Each is then keyed by owner, so an owner's objects are
+# three prefixes.
+ORIGINALS_PREFIX = "files/"
+DERIVED_PREFIX = "derived/"
+EXPORTS_PREFIX = "exports/"
+OBJECT_PREFIXES = (ORIGINALS_PREFIX, DERIVED_PREFIX, EXPORTS_PREFIX)
+
 # The tag an object gets once its bytes passed their check (the upload trigger's, or the
 # check of bytes stored at once). In public URL mode the bucket lets CloudFront read only
 # objects that carry it, so pending and rejected bytes are never served.

@@ -132,7 +132,14 @@ def provision(
         Bucket=bucket_name,
         NotificationConfiguration={
             "QueueConfigurations": [
-                {"QueueArn": resources.queue_arns["uploads"], "Events": ["s3:ObjectCreated:*"]}
+                {
+                    "QueueArn": resources.queue_arns["uploads"],
+                    "Events": ["s3:ObjectCreated:*"],
+                    # As the CDK stack: only originals are announced to the upload check.
+                    "Filter": {
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": topology.ORIGINALS_PREFIX}]}
+                    },
+                }
             ]
         },
     )

@@ -25,7 +25,7 @@ def _vacuumed(stack: LocalStackProcess, owner: str, file_id: str) -> bool:
     """The file is gone for its owner, and its object from the bucket. (The owner stops
     seeing it once the vacuum marks it `deleting`; the object goes a moment later.)"""
     gone = stack.api("GET", f"/files/{file_id}", stack.token(owner)).status_code == 404
-    return gone and not stack.object_exists(f"{owner}/{file_id}")
+    return gone and not stack.object_exists(f"files/{owner}/{file_id}")
 
 
 def test_an_unreferenced_file_is_vacuumed_and_a_referenced_one_survives_until_released(quick_vacuum):

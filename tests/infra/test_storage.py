@@ -151,12 +151,17 @@ def test_given_any_context_when_an_object_is_created_then_s3_notifies_the_upload
     bucket_id = any_stack.logical_id(any_stack.stack.storage.bucket)
     uploads_id = any_stack.logical_id(any_stack.stack.queues["uploads"].queue)
 
-    # When synthesized / Then the bucket sends ObjectCreated events to the uploads queue, and only there
+    # When synthesized / Then the bucket sends ObjectCreated events of originals (`files/`)
+    # to the uploads queue, and only there: derived objects and exports announce nothing
     (notifications,) = any_stack.of_type("Custom::S3BucketNotifications").values()
     assert notifications["Properties"]["BucketName"] == {"Ref": bucket_id}
     assert notifications["Properties"]["NotificationConfiguration"] == {
         "QueueConfigurations": [
-            {"Events": ["s3:ObjectCreated:*"], "QueueArn": {"Fn::GetAtt": [uploads_id, "Arn"]}}
+            {
+                "Events": ["s3:ObjectCreated:*"],
+                "QueueArn": {"Fn::GetAtt": [uploads_id, "Arn"]},
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "files/"}]}},
+            }
         ]
     }
     # And the queue lets this bucket, and nothing else, send to it

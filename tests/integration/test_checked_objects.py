@@ -25,7 +25,10 @@ def _register_and_put(aws, data: bytes, media_type: str, *, body: bytes | None =
     assert reply.status == 201, reply.body
     file_id = reply.body["file"]["id"]
     aws.s3.put_object(
-        Bucket=aws.resources.bucket_name, Key=f"alice/{file_id}", Body=body or data, ContentType=media_type
+        Bucket=aws.resources.bucket_name,
+        Key=f"files/alice/{file_id}",
+        Body=body or data,
+        ContentType=media_type,
     )
     return file_id
 
@@ -34,7 +37,7 @@ def test_given_an_upload_when_it_is_pending_then_its_object_is_not_tagged_checke
     # Given bytes PUT to a presigned URL, not yet checked
     file_id = _register_and_put(aws, samples.png(), "image/png")
     # Then the object carries no checked tag
-    assert CHECKED_TAG[0] not in _tags(aws, f"alice/{file_id}")
+    assert CHECKED_TAG[0] not in _tags(aws, f"files/alice/{file_id}")
 
 
 def test_given_an_upload_when_the_trigger_accepts_it_then_its_object_is_tagged_checked(aws):
@@ -44,7 +47,7 @@ def test_given_an_upload_when_the_trigger_accepts_it_then_its_object_is_tagged_c
     assert aws.run_upload_trigger() == {"batchItemFailures": []}
     # Then the file is ready and its object is tagged as checked
     assert aws.file_row("alice", file_id)["status"] == "ready"
-    assert _tags(aws, f"alice/{file_id}") == {CHECKED_TAG[0]: CHECKED_TAG[1]}
+    assert _tags(aws, f"files/alice/{file_id}") == {CHECKED_TAG[0]: CHECKED_TAG[1]}
 
 
 def test_given_an_upload_when_the_trigger_rejects_it_then_nothing_checked_remains(aws):
@@ -64,14 +67,14 @@ def test_given_a_small_upload_when_stored_then_its_object_is_tagged_checked_at_o
     reply = aws.call_api("POST", "/files", json_body=body)
     assert reply.status == 201, reply.body
     # Then the object is stored tagged as checked
-    assert _tags(aws, f"alice/{reply.body['file']['id']}") == {CHECKED_TAG[0]: CHECKED_TAG[1]}
+    assert _tags(aws, f"files/alice/{reply.body['file']['id']}") == {CHECKED_TAG[0]: CHECKED_TAG[1]}
 
 
 def test_given_an_object_gone_before_its_check_when_s3_answers_404_then_the_record_is_done(aws):
     # Given an upload whose object is deleted before the trigger runs (S3 answers 404
     # because the trigger may list the bucket)
     file_id = _register_and_put(aws, samples.png(), "image/png")
-    aws.s3.delete_object(Bucket=aws.resources.bucket_name, Key=f"alice/{file_id}")
+    aws.s3.delete_object(Bucket=aws.resources.bucket_name, Key=f"files/alice/{file_id}")
     # When the trigger runs / Then the record is done, and the file still pending
     assert aws.run_upload_trigger() == {"batchItemFailures": []}
     assert aws.file_row("alice", file_id)["status"] == "pending"

@@ -51,7 +51,7 @@ def test_an_uploaded_file_becomes_ready_and_reads_back_with_a_fresh_download_url
     assert file["status"] == "ready"
     assert file["sha256"] == samples.sha256(data)
     assert file["url"] and file["urlExpiresAt"]
-    key = f"alice/{file['id']}"
+    key = f"files/alice/{file['id']}"
     assert aws.s3.get_object(Bucket=aws.resources.bucket_name, Key=key)["Body"].read() == data
 
 
@@ -126,7 +126,7 @@ def test_small_upload_is_stored_and_checked_at_once(aws):
     assert reply.status == 201
     file = reply.body["file"]
     assert file["status"] == "ready" and file["sha256"] == samples.sha256(content) and file["url"]
-    assert f"alice/{file['id']}" in aws.object_keys()
+    assert f"files/alice/{file['id']}" in aws.object_keys()
 
 
 def test_small_upload_of_known_content_is_deduplicated(aws):

@@ -125,7 +125,7 @@ def test_public_mode_builds_urls_from_the_public_base(worker, model, monkeypatch
     _ask(worker, [{"type": "image", "fileId": file["id"]}])
     worker.deliver("generations")
     url = model.calls[0]["sent"][-1]["content"][0]["image_url"]["url"]
-    assert url == f"https://cdn.example.com/alice/{file['id']}"
+    assert url == f"https://cdn.example.com/files/alice/{file['id']}"
 
 
 def test_streamed_text_can_be_read_by_seq_while_streaming_and_adds_up_to_the_final_reply(worker, model):
@@ -348,7 +348,9 @@ def test_an_image_request_gets_a_picture_that_the_reply_holds_one_reference_on(w
     assert part["type"] == "image" and part["mediaType"] == "image/png" and part["url"]
     file = worker.call_api("GET", f"/files/{part['fileId']}").body["file"]
     assert file["status"] == "ready" and file["refcount"] == 1
-    data = worker.s3.get_object(Bucket=worker.resources.bucket_name, Key=f"alice/{file['id']}")["Body"].read()
+    data = worker.s3.get_object(Bucket=worker.resources.bucket_name, Key=f"files/alice/{file['id']}")[
+        "Body"
+    ].read()
     assert Image.open(io.BytesIO(data)).size == (256, 256)
     assert reply["fileIds"] == [file["id"]]
     assert model.calls[0]["endpoint"] == "images.generations"

@@ -192,7 +192,7 @@ def test_a_text_file_is_read_with_one_ranged_get_up_to_its_cap(worker, model, mo
     with bytes_read() as read:
         worker.deliver("generations")
     # Then the file was read once, its first 1000 bytes only, and the model told it was cut
-    assert read.gets == [{"Range": "bytes=0-999", "Key": f"alice/{notes['id']}", "bytes": 1000}]
+    assert read.gets == [{"Range": "bytes=0-999", "Key": f"files/alice/{notes['id']}", "bytes": 1000}]
     sent = model.calls[0]["sent"][-1]["content"][0]["text"]
     assert sent.endswith("[... truncated: the first 1000 of 3000 bytes]")
     assert _reply(worker, thread, reply_id)["status"] == "success"

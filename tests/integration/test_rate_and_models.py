@@ -143,6 +143,10 @@ def test_get_models_lists_the_defaults_first_then_the_allowed_ones(limited):
         "chat": ["gpt-4o-mini", "gpt-4.1", "o3-mini"],
         "image": ["gpt-image-1", "dall-e-3"],
         "default": {"chat": "gpt-4o-mini", "image": "gpt-image-1"},
+        "capabilities": {
+            model: {"images": True, "files": True, "maxImageSide": 2048, "maxImageShortSide": 768}
+            for model in ("gpt-4o-mini", "gpt-4.1", "o3-mini")
+        },
     }
 
 

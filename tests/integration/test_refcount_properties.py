@@ -123,7 +123,7 @@ class ReferenceCounting(RuleBasedStateMachine):
         # the file may already be gone, and then its bytes are removed as an orphan.
         file_id = self.pending.pop(which % len(self.pending))
         body = b"hello" if as_declared else b"hell"
-        self.aws.s3.put_object(Bucket=self.aws.resources.bucket_name, Key=f"alice/{file_id}", Body=body)
+        self.aws.s3.put_object(Bucket=self.aws.resources.bucket_name, Key=f"files/alice/{file_id}", Body=body)
         self.aws.run_upload_trigger()
         row = self.aws.file_row("alice", file_id)
         event(f"upload checked: {row['status'] if row else 'gone'}")

@@ -124,7 +124,7 @@ def test_a_rejected_upload_releases_its_reservation(quota):
     reply = quota.register(b"0123456789", "text/plain")
     file_id = reply.body["file"]["id"]
     assert _storage(quota)["bytes"] == 10
-    quota.s3.put_object(Bucket=quota.resources.bucket_name, Key=f"alice/{file_id}", Body=b"012345678")
+    quota.s3.put_object(Bucket=quota.resources.bucket_name, Key=f"files/alice/{file_id}", Body=b"012345678")
     # When the upload trigger checks it
     quota.run_upload_trigger()
     # Then the file is rejected and no longer counted, though its row is still there

@@ -44,7 +44,7 @@ def test_a_small_upload_checked_by_the_trigger_in_the_gap_is_ready_with_its_byte
     assert reply.status == 201, reply.body
     file = aws.call_api("GET", f"/files/{reply.body['file']['id']}").body["file"]
     assert file["status"] == "ready"
-    assert f"alice/{file['id']}" in aws.object_keys()
+    assert f"files/alice/{file['id']}" in aws.object_keys()
     assert requests.get(file["url"], timeout=10).content == data
     # And dedup hands out that same, whole file
     again = aws.register(data, "image/png", filename="b.png")

@@ -26,7 +26,7 @@ def _register(
 
 def _put(aws, sub: str, file_id: str, data: bytes, media_type: str) -> None:
     aws.s3.put_object(
-        Bucket=aws.resources.bucket_name, Key=f"{sub}/{file_id}", Body=data, ContentType=media_type
+        Bucket=aws.resources.bucket_name, Key=f"files/{sub}/{file_id}", Body=data, ContentType=media_type
     )
 
 
@@ -61,7 +61,7 @@ def test_the_real_sample_event_shape_is_understood(aws):
     aws.drain("uploads")
     event = json.loads((EVENTS / "sqs_s3_object_created.json").read_text())
     body = json.loads(event["Records"][0]["body"])
-    body["Records"][0]["s3"]["object"]["key"] = f"alice/{file['id']}"
+    body["Records"][0]["s3"]["object"]["key"] = f"files/alice/{file['id']}"
     body["Records"][0]["s3"]["object"]["eTag"] = None
     event["Records"][0]["body"] = json.dumps(body)
     # When the trigger runs on it
@@ -171,7 +171,9 @@ def test_a_checksum_s3_verified_means_one_head_and_one_4kib_read_whatever_the_si
 def test_an_object_without_a_file_row_is_removed(aws):
     # Given an object under a key no file row claims
     aws.drain("uploads")
-    aws.s3.put_object(Bucket=aws.resources.bucket_name, Key="alice/01JDQ8ZK3M4N5P6Q7R8S9T0V1W", Body=b"x")
+    aws.s3.put_object(
+        Bucket=aws.resources.bucket_name, Key="files/alice/01JDQ8ZK3M4N5P6Q7R8S9T0V1W", Body=b"x"
+    )
     # When the trigger sees it
     aws.run_upload_trigger()
     # Then it is deleted
@@ -185,7 +187,7 @@ def test_url_encoded_keys_are_decoded(aws):
     file = _register(aws, data, "image/png", sub=sub)
     _put(aws, sub, file["id"], data, "image/png")
     aws.drain("uploads")
-    body = s3_notification(aws.resources.bucket_name, f"{sub}/{file['id']}", len(data), "")
+    body = s3_notification(aws.resources.bucket_name, f"files/{sub}/{file['id']}", len(data), "")
     assert "%2B" in body or "%40" in body
     event = sqs_event([sqs_record(body, aws.resources.queue_arns["uploads"])])
     lambda_handler(event, LambdaContext("upload_trigger", 60))

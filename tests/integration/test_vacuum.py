@@ -89,7 +89,7 @@ def _register_again(aws, data: bytes, sha256: str):
 def _gone(aws, file: dict) -> bool:
     return (
         aws.file_row("alice", file["id"]) is None
-        and f"alice/{file['id']}" not in aws.object_keys()
+        and f"files/alice/{file['id']}" not in aws.object_keys()
         and _hash_row(aws, file["sha256"]) is None
     )
 
@@ -120,7 +120,7 @@ def test_given_an_unreferenced_file_inside_grace_when_the_vacuum_runs_then_it_is
     result = _run()
     # Then the file and its object stay, and the run read nothing
     assert aws.file_row("alice", file["id"])["status"] == "ready"
-    assert f"alice/{file['id']}" in aws.object_keys()
+    assert f"files/alice/{file['id']}" in aws.object_keys()
     assert result.files_deleted == 0 and result.items_read == 0
 
 
@@ -134,7 +134,7 @@ def test_given_a_referenced_file_untouched_for_days_when_the_vacuum_runs_then_it
     # Then it is untouched: not a candidate at all
     row = aws.file_row("alice", file["id"])
     assert row["status"] == "ready" and row["refcount"] == 1
-    assert f"alice/{file['id']}" in aws.object_keys()
+    assert f"files/alice/{file['id']}" in aws.object_keys()
     assert result.files_deleted == 0 and result.items_read == 0
 
 
@@ -167,13 +167,13 @@ def test_given_an_abandoned_pending_upload_past_expiry_and_grace_when_the_vacuum
         "POST", "/files/uploads", json_body={"filename": "a.txt", "mediaType": "text/plain", "size": 5}
     ).body["file"]
     if uploaded:
-        aws.s3.put_object(Bucket=aws.resources.bucket_name, Key=f"alice/{file['id']}", Body=b"hello")
+        aws.s3.put_object(Bucket=aws.resources.bucket_name, Key=f"files/alice/{file['id']}", Body=b"hello")
     _age(aws, file["id"])
     # When the vacuum runs
     result = _run()
     # Then the row and any object are gone
     assert aws.file_row("alice", file["id"]) is None
-    assert f"alice/{file['id']}" not in aws.object_keys()
+    assert f"files/alice/{file['id']}" not in aws.object_keys()
     assert result.files_deleted == 1 and result.bytes_freed == 0
 
 
@@ -275,7 +275,7 @@ def test_given_a_candidate_read_when_a_message_attaches_it_first_then_the_tombst
     assert vacuum.clear_marker(candidate) is True
     row = aws.file_row("alice", file["id"])
     assert row["status"] == "ready" and row["refcount"] == 1 and "gcShard" not in row
-    assert f"alice/{file['id']}" in aws.object_keys()
+    assert f"files/alice/{file['id']}" in aws.object_keys()
     # And settling the stale candidate again changes nothing
     assert vacuum.settle(candidate, cutoff, now).outcome == "marker_cleared"
     assert aws.file_row("alice", file["id"])["refcount"] == 1
@@ -316,10 +316,10 @@ def test_given_a_file_being_deleted_when_its_late_upload_lands_then_the_trigger_
     record = vacuum.tombstone(_candidate(file["id"], cutoff), cutoff, now)
     assert record is not None
     # When its bytes arrive and the upload trigger checks them
-    aws.s3.put_object(Bucket=aws.resources.bucket_name, Key=f"alice/{file['id']}", Body=b"hello")
+    aws.s3.put_object(Bucket=aws.resources.bucket_name, Key=f"files/alice/{file['id']}", Body=b"hello")
     aws.run_upload_trigger()
     # Then the object is removed instead of outliving its file
-    assert f"alice/{file['id']}" not in aws.object_keys()
+    assert f"files/alice/{file['id']}" not in aws.object_keys()
     assert aws.file_row("alice", file["id"])["status"] == "deleting"
     purge(record)
     assert aws.file_row("alice", file["id"]) is None
@@ -363,7 +363,7 @@ def test_given_a_run_that_crashes_after_a_step_when_the_next_run_comes_then_it_f
     # Then the file is left mid-way: tombstoned, with whatever the later steps had not removed
     row = aws.file_row("alice", file["id"])
     assert row["status"] == "deleting" and "gcShard" in row
-    assert (f"alice/{file['id']}" in aws.object_keys()) == object_left
+    assert (f"files/alice/{file['id']}" in aws.object_keys()) == object_left
     assert (_hash_row(aws, file["sha256"]) is not None) == hash_left
     # And it cannot be read, listed or attached meanwhile
     assert aws.call_api("GET", f"/files/{file['id']}").status == 404
@@ -380,7 +380,7 @@ def test_given_a_candidate_whose_delete_fails_when_the_vacuum_runs_then_the_othe
 ):
     # Given three garbage files, and S3 failing for one of them
     files = [_garbage(aws, samples.png(color=(n, n, n))) for n in range(3)]
-    unlucky = f"alice/{files[1]['id']}"
+    unlucky = f"files/alice/{files[1]['id']}"
     real_delete = blobs.delete
 
     def flaky_delete(key: str) -> None:

@@ -119,8 +119,8 @@ def test_given_a_saved_stack_when_loaded_into_a_fresh_moto_then_table_bucket_and
     ]
     assert _announced(moto_endpoint, again) == []
     # And: the bucket still notifies the uploads queue of a new upload
-    s3.put_object(Bucket=again.bucket_name, Key="alice/2", Body=b"new")
-    assert _announced(moto_endpoint, again) == ["alice/2"]
+    s3.put_object(Bucket=again.bucket_name, Key="files/alice/2", Body=b"new")
+    assert _announced(moto_endpoint, again) == ["files/alice/2"]
 
 
 def test_given_a_save_that_fails_midway_when_it_stops_then_the_last_snapshot_is_whole(

@@ -35,8 +35,8 @@ from agentfiles.media.documents import (
     stored_prefix_bytes,
     stored_text,
 )
+from harness.imports import run_probe
 from tests.fixtures.documents import make_bomb
-from tests.support.imports import run_probe
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
 MIB = 1024 * 1024

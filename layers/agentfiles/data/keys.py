@@ -7,7 +7,16 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from agentfiles.topology import GC_SHARDS, PARTITION_KEY, SORT_KEY, SWEEP_SHARDS
+from agentfiles.topology import (
+    DERIVED_PREFIX,
+    EXPORTS_PREFIX,
+    GC_SHARDS,
+    OBJECT_PREFIXES,
+    ORIGINALS_PREFIX,
+    PARTITION_KEY,
+    SORT_KEY,
+    SWEEP_SHARDS,
+)
 
 
 @dataclass(frozen=True)
@@ -129,13 +138,36 @@ def rate_key(owner: str, window: int) -> Key:
 
 
 def object_key(owner: str, file_id: str) -> str:
-    """S3 keys are made by the server; a client's filename never reaches one."""
-    return f"{owner}/{file_id}"
+    """Where a file's bytes, as its owner uploaded them, live. S3 keys are made by the
+    server; a client's filename never reaches one."""
+    return f"{ORIGINALS_PREFIX}{owner}/{file_id}"
 
 
-def parse_object_key(object_key_: str) -> tuple[str, str]:
-    owner, _, file_id = object_key_.rpartition("/")
+def parse_object_key(object_key_: str) -> tuple[str, str] | None:
+    """(owner, file id) of an original's key; None for any other key (a derived object,
+    an export, or a key this system never made)."""
+    rest = object_key_.removeprefix(ORIGINALS_PREFIX)
+    if rest == object_key_:
+        return None
+    owner, _, file_id = rest.partition("/")
+    if not owner or not file_id or "/" in file_id:
+        return None
     return owner, file_id
+
+
+def derived_key(owner: str, file_id: str, name: str) -> str:
+    """Where something made from a file lives (`name` is server-made: see
+    `models.files.DerivedObject`): beside the original, under the same owner."""
+    return f"{DERIVED_PREFIX}{owner}/{file_id}/{name}"
+
+
+def export_key(owner: str, export_id: str) -> str:
+    return f"{EXPORTS_PREFIX}{owner}/{export_id}.zip"
+
+
+def owner_object_prefixes(owner: str) -> list[str]:
+    """Every S3 prefix that holds objects of `owner` (an erasure lists each)."""
+    return [f"{prefix}{owner}/" for prefix in OBJECT_PREFIXES]
 
 
 def _shard(value: str, shards: int) -> int:

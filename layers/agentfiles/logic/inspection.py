@@ -18,7 +18,7 @@ from agentfiles.models.common import now_ms
 from agentfiles.models.files import FileRecord, Rejection
 from agentfiles.settings import get_settings
 
-Outcome = Literal["ready", "rejected", "unchanged", "orphan_removed", "missing_object"]
+Outcome = Literal["ready", "rejected", "unchanged", "orphan_removed", "missing_object", "not_a_file"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,12 @@ class Inspection:
 
 
 def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection:
-    owner, file_id = keys.parse_object_key(object_key)
+    parsed = keys.parse_object_key(object_key)
+    if parsed is None:
+        # Not an original (the bucket announces only `files/`, but a sample event or a
+        # misconfigured notification may name anything): nothing to check, no call made.
+        return Inspection("", "not_a_file")
+    owner, file_id = parsed
     record = file_rows.get(owner, file_id)
     if _is_going(record):
         _remove_orphan(object_key)

@@ -28,6 +28,30 @@ class Rejection(CamelModel):
     message: str
 
 
+# The names of what is derived from a file, each stored once at
+# `keys.derived_key(owner, file_id, name)`.
+THUMBNAIL = "thumbnail"  # an image's thumbnail: long side at most 256 px, no metadata
+TEXT = "text"  # a document's extracted text (`agentfiles.media.documents.stored_text`)
+
+
+def model_image_name(max_side: int | None, max_short_side: int | None) -> str:
+    """The name of an image's copy for models of one geometry (see `catalog.Geometry`):
+    upright, no metadata, fitted to `max_side` x `max_side` then `max_short_side` on its
+    short side (0 for no bound)."""
+    return f"model-{max_side or 0}x{max_short_side or 0}"
+
+
+class DerivedObject(CamelModel):
+    """Something the system made from a file once, stored beside it (counted in no
+    quota, deleted with the file on every path)."""
+
+    key: str
+    media_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
 class FileRecord(CamelModel):
     """A file row as stored (pk `OWNER#{owner}`, sk `FILE#{id}`)."""
 
@@ -45,6 +69,17 @@ class FileRecord(CamelModel):
     upload_expires_at: int | None = None
     s3_key: str
     rejection: Rejection | None = None
+    # Images: the upright size (after EXIF orientation). Documents: their pages (PDF
+    # pages, presentation slides).
+    width: int | None = None
+    height: int | None = None
+    pages: int | None = None
+    # What was made from the file once, by name (THUMBNAIL, TEXT, model_image_name(...)).
+    derived: dict[str, DerivedObject] = Field(default_factory=dict)
+
+    def derived_keys(self) -> list[str]:
+        """Every object this file's row accounts for besides the original."""
+        return [item.key for item in self.derived.values()]
 
 
 class FileOut(OmitNone):
@@ -60,8 +95,14 @@ class FileOut(OmitNone):
     created_at: str
     updated_at: str
     rejection: Rejection | None = None
+    width: int | None = Field(None, description="Images: width in pixels, upright (after EXIF orientation)")
+    height: int | None = Field(None, description="Images: height in pixels, upright")
+    pages: int | None = Field(None, description="PDFs: pages; presentations: slides")
     url: str | None = Field(None, description="A short-lived download URL, present when the file is ready")
     url_expires_at: str | None = None
+    thumbnail_url: str | None = Field(
+        None, description="Images: a short-lived URL of a small thumbnail (long side at most 256 px)"
+    )
 
     @classmethod
     def of(cls, record: FileRecord, url: str | None = None, url_expires_at: str | None = None) -> FileOut:
@@ -76,6 +117,9 @@ class FileOut(OmitNone):
             created_at=record.created_at,
             updated_at=record.updated_at,
             rejection=record.rejection,
+            width=record.width,
+            height=record.height,
+            pages=record.pages,
             url=url,
             url_expires_at=url_expires_at,
         )

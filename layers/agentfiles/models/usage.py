@@ -37,7 +37,15 @@ class DefaultModels(CamelModel):
     image: str
 
 
+class Capabilities(CamelModel):
+    images: bool = Field(description="Sees image parts; if not, each image is named to it in text")
+    files: bool = Field(description="Reads PDFs as file parts; if not, it gets their extracted text")
+    max_image_side: int | None = Field(description="Images are fitted within this square (pixels)")
+    max_image_short_side: int | None = Field(description="then to at most this on their short side")
+
+
 class ModelsOut(CamelModel):
     chat: list[str] = Field(description="Chat models a message may name in `model`")
     image: list[str] = Field(description="Image models an image request may name in `model`")
     default: DefaultModels = Field(description="What is used when no model is named")
+    capabilities: dict[str, Capabilities] = Field(description="What each chat model can read")
