@@ -91,7 +91,7 @@ def test_given_a_png_put_to_its_presigned_url_when_the_trigger_has_run_then_it_i
     assert file["size"] == len(ready_png["data"])
     assert file["sha256"] == hashlib.sha256(ready_png["data"]).hexdigest()
     # and the object stays in the bucket under the server-made key
-    assert local_stack.object_exists(f"{alice.sub}/{file['id']}")
+    assert local_stack.object_exists(f"files/{alice.sub}/{file['id']}")
 
 
 def test_given_a_ready_file_when_its_download_url_is_fetched_then_it_returns_the_same_bytes(
@@ -158,5 +158,5 @@ def test_given_bytes_that_are_not_what_was_declared_when_checked_then_the_file_i
     assert file["rejection"]["message"]
     assert "url" not in file
     # (the trigger deletes the bytes right after it marks the file rejected)
-    key = f"{alice.sub}/{file['id']}"
+    key = f"files/{alice.sub}/{file['id']}"
     wait_for(lambda: not local_stack.object_exists(key), what=f"{key} to be deleted")
