@@ -110,6 +110,12 @@ def _add_client_commands(commands: argparse._SubParsersAction) -> None:
     add_client_commands(commands)
 
 
+def _add_account_commands(commands: argparse._SubParsersAction) -> None:
+    from agentfiles_cli.account import add_account_commands
+
+    add_account_commands(commands)
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     from agentfiles_cli.admin import add_admin_commands
 
@@ -119,6 +125,7 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_serve,
     _add_client_commands,
+    _add_account_commands,
     _add_admin_commands,
 ]
 

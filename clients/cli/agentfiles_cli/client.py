@@ -75,8 +75,16 @@ class _ProgressReader:
 
 
 class Client:
-    def __init__(self, base_url: str, sub: str, token: str | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        base_url: str,
+        sub: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        websocket_url: str | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
+        self._websocket_url = websocket_url
         self.sub = sub
         self.timeout = timeout
         self._token = token
@@ -226,8 +234,9 @@ class Client:
 
     def websocket_url(self) -> str | None:
         """Where replies are pushed: the local stack says so in /health (a deployed
-        stack's WebSocketUrl output is given with AGENTFILES_WEBSOCKET_URL)."""
-        configured = os.environ.get("AGENTFILES_WEBSOCKET_URL")
+        stack's WebSocketUrl output comes from `agentfiles config` or
+        AGENTFILES_WEBSOCKET_URL)."""
+        configured = self._websocket_url or os.environ.get("AGENTFILES_WEBSOCKET_URL")
         if configured:
             return configured
         try:
