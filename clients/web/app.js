@@ -132,8 +132,18 @@ async function loadMessages() {
   for (const message of state.messages) followIfStreaming(message);
 }
 
+const STAGE = { pending: 0, streaming: 1 }; // any other status is an end
+
+function stage(message) {
+  return STAGE[message.status] ?? 2;
+}
+
+// Pushed frames can overtake the answer of the request that caused them: an older view of
+// a message (the pending reply a send answers with) never replaces a newer one.
 function upsert(message) {
   const index = state.messages.findIndex((m) => m.id === message.id);
+  const known = index >= 0 ? state.messages[index] : null;
+  if (known && (stage(known) > stage(message) || known.updatedAt > message.updatedAt)) return;
   if (index >= 0) state.messages[index] = message;
   else {
     state.messages.push(message);

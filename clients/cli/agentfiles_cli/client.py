@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -96,9 +97,9 @@ class Client:
         try:
             return self._http.request(method, url, timeout=self.timeout, **kwargs)
         except requests.ConnectionError as error:
-            raise Unreachable(
-                f"cannot reach {self.base_url}: is the local stack running (make run)?"
-            ) from error
+            local = urlsplit(self.base_url).hostname in ("127.0.0.1", "localhost", "::1")
+            hint = "is the local stack running (make run)?" if local else "check the URL (agentfiles config)"
+            raise Unreachable(f"cannot reach {self.base_url}: {hint}") from error
 
     @staticmethod
     def _answer(response: requests.Response) -> Any:

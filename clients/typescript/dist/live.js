@@ -142,6 +142,7 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
     let text = "";
     const early = new Map();
     let finished = false;
+    let ending = false; // the final message is in: no more catching up
     let catching = null;
     let again = false;
     let live = false;
@@ -164,7 +165,7 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
             handlers.onDelta?.(next);
             handlers.onText?.(text, next);
         }
-        if (early.size)
+        if (early.size && !ending)
             void catchUp(); // a frame went missing: the table has it
     };
     const fail = (error) => {
@@ -175,11 +176,22 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
         rejectDone(error);
     };
     const finish = async (message) => {
-        if (finished)
+        if (finished || ending)
             return;
+        ending = true;
         const last = message.lastSeq ?? 0;
-        if (last > seq)
-            await catchUp(); // every delta, in order, before the end
+        if (last > seq) {
+            // Every delta, in order, before the end (one read: what is no longer kept is not waited for).
+            try {
+                const stream = await request(transport, "GET", `${base}/stream`, { query: { after: seq }, signal: handlers.signal });
+                for (const delta of stream.deltas)
+                    apply(delta);
+            }
+            catch (error) {
+                ending = false;
+                return fail(error);
+            }
+        }
         if (finished)
             return;
         finished = true;
@@ -200,7 +212,7 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
                 const stream = await request(transport, "GET", `${base}/stream`, { query: { after: seq }, signal: handlers.signal });
                 for (const delta of stream.deltas)
                     apply(delta);
-                if (ENDED.includes(stream.status) && !finished) {
+                if (ENDED.includes(stream.status) && !finished && !ending) {
                     const message = await readMessage();
                     catching = null;
                     await finish(message);

@@ -171,6 +171,7 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
   let text = "";
   const early = new Map<number, Delta>();
   let finished = false;
+  let ending = false; // the final message is in: no more catching up
   let catching: Promise<void> | null = null;
   let again = false;
   let live = false;
@@ -193,7 +194,7 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
       handlers.onDelta?.(next);
       handlers.onText?.(text, next);
     }
-    if (early.size) void catchUp(); // a frame went missing: the table has it
+    if (early.size && !ending) void catchUp(); // a frame went missing: the table has it
   };
 
   const fail = (error: unknown) => {
@@ -204,9 +205,19 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
   };
 
   const finish = async (message: MessageOut) => {
-    if (finished) return;
+    if (finished || ending) return;
+    ending = true;
     const last = (message as { lastSeq?: number | null }).lastSeq ?? 0;
-    if (last > seq) await catchUp(); // every delta, in order, before the end
+    if (last > seq) {
+      // Every delta, in order, before the end (one read: what is no longer kept is not waited for).
+      try {
+        const stream = await request<StreamOut>(transport, "GET", `${base}/stream`, { query: { after: seq }, signal: handlers.signal });
+        for (const delta of stream.deltas) apply(delta);
+      } catch (error) {
+        ending = false;
+        return fail(error);
+      }
+    }
     if (finished) return;
     finished = true;
     socket.unfollow(threadId, onFrame);
@@ -227,7 +238,7 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
         again = false;
         const stream = await request<StreamOut>(transport, "GET", `${base}/stream`, { query: { after: seq }, signal: handlers.signal });
         for (const delta of stream.deltas) apply(delta);
-        if (ENDED.includes(stream.status) && !finished) {
+        if (ENDED.includes(stream.status) && !finished && !ending) {
           const message = await readMessage();
           catching = null;
           await finish(message);
