@@ -1,6 +1,8 @@
 import { AgentfilesError, aborted } from "./errors.js";
 import { backoff, request, sleep } from "./http.js";
 export const ENDED = ["success", "failed", "stopped"];
+// How long a followed reply may stay silent on an open socket before its stream is read.
+const QUIET_MS = 10_000;
 /** One WebSocket for the whole client, opened when something follows a thread and
  * reopened with backoff when it drops; each thread followed is subscribed again on every
  * open, and its listeners hear `subscribed` again (their cue to catch up by seq). */
@@ -227,6 +229,7 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
     const onFrame = (frame) => {
         if (finished)
             return;
+        quietSince = Date.now();
         if (frame.type === "subscribed") {
             live = true;
             void catchUp(); // whatever was written while not subscribed
@@ -273,6 +276,17 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
             polling = false;
         }
     };
+    // Pushing is best effort: a follower that hears nothing for a while reads the stream.
+    let quietSince = Date.now();
+    const watchdog = setInterval(() => {
+        if (finished)
+            return clearInterval(watchdog);
+        if (live && Date.now() - quietSince > QUIET_MS) {
+            quietSince = Date.now();
+            void catchUp();
+        }
+    }, QUIET_MS / 2);
+    done.then(() => clearInterval(watchdog), () => clearInterval(watchdog));
     handlers.signal?.addEventListener("abort", () => fail(aborted()), { once: true });
     socket.follow(threadId, onFrame).then((open) => {
         if (!open)
@@ -287,6 +301,7 @@ export function follow(transport, socket, threadId, messageId, handlers = {}) {
             return seq;
         },
         close() {
+            clearInterval(watchdog);
             if (finished)
                 return;
             finished = true;

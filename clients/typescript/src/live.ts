@@ -16,6 +16,8 @@ export type Frame =
   | { type: "error"; threadId?: string; error: { code: string; message: string } };
 
 export const ENDED: readonly string[] = ["success", "failed", "stopped"];
+// How long a followed reply may stay silent on an open socket before its stream is read.
+const QUIET_MS = 10_000;
 
 type WebSocketClass = new (url: string) => WebSocket;
 type Listener = (frame: Frame) => void;
@@ -253,6 +255,7 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
 
   const onFrame = (frame: Frame) => {
     if (finished) return;
+    quietSince = Date.now();
     if (frame.type === "subscribed") {
       live = true;
       void catchUp(); // whatever was written while not subscribed
@@ -289,6 +292,17 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
     }
   };
 
+  // Pushing is best effort: a follower that hears nothing for a while reads the stream.
+  let quietSince = Date.now();
+  const watchdog = setInterval(() => {
+    if (finished) return clearInterval(watchdog);
+    if (live && Date.now() - quietSince > QUIET_MS) {
+      quietSince = Date.now();
+      void catchUp();
+    }
+  }, QUIET_MS / 2);
+  done.then(() => clearInterval(watchdog), () => clearInterval(watchdog));
+
   handlers.signal?.addEventListener("abort", () => fail(aborted()), { once: true });
   socket.follow(threadId, onFrame).then((open) => {
     if (!open) void poll();
@@ -303,6 +317,7 @@ export function follow(transport: Transport, socket: LiveSocket, threadId: strin
       return seq;
     },
     close() {
+      clearInterval(watchdog);
       if (finished) return;
       finished = true;
       socket.unfollow(threadId, onFrame);
