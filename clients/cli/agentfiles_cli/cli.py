@@ -1,4 +1,4 @@
-"""`agentfiles`: the command line of the local system.
+"""`agentfiles`: the command line of the local system, and of a deployed one.
 
 One subcommand per verb, each added by a `add_<verb>(commands)` function listed in
 `SUBCOMMANDS`; a subcommand imports what it needs only when it runs, so that
@@ -131,7 +131,11 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentfiles", description="The command line of the local system.")
+    parser = argparse.ArgumentParser(
+        prog="agentfiles",
+        description="The command line of agentfiles: the local stack, or a deployed one "
+        "(agentfiles config, login).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(commands)
