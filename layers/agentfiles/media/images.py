@@ -356,15 +356,28 @@ def check_image(
             raise UnreadableImage(
                 f"the {_LABELS[media_type]} does not decode in full ({_reason(error)})"
             ) from None
-        icc = image.info.get("icc_profile") or None
+        copies = _Copies(pixels, orientation, image.info.get("icc_profile") or None)
         lossless = media_type in _LOSSLESS_SOURCES
-        made: dict[tuple[int, int], Derived] = {}
-        derivatives = {}
-        for name, size in sizes.items():
+        made: dict[tuple[int, int], tuple[Derived, Image]] = {}
+        for size in sizes.values():
             if size not in made:
-                made[size] = _model_copy(pixels, size, swap, orientation, icc, lossless)
-            derivatives[name] = made[size]
-        thumbnail = _thumbnail(pixels, thumbnail_size, swap, orientation, icc)
+                made[size] = _model_copy(copies.finished(size, _MODEL_REDUCING_GAP), lossless)
+        derivatives = {name: made[size][0] for name, size in sizes.items()}
+        # From the smallest copy that holds it, when there is one: a 1024 x 768 image
+        # shrinks to 256 px in a fraction of what a 12 MP one takes.
+        sources = [
+            finished
+            for (copy_width, copy_height), (_, finished) in made.items()
+            if copy_width >= thumbnail_size[0] and copy_height >= thumbnail_size[1]
+        ]
+        if sources:
+            source = min(sources, key=lambda finished: finished.size[0] * finished.size[1])
+            small = source.resize(
+                thumbnail_size, Image.Resampling.LANCZOS, reducing_gap=_THUMBNAIL_REDUCING_GAP
+            )
+        else:
+            small = copies.finished(thumbnail_size, _THUMBNAIL_REDUCING_GAP)
+        thumbnail = _thumbnail(small)
     return CheckedImage(width, height, derivatives, thumbnail)
 
 
@@ -387,43 +400,55 @@ def _normalized_mode(image: Image) -> Image:
     return image.convert("RGBA" if "A" in mode else "RGB")
 
 
-def _resized(pixels: Image, size: tuple[int, int], swap: bool, reducing_gap: float) -> Image:
-    from PIL import Image
+class _Copies:
+    """Makes the finished copies of one decoded image: each resized in the stored
+    orientation (so the full-size pixels are never copied), then turned upright and
+    converted to sRGB, with no metadata attached."""
 
-    stored = (size[1], size[0]) if swap else size
-    if pixels.size == stored:
-        return pixels.copy()
-    return pixels.resize(stored, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
+    def __init__(self, pixels: Image, orientation: int, icc: bytes | None):
+        self.pixels = pixels
+        self.orientation = orientation
+        self.icc = icc
+        self._transforms: dict[str, Any] = {}
 
+    def finished(self, size: tuple[int, int], reducing_gap: float) -> Image:
+        from PIL import Image
 
-def _finished(image: Image, orientation: int, icc: bytes | None) -> Image:
-    """Upright, in sRGB, with no metadata attached."""
-    from PIL import Image
+        stored = (size[1], size[0]) if self.orientation in _SWAPS else size
+        if self.pixels.size == stored:
+            image = self.pixels.copy()
+        else:
+            image = self.pixels.resize(stored, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
+        if self.orientation != 1:
+            image = image.transpose(Image.Transpose[_UPRIGHT[self.orientation]])
+        image = self._srgb(image)
+        image.info.clear()
+        return image
 
-    if orientation != 1:
-        image = image.transpose(Image.Transpose[_UPRIGHT[orientation]])
-    image = _to_srgb(image, icc)
-    image.info.clear()
-    return image
+    def _srgb(self, image: Image) -> Image:
+        target = {"CMYK": "RGB", "RGB": "RGB", "RGBA": "RGBA"}.get(image.mode)
+        if self.icc is not None and target is not None:
+            transform = self._transform(image.mode, target)
+            if transform is not None:
+                from PIL import ImageCms
 
+                return ImageCms.applyTransform(image, transform)
+        if image.mode == "CMYK":
+            return image.convert("RGB")
+        return image
 
-def _to_srgb(image: Image, icc: bytes | None) -> Image:
-    target = {"CMYK": "RGB", "RGB": "RGB", "RGBA": "RGBA"}.get(image.mode)
-    if icc is not None and target is not None:
-        from PIL import ImageCms
+    def _transform(self, mode: str, target: str) -> Any:
+        # Built once per image and mode (parsing the profile costs more than applying it).
+        if mode not in self._transforms:
+            from PIL import ImageCms
 
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            converted = ImageCms.profileToProfile(
-                image, source, ImageCms.createProfile("sRGB"), outputMode=target
-            )
-            if converted is not None:
-                return converted
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a broken or mismatched profile: the pixels are taken as sRGB
-    if image.mode == "CMYK":
-        return image.convert("RGB")
-    return image
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(self.icc or b""))
+                srgb = ImageCms.createProfile("sRGB")
+                self._transforms[mode] = ImageCms.buildTransform(source, srgb, mode, target)
+            except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+                self._transforms[mode] = None  # a broken or mismatched profile: taken as sRGB
+        return self._transforms[mode]
 
 
 def _has_alpha(image: Image) -> bool:
@@ -438,29 +463,24 @@ def _encoded(image: Image, format: str, **options: Any) -> bytes:
     return out.getvalue()
 
 
-def _model_copy(
-    pixels: Image, size: tuple[int, int], swap: bool, orientation: int, icc: bytes | None, lossless: bool
-) -> Derived:
-    image = _finished(_resized(pixels, size, swap, _MODEL_REDUCING_GAP), orientation, icc)
+def _model_copy(image: Image, lossless: bool) -> tuple[Derived, Image]:
     if _has_alpha(image):
-        return Derived(_encoded(image, "PNG"), PNG, *image.size)
+        return Derived(_encoded(image, "PNG"), PNG, *image.size), image
     if image.mode in ("RGBA", "LA"):
         image = image.convert(image.mode[:-1])  # an alpha channel that is opaque everywhere
     jpeg = _encoded(image, "JPEG", quality=MODEL_JPEG_QUALITY, optimize=True)
     if lossless:
         png = _encoded(image, "PNG")
         if len(png) <= len(jpeg):
-            return Derived(png, PNG, *image.size)
-    return Derived(jpeg, JPEG, *image.size)
+            return Derived(png, PNG, *image.size), image
+    return Derived(jpeg, JPEG, *image.size), image
 
 
-def _thumbnail(
-    pixels: Image, size: tuple[int, int], swap: bool, orientation: int, icc: bytes | None
-) -> Derived:
-    image = _finished(_resized(pixels, size, swap, _THUMBNAIL_REDUCING_GAP), orientation, icc)
+def _thumbnail(image: Image) -> Derived:
     if image.mode in ("RGBA", "LA") and not _has_alpha(image):
         image = image.convert(image.mode[:-1])
     if image.mode == "LA":
         image = image.convert("RGBA")
+    image.info.clear()
     data = _encoded(image, "WEBP", quality=THUMBNAIL_WEBP_QUALITY, method=4)
     return Derived(data, WEBP, *image.size)
