@@ -72,6 +72,8 @@ COMMON_REQUIREMENTS = "common"
 MODEL_REQUIREMENTS = "model"
 # The common set plus PyJWT and cryptography, for the function that checks tokens itself.
 AUTH_REQUIREMENTS = "auth"
+# The common set plus pypdf and cryptography, for the functions that read documents.
+DOCUMENTS_REQUIREMENTS = "documents"
 
 
 # The functions a user waits for at a cold start (a request; an upload to be checked),
@@ -85,4 +87,6 @@ def requirements_for(function_name: str) -> str:
     spec = topology.FUNCTIONS[function_name]
     if spec.needs_model:
         return MODEL_REQUIREMENTS
-    return AUTH_REQUIREMENTS if spec.verifies_tokens else COMMON_REQUIREMENTS
+    if spec.verifies_tokens:
+        return AUTH_REQUIREMENTS
+    return DOCUMENTS_REQUIREMENTS if spec.reads_documents else COMMON_REQUIREMENTS

@@ -65,6 +65,9 @@ class FunctionSpec:
     needs_model: bool = False
     # Checks bearer tokens itself (PyJWT and cryptography): only the WebSocket authorizer.
     verifies_tokens: bool = False
+    # Reads documents into text (pypdf, cryptography): the upload check, and the API,
+    # which stores small uploads and inline parts at once.
+    reads_documents: bool = False
     # Traced with X-Ray (Powertools Tracer): only where a cold start's extra
     # milliseconds are lost in the work itself.
     traced: bool = False
@@ -77,9 +80,14 @@ FUNCTION_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.name: spec
     for spec in (
-        FunctionSpec("api", 29, 512, "HTTP API: files, threads, messages"),
+        FunctionSpec("api", 29, 512, "HTTP API: files, threads, messages", reads_documents=True),
+        # Reads a document whole (up to MAX_UPLOAD_BYTES) and keeps its text beside it.
         FunctionSpec(
-            "upload_trigger", 60, 512, "Checks each uploaded object and marks its file ready or rejected"
+            "upload_trigger",
+            60,
+            1024,
+            "Checks each uploaded object, makes what is derived from it, marks its file ready or rejected",
+            reads_documents=True,
         ),
         FunctionSpec(
             "generate",

@@ -211,16 +211,25 @@ def test_given_a_function_when_synthesized_then_it_has_the_domain_layer_and_its_
 ) -> None:
     # Given the layers: domain package, common dependencies, model and token-checking sets
     layers = _layer_ids(any_stack)
-    assert set(layers) == {"domain", "common", "model", "auth"}
+    assert set(layers) == {"domain", "common", "model", "auth", "documents"}
 
     # When synthesized
     used = {layer["Ref"] for layer in _function(any_stack, name)["Layers"]}
 
     # Then the function gets the domain package and exactly one dependency set:
     # the model set (with openai) only where a model is called, the auth set (PyJWT,
-    # cryptography) only where tokens are checked
+    # cryptography) only where tokens are checked, the documents set (pypdf) only where
+    # documents are read
     spec = topology.FUNCTIONS[name]
-    expected_set = "model" if spec.needs_model else "auth" if spec.verifies_tokens else "common"
+    expected_set = (
+        "model"
+        if spec.needs_model
+        else "auth"
+        if spec.verifies_tokens
+        else "documents"
+        if spec.reads_documents
+        else "common"
+    )
     assert used == {layers["domain"], layers[expected_set]}
 
 

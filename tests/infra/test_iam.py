@@ -72,6 +72,8 @@ def _resource(synthesized: Synthesized, resource: str) -> str:
         return f"{table}/index/{resource.removeprefix('index:')}"
     if resource == permissions.OBJECTS:
         return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    if resource == permissions.DERIVED_OBJECTS:
+        return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/derived/*"
     if resource == permissions.BUCKET:
         return f"{synthesized.logical_id(stack.storage.bucket)}.Arn"
     if resource == permissions.SECRET:

@@ -136,9 +136,10 @@ def test_redelivery_of_the_same_record_changes_nothing(aws):
     # When the same record arrives again
     with count_calls() as calls:
         assert lambda_handler(event, LambdaContext("upload_trigger", 60)) == {"batchItemFailures": []}
-    # Then the row is unchanged and S3 was not even read
+    # Then the row is unchanged, and S3 was asked only whether the object is still the
+    # one checked (its ETag and Content-Type), not read
     assert aws.file_row("alice", file["id"]) == before
-    assert calls.names() == ["GetItem"]
+    assert calls.names() == ["GetItem", "HeadObject"]
 
 
 def test_a_checksum_s3_verified_means_one_head_and_one_4kib_read_whatever_the_size(aws):

@@ -5,6 +5,17 @@ from __future__ import annotations
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "application/json"})
 PDF = "application/pdf"
+# Word, Excel and PowerPoint files (`agentfiles.media.documents` reads them): zip packages,
+# which their first bytes show only as a zip; which one it is, the check's full read tells.
+OFFICE_TYPES = frozenset(
+    {
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    }
+)
+DOCUMENT_TYPES = OFFICE_TYPES | {PDF}
+ZIP = "application/zip"
 _ALIASES = {"image/jpg": "image/jpeg", "text/x-markdown": "text/markdown", "application/x-pdf": PDF}
 TEXT = "text"  # the sniffed kind shared by every UTF-8 text type
 
@@ -30,6 +41,8 @@ def sniff(prefix: bytes, complete: bool) -> str | None:
         return "image/webp"
     if prefix.startswith(b"%PDF-"):
         return PDF
+    if prefix.startswith(b"PK\x03\x04"):
+        return ZIP
     if _is_utf8_text(prefix, complete):
         return TEXT
     return None
@@ -51,10 +64,14 @@ def matches(declared: str, sniffed: str | None) -> bool:
         return False
     if sniffed == TEXT:
         return declared in TEXT_TYPES
+    if sniffed == ZIP:
+        return declared in OFFICE_TYPES
     return declared == sniffed
 
 
 def describe(sniffed: str | None) -> str:
     if sniffed is None:
         return "unrecognised binary data"
+    if sniffed == ZIP:
+        return "a zip archive"
     return "UTF-8 text" if sniffed == TEXT else sniffed
