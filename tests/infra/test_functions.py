@@ -279,6 +279,8 @@ def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_
     # Then pip installs binary wheels for arm64 Linux and the runtime's Python, into the layer
     joined = " ".join(command)
     assert "--platform manylinux2014_aarch64" in joined
+    # And manylinux_2_28 too, the only aarch64 wheels of current Pillow and pillow-heif
+    assert "--platform manylinux_2_28_aarch64" in joined
     assert "--only-binary=:all:" in command
     assert f"--python-version {bundling.runtime_python_version()}" in joined
     assert bundling.runtime_python_version() == "3.14"
