@@ -72,8 +72,10 @@ COMMON_REQUIREMENTS = "common"
 MODEL_REQUIREMENTS = "model"
 # The common set plus PyJWT and cryptography, for the function that checks tokens itself.
 AUTH_REQUIREMENTS = "auth"
-# The common set plus pypdf and cryptography, for the functions that read documents.
-DOCUMENTS_REQUIREMENTS = "documents"
+# The common set plus what reads documents (pypdf, cryptography) and decodes images
+# (Pillow, pillow-heif), for the functions that make what is derived from files. The
+# model set includes it.
+MEDIA_REQUIREMENTS = "media"
 
 
 # The functions a user waits for at a cold start (a request; an upload to be checked),
@@ -89,4 +91,4 @@ def requirements_for(function_name: str) -> str:
         return MODEL_REQUIREMENTS
     if spec.verifies_tokens:
         return AUTH_REQUIREMENTS
-    return DOCUMENTS_REQUIREMENTS if spec.reads_documents else COMMON_REQUIREMENTS
+    return MEDIA_REQUIREMENTS if spec.reads_media else COMMON_REQUIREMENTS

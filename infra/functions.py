@@ -21,8 +21,8 @@ from infra.config import DeploymentConfig
 from infra.constants import (
     AUTH_REQUIREMENTS,
     COMMON_REQUIREMENTS,
-    DOCUMENTS_REQUIREMENTS,
     LIVE_ALIAS,
+    MEDIA_REQUIREMENTS,
     METRICS_NAMESPACE,
     MODEL_REQUIREMENTS,
     SERVICE_PREFIX,
@@ -124,7 +124,7 @@ class Functions(Construct):
         domain = domain_layer(self)
         dependency_layers = {
             name: dependencies_layer(self, name)
-            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS, DOCUMENTS_REQUIREMENTS)
+            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS, MEDIA_REQUIREMENTS)
         }
         self.by_name: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}

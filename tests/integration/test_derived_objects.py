@@ -5,6 +5,7 @@ tests/fixtures/documents/, on moto."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -13,7 +14,7 @@ import pytest
 from agentfiles.data import keys
 from agentfiles.logic import vacuum
 from agentfiles.media.documents import DOCX, PPTX, XLSX, read_document, stored_text
-from agentfiles.models.files import TEXT
+from agentfiles.models.files import TEXT, THUMBNAIL
 from harness import samples
 from harness.calls import count_calls
 
@@ -354,3 +355,123 @@ def test_anything_but_an_image_or_a_pdf_downloads_as_an_attachment_of_its_checke
     query = parse_qs(urlparse(file["url"]).query)
     assert query["response-content-type"] == [served]
     assert query["response-content-disposition"][0].startswith('attachment; filename="a.bin"')
+
+
+# ---- images at the check -----------------------------------------------------------------
+
+IMAGES = Path(__file__).parents[1] / "fixtures" / "images"
+MODEL_COPY = "model-2048x768"  # the default geometry: fit 2048 x 2048, then 768 on the short side
+
+
+def _image(name: str) -> bytes:
+    return (IMAGES / name).read_bytes()
+
+
+def _object(aws, key: str) -> dict:
+    return aws.s3.get_object(Bucket=aws.resources.bucket_name, Key=key)
+
+
+def test_an_iphone_heic_is_accepted_and_gets_an_upright_model_copy_and_a_thumbnail(aws):
+    # Given a 12 MP portrait HEIC from an iPhone, uploaded as the phone names it
+    from PIL import Image
+
+    data = _image("iphone-arrow.heic")
+    # When it is uploaded and checked
+    file = aws.upload(data, "image/heic", filename="IMG_0001.HEIC")
+    # Then it is ready with its upright size, one copy for the default geometry and a
+    # thumbnail, each stored under derived/ and recorded on the row
+    assert file["status"] == "ready", file.get("rejection")
+    assert (file["width"], file["height"]) == (3024, 4032)
+    row = aws.file_row("alice", file["id"])
+    assert set(row["derived"]) == {MODEL_COPY, THUMBNAIL}
+    assert _derived(aws) == {keys.derived_key("alice", file["id"], name) for name in (MODEL_COPY, THUMBNAIL)}
+    copy = row["derived"][MODEL_COPY]
+    assert (copy["width"], copy["height"]) == (768, 1024) and copy["mediaType"] == "image/jpeg"
+    body = _object(aws, copy["key"])["Body"].read()
+    assert len(body) == copy["size"] and len(body) < 0.5 * len(data)
+    with Image.open(io.BytesIO(body)) as opened:
+        assert opened.size == (768, 1024) and not opened.getexif()
+    thumbnail = row["derived"][THUMBNAIL]
+    assert max(thumbnail["width"], thumbnail["height"]) <= 256
+    # And the derived objects count in no quota: the owner stores the original's bytes
+    assert _usage(aws)["storage"]["bytes"] == len(data)
+
+
+def test_a_sideways_jpeg_reports_its_upright_size_and_its_thumbnail_url_serves_the_thumbnail(aws):
+    # Given a JPEG stored 600 x 450 on its side with EXIF orientation 6
+    file = aws.upload(_image("sideways.jpg"), "image/jpeg", filename="photo.jpg")
+    # When it is read
+    shown = aws.call_api("GET", f"/files/{file['id']}").body["file"]
+    # Then it shows its upright size, and a thumbnail URL minted for the thumbnail object
+    assert (shown["width"], shown["height"]) == (450, 600)
+    thumbnail_query = parse_qs(urlparse(shown["thumbnailUrl"]).query)
+    assert urlparse(shown["thumbnailUrl"]).path.endswith(keys.derived_key("alice", file["id"], THUMBNAIL))
+    assert thumbnail_query["response-content-type"] == [
+        aws.file_row("alice", file["id"])["derived"][THUMBNAIL]["mediaType"]
+    ]
+    # And the original downloads inline as the checked type
+    query = parse_qs(urlparse(shown["url"]).query)
+    assert query["response-content-type"] == ["image/jpeg"]
+    assert query["response-content-disposition"][0].startswith('inline; filename="photo.jpg"')
+
+
+@pytest.mark.parametrize(
+    ("fixture", "media_type", "code"),
+    [("truncated.jpg", "image/jpeg", "unreadable_image"), ("bomb.png", "image/png", "image_too_large")],
+    ids=["truncated-jpeg", "decompression-bomb"],
+)
+def test_an_image_that_does_not_decode_or_is_too_large_is_rejected_and_nothing_is_kept(
+    aws, fixture, media_type, code
+):
+    # Given the first 20 KB of a photo, or a 429-byte PNG declaring 30000 x 30000 pixels
+    file = aws.upload(_image(fixture), media_type)
+    # Then it is rejected with a reason a person can read, and no object is left
+    assert file["status"] == "rejected" and file["rejection"]["code"] == code
+    assert file["rejection"]["message"].startswith(f"{code}: ")
+    assert aws.object_keys() == set()
+
+
+def test_the_pixel_limit_is_the_image_max_pixels_setting(aws, monkeypatch):
+    # Given a pixel limit below the HEIC's 12 MP
+    from agentfiles.settings import get_settings
+
+    monkeypatch.setenv("IMAGE_MAX_PIXELS", "10000000")
+    get_settings.cache_clear()
+    # When it is uploaded
+    file = aws.upload(_image("iphone-arrow.heic"), "image/heic")
+    # Then it is refused before it is decoded
+    assert file["rejection"]["code"] == "image_too_large"
+
+
+def test_each_configured_geometry_gets_its_own_copy_once(aws, monkeypatch):
+    # Given two allowed models that see images at different geometries
+    from agentfiles.settings import get_settings
+
+    monkeypatch.setenv("MODELS", "small-vision")
+    monkeypatch.setenv(
+        "MODEL_CAPABILITIES", '{"small-vision": {"maxImageSide": 512, "maxImageShortSide": null}}'
+    )
+    get_settings.cache_clear()
+    # When a photo is uploaded
+    file = aws.upload(_image("camera-gps.jpg"), "image/jpeg")
+    # Then it has one copy per geometry, and the thumbnail
+    assert set(aws.file_row("alice", file["id"])["derived"]) == {MODEL_COPY, "model-512x0", THUMBNAIL}
+
+
+def test_deleting_an_image_deletes_its_copies_and_thumbnail(aws):
+    # Given a ready photo with its model copy and thumbnail
+    file = aws.upload(_image("camera-gps.jpg"), "image/jpeg")
+    assert len(_derived(aws)) == 2
+    # When its owner deletes it
+    assert aws.call_api("DELETE", f"/files/{file['id']}").status == 204
+    # Then nothing under derived/alice/ is left
+    assert aws.object_keys() == set() and _derived(aws) == set()
+
+
+def test_a_small_image_upload_gets_its_copies_at_once(aws):
+    # Given a PNG with transparency sent in one request
+    file = aws.small_file(_image("logo-alpha.png"), "image/png")
+    # Then it is ready with its size and thumbnail, and a PNG copy (transparency kept)
+    assert (file["width"], file["height"]) == (240, 120) and file["thumbnailUrl"]
+    row = aws.file_row("alice", file["id"])
+    assert row["derived"][MODEL_COPY]["mediaType"] == "image/png"

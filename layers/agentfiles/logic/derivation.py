@@ -1,4 +1,6 @@
-"""What the upload check makes from a file, once: a document's text (and its pages).
+"""What the upload check makes from a file, once: a document's text (and its pages); an
+image's upright size, one copy per model geometry (`catalog.image_geometries()`) and a
+thumbnail.
 
 Made from the checked bytes in hand, stored beside the original at
 `keys.derived_key(owner, file_id, name)` and recorded on the file row in the same write
@@ -13,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agentfiles.data import blobs, keys
-from agentfiles.logic.sniff import DOCUMENT_TYPES
-from agentfiles.models.files import TEXT, DerivedObject, FileRecord, Rejection
+from agentfiles.logic import catalog
+from agentfiles.logic.sniff import DOCUMENT_TYPES, IMAGE_TYPES
+from agentfiles.models.files import TEXT, THUMBNAIL, DerivedObject, FileRecord, Rejection
+from agentfiles.settings import get_settings
 
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
@@ -51,15 +55,42 @@ class NotDerivable(Exception):
 def reads_whole(media_type: str) -> bool:
     """Whether the check reads the whole object (to make something from it) rather than
     its first bytes only."""
-    return media_type in DOCUMENT_TYPES
+    return media_type in DOCUMENT_TYPES or media_type in IMAGE_TYPES
 
 
-def derive(media_type: str, data: bytes) -> Derivation:
+def derive(media_type: str, data: bytes, *, generated: bool = False) -> Derivation:
     """What to make from `data`, a checked file of `media_type`; `NotDerivable` with the
-    file's rejection when it does not read."""
+    file's rejection when it does not read. A picture a model `generated` gets its
+    thumbnail only: it is sent as it was made."""
     if media_type in DOCUMENT_TYPES:
         return _document(media_type, data)
+    if media_type in IMAGE_TYPES:
+        return _image(media_type, data, generated)
     return Derivation()
+
+
+def _image(media_type: str, data: bytes, generated: bool) -> Derivation:
+    from agentfiles.media import images
+
+    geometries = () if generated else _geometries()
+    try:
+        checked = images.check_image(data, media_type, get_settings().image_max_pixels, geometries)
+    except images.ImageRejected as refused:
+        raise NotDerivable(Rejection(code=refused.code, message=refused.message)) from refused
+    copies = {**checked.derivatives, THUMBNAIL: checked.thumbnail}
+    made = [
+        Made(name, copy.data, copy.media_type, copy.width, copy.height)
+        for name, copy in sorted(copies.items())
+    ]
+    return Derivation(made=made, width=checked.width, height=checked.height)
+
+
+def _geometries() -> list[tuple[int | None, int | None]]:
+    # Sorted: the same configuration makes the same copies in the same order.
+    return sorted(
+        ((g.max_side, g.max_short_side) for g in catalog.image_geometries()),
+        key=lambda g: (g[0] or 0, g[1] or 0),
+    )
 
 
 def _document(media_type: str, data: bytes) -> Derivation:
@@ -90,8 +121,13 @@ def store(owner: str, file_id: str, derivation: Derivation) -> dict[str, Derived
 def names_made_for(media_type: str | None) -> list[str]:
     """The names the check makes for a file of `media_type` (every name when the type is
     not known: an object no row accounts for)."""
-    if media_type is None or media_type in DOCUMENT_TYPES:
+    image_names = [THUMBNAIL, *(geometry.derived_name for geometry in catalog.image_geometries())]
+    if media_type is None:
+        return [TEXT, *image_names]
+    if media_type in DOCUMENT_TYPES:
         return [TEXT]
+    if media_type in IMAGE_TYPES:
+        return image_names
     return []
 
 

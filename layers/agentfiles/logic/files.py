@@ -182,10 +182,13 @@ class StoredFile:
     deduplicated: bool
 
 
-def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> StoredFile:
+def store_bytes(
+    owner: str, filename: str, media_type: str, content: bytes, *, generated: bool = False
+) -> StoredFile:
     """Check bytes in hand and store them as a ready file: the path of small uploads,
-    large inline message parts and generated images alike. Over the owner's storage
-    quota: 413 `storage_quota_exceeded`, nothing stored."""
+    large inline message parts and generated images (`generated`: kept as made, with a
+    thumbnail) alike. Over the owner's storage quota: 413 `storage_quota_exceeded`,
+    nothing stored."""
     media_type = check_media_type(media_type)
     if not content:
         raise Unprocessable("the file is empty", code="empty_file")
@@ -200,7 +203,7 @@ def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> S
     # What the upload check would make from these bytes, made here from the bytes in
     # hand; what it would reject is refused before anything is stored.
     try:
-        made = derivation.derive(media_type, content)
+        made = derivation.derive(media_type, content, generated=generated)
     except derivation.NotDerivable as refused:
         raise Unprocessable(refused.rejection.message, code=refused.rejection.code) from refused
     # The row comes before the bytes: the bucket tells the upload trigger of every

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+from agentfiles.media import images
+
+# Every image type the upload check decodes (HEIC/HEIF from phones, AVIF, TIFF, BMP
+# included); a model is given each as a copy in JPEG, PNG or WebP (`media.images`).
+IMAGE_TYPES = images.IMAGE_TYPES
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "application/json"})
 PDF = "application/pdf"
 # Word, Excel and PowerPoint files (`agentfiles.media.documents` reads them): zip packages,
@@ -16,7 +20,13 @@ OFFICE_TYPES = frozenset(
 )
 DOCUMENT_TYPES = OFFICE_TYPES | {PDF}
 ZIP = "application/zip"
-_ALIASES = {"image/jpg": "image/jpeg", "text/x-markdown": "text/markdown", "application/x-pdf": PDF}
+_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/heic-sequence": "image/heic",
+    "image/heif-sequence": "image/heif",
+    "text/x-markdown": "text/markdown",
+    "application/x-pdf": PDF,
+}
 TEXT = "text"  # the sniffed kind shared by every UTF-8 text type
 
 
@@ -31,14 +41,8 @@ def sniff(prefix: bytes, complete: bool) -> str | None:
     `complete` says whether `prefix` is the whole content; when it is not, a
     multi-byte character cut at the end of the prefix is not an error.
     """
-    if prefix.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if prefix.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if prefix[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if len(prefix) >= 12 and prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
-        return "image/webp"
+    if image := images.sniff_image(prefix):
+        return image
     if prefix.startswith(b"%PDF-"):
         return PDF
     if prefix.startswith(b"PK\x03\x04"):
@@ -66,6 +70,9 @@ def matches(declared: str, sniffed: str | None) -> bool:
         return declared in TEXT_TYPES
     if sniffed == ZIP:
         return declared in OFFICE_TYPES
+    if {declared, sniffed} == {"image/heic", "image/heif"}:
+        # HEIF is the container, HEIC its HEVC flavour: a phone's photo may be declared either.
+        return True
     return declared == sniffed
 
 
