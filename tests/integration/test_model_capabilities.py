@@ -12,9 +12,9 @@ import pytest
 
 from agentfiles.models.files import TEXT
 from agentfiles.settings import get_settings
+from harness import stored_files
 from harness.calls import count_calls
-from tests.integration import stored_files
-from tests.integration.stored_files import DEFAULT_GEOMETRY
+from harness.stored_files import DEFAULT_GEOMETRY
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

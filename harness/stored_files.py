@@ -1,9 +1,10 @@
 """Ready files as the upload check leaves them once it has made their derived objects:
 the original under `files/`, each derived object under `derived/`, and the row naming
-them in `derived`, written straight to S3 and the table (without the upload check, which
-these tests do not exercise). The derived objects are made here from real files the way
-the check makes them: a document's text by `documents.read_document` and `stored_text`,
-an image's model copy by Pillow (upright, no metadata, fitted to a geometry)."""
+them in `derived`, written straight to S3 and the table (the tests and benchmarks of
+model calls do not run the upload check). The derived objects are made here from real
+files as the check makes them: a document's text by `documents.read_document` and
+`stored_text`, an image's model copy by Pillow (upright, no metadata, fitted to a
+geometry)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.files import TEXT, DerivedObject, FileRecord
 from harness import samples
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "documents"
+FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures" / "documents"
 DEFAULT_GEOMETRY = Geometry(2048, 768)
 
 
@@ -107,10 +108,12 @@ def stored_file(
     return record
 
 
-def document(aws, name: str, media_type: str, *, with_text: bool = True) -> FileRecord:
-    """A committed document as a ready file, with its extracted text (`with_text`) or as
-    a file from before text was extracted."""
-    data = fixture(name)
+def document(
+    aws, name: str, media_type: str, *, with_text: bool = True, data: bytes | None = None
+) -> FileRecord:
+    """A committed document (or `data`, named `name`) as a ready file, with its extracted
+    text (`with_text`) or as a file from before text was extracted."""
+    data = fixture(name) if data is None else data
     derived = {TEXT: (document_text(data, media_type), "text/plain; charset=utf-8")} if with_text else {}
     extracted = documents.read_document(data, media_type)
     return stored_file(aws, data, media_type, name.rsplit("/", 1)[-1], derived=derived, pages=extracted.pages)
