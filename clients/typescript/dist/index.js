@@ -47,7 +47,7 @@ export function createClient(options) {
         /** Every frame pushed for the thread (new messages, status changes, deltas) while the
          * socket is open; `subscribed` again after each reconnect. Returns the unsubscribe. */
         watch: (threadId, onFrame) => {
-            void live.follow(threadId, onFrame);
+            live.follow(threadId, onFrame).catch(() => { }); // no socket: nothing is pushed, nothing to hear
             return () => live.unfollow(threadId, onFrame);
         },
     };

@@ -73,11 +73,24 @@ export class LiveSocket {
             this.unavailable = true;
             return false;
         }
-        const token = await this.getToken();
+        let token;
+        try {
+            token = await this.getToken();
+        }
+        catch {
+            return false; // no token yet: the HTTP calls will say why
+        }
         const Impl = this.WebSocketImpl;
         return new Promise((resolve) => {
             let opened = false;
-            const socket = new Impl(`${base.replace(/\/$/, "")}/?token=${encodeURIComponent(token)}`);
+            let socket;
+            try {
+                socket = new Impl(`${base.replace(/\/$/, "")}/?token=${encodeURIComponent(token)}`);
+            }
+            catch {
+                this.unavailable = true; // not a URL this platform can open: poll
+                return resolve(false);
+            }
             socket.onopen = () => {
                 opened = true;
                 this.attempt = 0;
@@ -96,17 +109,24 @@ export class LiveSocket {
                 }
                 this.dispatch(frame);
             };
-            socket.onerror = () => { };
+            let refused = false;
+            const refuse = () => {
+                // Refused or unreachable at the upgrade (some platforms report it as an error and
+                // never close): nobody waits for it; replies are polled.
+                if (opened || refused)
+                    return;
+                refused = true;
+                if (this.attempt === 0)
+                    this.unavailable = true;
+                resolve(false);
+            };
+            socket.onerror = refuse;
             socket.onclose = () => {
                 if (this.socket === socket)
                     this.socket = null;
-                if (!opened) {
-                    // Refused or unreachable at the upgrade: nobody waits for it; replies are polled.
-                    if (this.attempt === 0)
-                        this.unavailable = true;
-                    resolve(false);
-                }
-                if (opened && !this.closed && this.listeners.size)
+                if (!opened)
+                    return refuse();
+                if (!this.closed && this.listeners.size)
                     this.reconnect();
             };
         });

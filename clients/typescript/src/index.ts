@@ -114,7 +114,7 @@ export function createClient(options: ClientOptions) {
     /** Every frame pushed for the thread (new messages, status changes, deltas) while the
      * socket is open; `subscribed` again after each reconnect. Returns the unsubscribe. */
     watch: (threadId: string, onFrame: (frame: Frame) => void): (() => void) => {
-      void live.follow(threadId, onFrame);
+      live.follow(threadId, onFrame).catch(() => {}); // no socket: nothing is pushed, nothing to hear
       return () => live.unfollow(threadId, onFrame);
     },
   };

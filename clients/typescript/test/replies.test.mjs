@@ -118,3 +118,15 @@ test("without a socket the reply is polled with backoff and still merged exactly
   assert.equal(following.text, textOf(final));
   assert.ok(requests.some((r) => r.url.includes("/stream?after=")));
 });
+
+test("a socket that cannot be opened falls back to polling", async () => {
+  const { client } = await newClient({ websocketUrl: "ws://127.0.0.1:9" });
+  const thread = await client.threads.create();
+  const { reply } = await client.messages.send(thread.id, "nobody listens [[words:20]]");
+  const seqs = [];
+  const following = client.replies.follow(thread.id, reply.id, { onDelta: (d) => seqs.push(d.seq) });
+  const final = await following.done;
+  assert.equal(final.status, "success");
+  assert.ok(consecutive(seqs), String(seqs));
+  assert.equal(following.text, textOf(final));
+});
