@@ -91,6 +91,9 @@ _LABELS = {
 # What a lossless source may stay as when it is no larger than the JPEG (screenshots,
 # diagrams: text stays crisp); photographs become JPEG.
 _LOSSLESS_SOURCES = frozenset({PNG, GIF, BMP})
+# Above this a copy is only for a model without a size bound, and encoding it as PNG to
+# compare costs seconds (a 50 MP PNG: ~9 s of CPU): it is a JPEG.
+_PNG_TRIAL_PIXELS = 2048 * 2048
 
 
 class ImageRejected(Exception):
@@ -466,7 +469,7 @@ def _model_copy(image: Image, lossless: bool) -> tuple[Derived, Image]:
     if image.mode in ("RGBA", "LA"):
         image = image.convert(image.mode[:-1])  # an alpha channel that is opaque everywhere
     jpeg = _encoded(image, "JPEG", quality=MODEL_JPEG_QUALITY, optimize=True)
-    if lossless:
+    if lossless and image.width * image.height <= _PNG_TRIAL_PIXELS:
         png = _encoded(image, "PNG")
         if len(png) <= len(jpeg):
             return Derived(png, PNG, *image.size), image
