@@ -342,10 +342,15 @@ def test_a_reply_refused_twice_fails_attachment_refused_and_the_next_text_messag
         ],
     )
     # When the reply is made
-    assert worker.deliver("generations") == {"batchItemFailures": []}
+    with count_calls() as calls:
+        assert worker.deliver("generations") == {"batchItemFailures": []}
     # Then the file part was refused, the retry without it refused the image, and the
     # reply failed at once (no SQS retry) with attachment_refused naming the image
     assert [c["status"] for c in model.calls] == [400, 400]
+    # (the second try read nothing the first had read)
+    assert sorted(calls.read_keys()) == sorted(
+        [report.s3_key, receipt.derived[DEFAULT_GEOMETRY.derived_name].key]
+    )
     reply = _reply(worker, thread, reply_id)
     assert reply["status"] == "failed" and reply["error"]["code"] == "attachment_refused"
     assert "image 'receipt.jpg'" in reply["error"]["message"]
@@ -377,3 +382,17 @@ def test_a_part_refused_by_one_model_still_goes_to_another(worker, model, monkey
     worker.deliver("generations")
     # Then that model gets the PDF
     assert model.calls[-1]["model"] == "other-model" and "file" in _types(model.calls[-1])
+
+
+def test_a_refusal_is_not_written_to_a_message_deleted_meanwhile(aws):
+    # Given a message id that is not (or no longer) in the table
+    from agentfiles.data import message_rows
+
+    # When a refusal is remembered on it / Then nothing is written, and it says so
+    assert (
+        message_rows.mark_refused(
+            "alice", "01M8XDS5PPYRCC9XV0QDKB9QZB", "01M8XDS5RMNR97EKDJNHTK1DXA", {"1@m"}
+        )
+        is False
+    )
+    assert aws.dynamodb.scan(TableName=aws.resources.table_name)["Count"] == 0

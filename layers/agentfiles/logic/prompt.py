@@ -99,6 +99,7 @@ class Prompt:
     messages: list[dict[str, Any]]
     sent: dict[tuple[int, int], Sent] = field(default_factory=dict)
     omitted: dict[PartAt, str] = field(default_factory=dict)
+    reads: dict[str, bytes] = field(default_factory=dict)  # object key -> the bytes read
 
     def attachments(self, kind: Kind | None = None) -> list[Sent]:
         """What went in as an image or a file (of `kind`, when given), in request order."""
@@ -118,10 +119,15 @@ class _Reads:
 
 
 def chat_messages(
-    owner: str, history: list[MessageRecord], model: str, refused: frozenset[PartAt] = frozenset()
+    owner: str,
+    history: list[MessageRecord],
+    model: str,
+    refused: frozenset[PartAt] = frozenset(),
+    reads: dict[str, bytes] | None = None,
 ) -> Prompt:
     """The history (oldest first, the message being answered last) as `model` gets it.
-    `refused`: parts this reply already saw refused (its retry leaves them out too)."""
+    `refused`: parts this reply already saw refused (its retry leaves them out too);
+    `reads`: objects an earlier try of this reply read (`Prompt.reads`), not read again."""
     file_ids = [p.file_id for m in history for p in m.content if not isinstance(p, TextPart) and p.file_id]
     files = file_rows.batch_get(owner, file_ids) if file_ids else {}
     capability = catalog.capability(model)
@@ -143,10 +149,10 @@ def chat_messages(
     omitted |= dict.fromkeys(left_out(forms, last, set(omitted)), BUDGET)
     if omitted:
         logger.info("attachments left out of the model call", extra={"omitted": len(omitted)})
-    prompt = Prompt([], omitted=omitted)
-    reads = _Reads()
+    prompt = Prompt([], omitted=omitted, reads=reads if reads is not None else {})
+    objects = _Reads(prompt.reads)
     for at, message in enumerate(history):
-        prompt.messages.append(_chat_message(message, at, forms, prompt, reads, files))
+        prompt.messages.append(_chat_message(message, at, forms, prompt, objects, files))
     return prompt
 
 
