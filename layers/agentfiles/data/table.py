@@ -380,13 +380,11 @@ def batch_get(keys: Iterable[Key], *, consistent: bool = False) -> list[Row]:
     return rows
 
 
-def transact(writes: Sequence[Write], token: str | None = None) -> None:
+def transact(writes: Sequence[Write]) -> None:
     """All of `writes` or none of them. A transaction refused only because another
     one held its items is tried again (nothing of it was applied); any other refusal
     is `TransactionCancelled`, with a reason per write, in order."""
     params: dict[str, Any] = {"TransactItems": [write.transact_item() for write in writes]}
-    if token:
-        params["ClientRequestToken"] = token
     client = clients.dynamodb()
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
