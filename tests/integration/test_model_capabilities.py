@@ -5,6 +5,7 @@ the built-in fake model over HTTP, told to refuse `file` parts (as vLLM does) or
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -12,7 +13,7 @@ import pytest
 
 from agentfiles.models.files import TEXT
 from agentfiles.settings import get_settings
-from harness import stored_files
+from harness import samples, stored_files
 from harness.calls import count_calls
 from harness.stored_files import DEFAULT_GEOMETRY
 
@@ -241,6 +242,29 @@ def test_a_model_that_cannot_see_images_gets_a_placeholder_and_the_reply_succeed
     reply = _reply(worker, thread, reply_id)
     assert reply["status"] == "success"
     assert "this model cannot see images" in reply["content"][0]["text"]
+
+
+def test_inline_image_data_and_external_image_urls_are_named_to_a_model_that_cannot_see(
+    worker, model, monkeypatch
+):
+    # Given a model without images, and a message with an inline PNG and an image URL
+    _capabilities(monkeypatch, images=False, files=True)
+    model.configure(refuse=["image"])
+    data = base64.b64encode(samples.png(5, 4)).decode()
+    thread, _, reply_id = _ask(
+        worker,
+        [
+            {"type": "image", "data": data, "mediaType": "image/png"},
+            {"type": "image", "url": "https://example.com/cat.png"},
+        ],
+    )
+    # When the reply is made / Then neither was sent, each was named, and it succeeded
+    worker.deliver("generations")
+    assert [p["text"] for p in _sent_last(model.calls[0])] == [
+        "[image inline: this model cannot see images]",
+        "[image https://example.com/cat.png: this model cannot see images]",
+    ]
+    assert _reply(worker, thread, reply_id)["status"] == "success"
 
 
 def test_in_inline_mode_the_model_gets_the_images_model_copy_and_the_original_is_not_read(worker, model):
