@@ -35,7 +35,11 @@ from infra.constants import DOMAIN_PACKAGE_DIR, FUNCTIONS_DIR, REQUIREMENTS_DIR
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-PIP_PLATFORM = "manylinux2014_aarch64"
+# Every platform tag a wheel may carry to run on the runtime (Amazon Linux 2023, glibc
+# 2.34). pip takes each tag literally and does not count manylinux_2_28 as covering
+# manylinux2014 (2.17), so both are named: most wheels are manylinux2014, while current
+# Pillow and pillow-heif (the media set) publish aarch64 wheels only as manylinux_2_28.
+PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAYER_PYTHON_DIR = "python"  # Lambda puts /opt/python on sys.path
 FUNCTION_ROOT = "/var/task"  # a function's code asset, its working directory
 LAYER_ROOT = "/opt"  # each layer's asset, unpacked over the others
@@ -140,8 +144,9 @@ def compile_command(target: str, runtime_root: str) -> list[str]:
     ]
 
 
-def host_pip_platform() -> str:
-    return f"manylinux2014_{platform.machine()}"
+def host_pip_platforms() -> tuple[str, ...]:
+    """The runtime's platform tags, for this machine's architecture instead of arm64."""
+    return tuple(tag.replace("aarch64", platform.machine()) for tag in PIP_PLATFORMS)
 
 
 @jsii.implements(ILocalBundling)
@@ -166,9 +171,9 @@ class PipInstall:
     not depend on where the repository is checked out.
     """
 
-    def __init__(self, requirements: Path, pip_platform: str = PIP_PLATFORM) -> None:
+    def __init__(self, requirements: Path, pip_platforms: tuple[str, ...] = PIP_PLATFORMS) -> None:
         self.requirements = requirements
-        self.pip_platform = pip_platform
+        self.pip_platforms = pip_platforms
 
     def command(self, target: str) -> list[str]:
         return [
@@ -181,8 +186,7 @@ class PipInstall:
             # Each file pins its whole closure; a dependency it leaves out on purpose
             # (botocore, which the runtime brings) must not be pulled in to shadow it.
             "--no-deps",
-            "--platform",
-            self.pip_platform,
+            *(flag for platform in self.pip_platforms for flag in ("--platform", platform)),
             "--implementation",
             "cp",
             "--python-version",
@@ -279,7 +283,7 @@ def _copy_and_compile(target: str, runtime_root: str) -> list[str]:
 def dependencies_layer(scope: Construct, requirements_set: str) -> lambda_.LayerVersion:
     for_host = bool(scope.node.try_get_context(HOST_PLATFORM_CONTEXT))
     pip = PipInstall(
-        REQUIREMENTS_DIR / f"{requirements_set}.txt", host_pip_platform() if for_host else PIP_PLATFORM
+        REQUIREMENTS_DIR / f"{requirements_set}.txt", host_pip_platforms() if for_host else PIP_PLATFORMS
     )
     return lambda_.LayerVersion(
         scope,
