@@ -4,18 +4,21 @@ outside Lambda they fall back to `agentfiles`.
 
 The functions log JSON, and Lambda's log-level filter (the application log level,
 context `logLevel`) drops every line whose `level` is below it; a line without a
-`level`, or with one Lambda does not know, counts as INFO. So:
+`level`, or with one Lambda does not know, or without an RFC 3339 `timestamp`, counts
+as INFO. So:
 
 - log lines carry Lambda's spelling of their level (`WARN`, not Python's `WARNING`;
-  `FATAL`, not `CRITICAL`), and
+  `FATAL`, not `CRITICAL`) and an RFC 3339 timestamp (not Python's `2026-12-03
+  08:00:00,123+0000`), and
 - metric lines (CloudWatch's embedded metric format, which Powertools prints with no
-  level) carry the lowest level the filter keeps, so metrics, and the alarms on them,
-  survive any `logLevel`.
+  level) carry the lowest level the filter keeps and their time, so metrics, and the
+  alarms on them, survive any `logLevel`.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -68,10 +71,13 @@ class LevelledMetrics(AmazonCloudWatchEMFProvider):
         self, metrics: dict | None = None, dimensions: dict | None = None, metadata: dict | None = None
     ) -> Any:
         serialized = super().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata=metadata)
-        return {"level": metrics_level(), **serialized}
+        # EMF's own time is `_aws.Timestamp` (milliseconds); Lambda's filter reads `timestamp`.
+        milliseconds = serialized["_aws"]["Timestamp"]
+        timestamp = datetime.fromtimestamp(milliseconds / 1000, UTC).isoformat(timespec="milliseconds")
+        return {"level": metrics_level(), "timestamp": timestamp, **serialized}
 
 
-logger = Logger(service=SERVICE, logger_formatter=LambdaLevelFormatter())
+logger = Logger(service=SERVICE, logger_formatter=LambdaLevelFormatter(use_rfc3339=True))
 # The service name is the metrics' one dimension, so each function's figures stand apart.
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # The same shared metric sets (Powertools keeps them on the class), printed with a level.

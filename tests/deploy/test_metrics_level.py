@@ -1,12 +1,14 @@
 """Metrics survive Lambda's log-level filter. With JSON logs, Lambda drops each line
 whose `level` is below the function's application log level, and counts a line without
-a `level` it knows (TRACE, DEBUG, INFO, WARN, ERROR, FATAL) as INFO. A function runs here
+a `level` it knows (TRACE, DEBUG, INFO, WARN, ERROR, FATAL), or without a valid RFC 3339
+`timestamp`, as INFO. A function runs here
 in a fresh interpreter with the environment Lambda gives it at `-c logLevel=WARNING`, and
 its stdout goes through that rule."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,6 +17,7 @@ import pytest
 from harness.imports import lambda_environment
 
 LAMBDA_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+RFC_3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 EMIT = """
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,8 +40,10 @@ def kept_by_lambda(line: str, application_level: str) -> bool:
         record = json.loads(line)
     except ValueError:
         record = {}
-    level = str(record.get("level", "")).upper() if isinstance(record, dict) else ""
-    if level not in LAMBDA_LEVELS:
+    if not isinstance(record, dict):
+        record = {}
+    level = str(record.get("level", "")).upper()
+    if level not in LAMBDA_LEVELS or not RFC_3339.fullmatch(str(record.get("timestamp", ""))):
         level = "INFO"
     return LAMBDA_LEVELS.index(level) >= LAMBDA_LEVELS.index(application_level)
 
