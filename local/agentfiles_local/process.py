@@ -32,6 +32,7 @@ CLEARED = (
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
@@ -60,11 +61,15 @@ class StackProcess:
             port = free_port()
             environment = {key: value for key, value in os.environ.items() if key not in CLEARED}
             environment.update({"PORT": str(port), "MOTO_PORT": "0", "PYTHONUNBUFFERED": "1"})
+            # A program reads a reply at once: the built-in model's pause between words
+            # is for a person watching (`agentfiles serve`), unless the caller asks for it.
+            environment["FAKE_MODEL_WORD_DELAY_MS"] = "0"
             environment.update(env or {})
             output = Path(tempfile.mkstemp(prefix="agentfiles-local-", suffix=".log")[1])
             with output.open("wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "agentfiles_cli.cli", "serve", *args],
+                    # --json: the output a test shows when it fails has every line in it.
+                    [sys.executable, "-m", "agentfiles_cli.cli", "serve", "--json", *args],
                     cwd=cwd,
                     env=environment,
                     stdout=sink,

@@ -4,6 +4,7 @@ rule, the vacuum schedule, the runtime's settings and the `agentfiles` command."
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -160,3 +161,25 @@ def test_given_a_bad_port_when_serving_then_it_exits_2_before_starting_anything(
     monkeypatch.setenv("PORT", "nope")
     assert cli.main(["serve"]) == 2
     assert "PORT" in capsys.readouterr().err
+
+
+def test_given_a_port_whose_last_connections_wait_in_time_wait_when_the_stack_probes_it_then_it_is_free():
+    """`make run` right after Ctrl-C: the stopped stack closed its connections first,
+    so they wait out TIME_WAIT on its port; its servers bind with SO_REUSEADDR, and the
+    free-port probe must too (or it says "Address already in use")."""
+    from agentfiles_local.runtime.stack import _check_free
+
+    # Given: a server that answered a client and closed the connection first, then stopped
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server's side closes first: it is the one left in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    # When / Then: the probe finds the port free, as the servers that bind it next will
+    _check_free(port, "PORT")
+    # And a server binds it, as the gateway does
+    rebound = socket.create_server(("127.0.0.1", port))
+    rebound.close()

@@ -51,7 +51,11 @@ def serve(args: argparse.Namespace) -> int:
     from agentfiles_local.runtime.stack import LocalStack, StackConfig
 
     try:
-        config = replace(StackConfig.from_env(), data_dir=args.data)
+        config = replace(
+            StackConfig.from_env(),
+            data_dir=args.data,
+            function_log=None if args.json else (args.log or _default_function_log()),
+        )
     except ValueError as problem:
         print(f"agentfiles serve: {problem}", file=sys.stderr)
         return 2
@@ -101,7 +105,28 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         help="keep the data between runs: saved to DIR when the stack stops, restored when it starts "
         "(default: in memory only)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the functions' JSON logs and metrics (what CloudWatch gets on AWS) on the console "
+        "too, instead of one line per request",
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="where the functions' JSON logs and metrics go without --json "
+        "(default: agentfiles-functions-<PORT>.log in the temporary directory)",
+    )
     parser.set_defaults(run=serve)
+
+
+def _default_function_log() -> Path:
+    import os
+    import tempfile
+
+    port = os.environ.get("PORT", "").strip() or "8000"
+    return Path(tempfile.gettempdir()) / f"agentfiles-functions-{port}.log"
 
 
 def _add_client_commands(commands: argparse._SubParsersAction) -> None:

@@ -18,6 +18,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--chunk-delay-s", type=float, default=0.0, help="pause between stream chunks")
     parser.add_argument("--word-count", type=int, default=None, help="pad every reply to this many words")
+    parser.add_argument(
+        "--fetch-from",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin image URLs may be downloaded from, e.g. http://127.0.0.1:5000 (repeatable; "
+        "default: none, only data URLs)",
+    )
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -28,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     fake = FakeModel(
-        args.host, args.port, chunk_delay_s=args.chunk_delay_s, word_count=args.word_count
+        args.host,
+        args.port,
+        chunk_delay_s=args.chunk_delay_s,
+        word_count=args.word_count,
+        fetch_from=args.fetch_from,
     ).start()
     print(fake.url, flush=True)
     try:

@@ -205,7 +205,9 @@ class WebSocketGateway:
     def _route(self, connection: _Connection, body: str) -> None:
         try:
             action = json.loads(body).get("action")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
+            # API Gateway selects `$default` for a body it cannot read as JSON (one nested
+            # past what a parser takes, too), and the connection stays open.
             action = None
         route = action if action in ROUTES else "$default"
         event = websocket_message_event(connection.request, route, body, connection.authorizer)
