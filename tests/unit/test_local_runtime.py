@@ -110,6 +110,8 @@ def test_given_no_environment_when_configured_then_the_local_defaults_apply():
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (8000, 0, 5)
     assert config.vacuum_interval_seconds == 30
     assert config.concurrency == max(2, os.cpu_count() or 2)
+    # The built-in model streams at a pace a person can watch (and stop), word by word
+    assert 30 <= config.fake_model_word_delay_ms <= 200
 
 
 def test_given_the_environment_when_configured_then_it_wins():
@@ -120,8 +122,10 @@ def test_given_the_environment_when_configured_then_it_wins():
             "QUEUE_VISIBILITY_SECONDS": "2",
             "VACUUM_INTERVAL_SECONDS": "0.5",
             "LOCAL_CONCURRENCY": "6",
+            "FAKE_MODEL_WORD_DELAY_MS": "0",
         }
     )
+    assert config.fake_model_word_delay_ms == 0
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (9001, 5001, 2)
     assert config.vacuum_interval_seconds == 0.5
     assert config.concurrency == 6
@@ -153,6 +157,7 @@ def test_given_serve_help_when_printed_then_it_documents_every_variable(capsys):
         "RETRY_BASE_SECONDS",
         "QUEUE_VISIBILITY_SECONDS",
         "LOCAL_CONCURRENCY",
+        "FAKE_MODEL_WORD_DELAY_MS",
     ):
         assert variable in text
 

@@ -23,6 +23,8 @@ environment (each optional):
   PORT                      the HTTP API's port on 127.0.0.1 (default 8000; 0 picks a free one)
   MOTO_PORT                 moto's port, where presigned URLs point (default: a free one)
   FAKE_MODEL_PORT           the built-in model's port (default: a free one)
+  FAKE_MODEL_WORD_DELAY_MS  the built-in model's pause between streamed words (default 60,
+                            a pace to watch and stop; 0 answers at once, as tests do)
   OPENAI_BASE_URL           an OpenAI-compatible endpoint; with OPENAI_API_KEY, a real model.
   OPENAI_API_KEY            When neither is set, the built-in fake model answers, offline.
   MODEL, IMAGE_MODEL        model names (defaults gpt-4o-mini, gpt-image-1)
@@ -158,7 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        code = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of a pipe has what it wanted (`agentfiles threads | head -1`): stop
+        # quietly, as a Unix tool that gets SIGPIPE does, with nothing left to flush.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return code
 
 
 def _show_runtime_logs() -> None:

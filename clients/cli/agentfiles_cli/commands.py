@@ -39,16 +39,19 @@ class ProgressBar:
 
     def __init__(self, label: str, width: int = 30):
         self.label, self.width, self.last = label, width, -1
+        # Redrawn in place on a terminal; into a file or a pipe, only the finished line.
+        self.redraw = sys.stderr.isatty()
 
     def __call__(self, sent: int, total: int) -> None:
         percent = int(sent * 100 / total) if total else 100
-        if percent == self.last:
+        if percent == self.last or (not self.redraw and sent < total):
             return
         self.last = percent
         filled = self.width * percent // 100
         bar = "#" * filled + "." * (self.width - filled)
         mib = 1024 * 1024
-        sys.stderr.write(f"\r{self.label} [{bar}] {percent:3d}%  {sent / mib:.1f}/{total / mib:.1f} MiB")
+        start = "\r" if self.redraw else ""
+        sys.stderr.write(f"{start}{self.label} [{bar}] {percent:3d}%  {sent / mib:.1f}/{total / mib:.1f} MiB")
         if sent >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -284,6 +287,8 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except Unreachable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            raise  # the reader of a pipe left: `main` ends quietly
         except (OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
