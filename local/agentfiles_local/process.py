@@ -84,8 +84,10 @@ class StackProcess:
             if healthy:
                 return stack
             stack.stop()
-            if attempt == attempts or "Address already in use" not in stack.output():
-                raise RuntimeError(f"the local stack did not start:\n{stack.output()}")
+            said = stack.output()
+            stack.remove_output()  # what it said goes into the error
+            if attempt == attempts or "Address already in use" not in said:
+                raise RuntimeError(f"the local stack did not start:\n{said}")
         raise AssertionError("unreachable")
 
     def _wait_until_healthy(self) -> bool:
@@ -111,6 +113,10 @@ class StackProcess:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+    def remove_output(self) -> None:
+        """Delete the file the stack's output went to (once nobody needs to read it)."""
+        self.output_path.unlink(missing_ok=True)
 
     def output(self, tail_chars: int = 20_000) -> str:
         text = self.output_path.read_text(errors="replace")

@@ -229,21 +229,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_vacuum(result: dict[str, Any]) -> str:
+    """One line a person reads for what a vacuum run did."""
+    vacuum, sweep = result.get("vacuum") or {}, result.get("sweep") or {}
+    return (
+        f"{vacuum.get('filesDeleted', 0)} file(s) deleted, {human_size(vacuum.get('bytesFreed', 0))} freed, "
+        f"{vacuum.get('markersCleared', 0)} marker(s) cleared, {vacuum.get('candidatesSkipped', 0)} skipped; "
+        f"sweep: {sweep.get('repliesResent', 0)} reply job(s) and "
+        f"{sweep.get('threadCleanupsResent', 0)} cleanup(s) re-sent"
+    )
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     from agentfiles_local.events import schedule_event
 
     result = _client(args).invoke("vacuum", schedule_event())
-
-    def human() -> None:
-        vacuum, sweep = result["vacuum"], result["sweep"]
-        print(
-            f"vacuum: {vacuum['filesDeleted']} file(s) deleted, {vacuum['bytesFreed']} bytes freed, "
-            f"{vacuum['markersCleared']} marker(s) cleared, {vacuum['candidatesSkipped']} skipped; "
-            f"sweep: {sweep['repliesResent']} reply job(s) and "
-            f"{sweep['threadCleanupsResent']} cleanup(s) re-sent"
-        )
-
-    _emit(args, result, human)
+    _emit(args, result, lambda: print(f"vacuum: {describe_vacuum(result)}"))
     return 0
 
 
