@@ -630,3 +630,11 @@ def test_given_a_page_on_another_origin_when_it_asks_health_then_it_learns_nothi
             assert body_of(gateway.handle(HttpRequest("GET", "/health", own)))["awsEndpoint"]
     finally:
         gateway.stop()
+
+
+def test_given_a_browser_on_any_page_of_the_stack_when_it_asks_the_favicon_then_there_is_one(gateway, api):
+    response = requests.get(f"{gateway.url}/favicon.ico", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert api.events == []

@@ -15,7 +15,7 @@ does not exist: 404 `{"message":"Not Found"}`, as API Gateway answers it.
 Local only, and never behind the authorizer: `GET /health` (what runs where; to a page
 on another origin only where the API, its docs and its WebSocket are),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
-function on a posted event), `GET /.well-known/jwks.json`,
+function on a posted event), `GET /.well-known/jwks.json`, `GET /favicon.ico`,
 and the web page, if there is one: `GET /` serves `clients/web/index.html`
 and `GET /static/<name>` the other files of that folder.
 
@@ -59,6 +59,12 @@ MAX_LINE_BYTES = 4096
 # kernel caps it at net.core.somaxconn); socketserver's default of 5 refuses a burst.
 ACCEPT_BACKLOG = 1024
 DEV_PREFIX = "/dev/"
+# The stack's icon, so that no page of it logs a 404 for /favicon.ico.
+FAVICON_SVG = (
+    b"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
+    b"<rect width='16' height='16' rx='3' fill='#225'/>"
+    b"<path d='M4 11V5h5M4 8h4' stroke='#fff' stroke-width='2' fill='none'/></svg>"
+)
 # What `/health` tells a page on another origin (a client's own dev server, say).
 PUBLIC_HEALTH = ("api", "docs", "websocketUrl")
 # What Sec-Fetch-Site says of a request the stack's own page (or a typed URL) made.
@@ -320,6 +326,11 @@ class Gateway:
             if (self.web_dir / "index.html").is_file():
                 return self._static("index.html")
             return HttpResponse(302, [("location", "/docs")])
+        if method == "GET" and path == "/favicon.ico":
+            # What a browser asks of any page here (the web page, a file opened from the API).
+            return HttpResponse(
+                200, [("content-type", "image/svg+xml"), ("cache-control", "max-age=86400")], FAVICON_SVG
+            )
         if method == "GET" and path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
         return None
