@@ -19,7 +19,11 @@ from infra.constants import DOMAIN_PACKAGE_DIR, FUNCTIONS_DIR, REQUIREMENTS_DIR
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-PIP_PLATFORM = "manylinux2014_aarch64"
+# Every platform tag a wheel may carry to run on the runtime (Amazon Linux 2023, glibc
+# 2.34). pip takes each tag literally and does not count manylinux_2_28 as covering
+# manylinux2014 (2.17), so both are named: most wheels are manylinux2014, while current
+# Pillow and pillow-heif (the media set) publish aarch64 wheels only as manylinux_2_28.
+PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAYER_PYTHON_DIR = "python"  # Lambda puts /opt/python on sys.path
 # Bytecode caches differ from machine to machine; leaving them out keeps asset hashes stable.
 _CACHES = ["__pycache__", "*.pyc"]
@@ -65,8 +69,7 @@ class PipInstall:
             # Each file pins its whole closure; a dependency it leaves out on purpose
             # (botocore, which the runtime brings) must not be pulled in to shadow it.
             "--no-deps",
-            "--platform",
-            PIP_PLATFORM,
+            *(flag for platform in PIP_PLATFORMS for flag in ("--platform", platform)),
             "--implementation",
             "cp",
             "--python-version",

@@ -22,6 +22,7 @@ from infra.constants import (
     AUTH_REQUIREMENTS,
     COMMON_REQUIREMENTS,
     LIVE_ALIAS,
+    MEDIA_REQUIREMENTS,
     METRICS_NAMESPACE,
     MODEL_REQUIREMENTS,
     SERVICE_PREFIX,
@@ -123,7 +124,7 @@ class Functions(Construct):
         domain = domain_layer(self)
         dependency_layers = {
             name: dependencies_layer(self, name)
-            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS)
+            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS, MEDIA_REQUIREMENTS)
         }
         self.by_name: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}
@@ -297,6 +298,15 @@ class Functions(Construct):
                 "Object keys are made by the server per owner and file ({owner}/{fileId}); the function "
                 "acts for every owner, so it needs the bucket's objects, and nothing outside the bucket.",
             )
+        if any(
+            permissions.DERIVED_OBJECTS in grant.resources for grant in permissions.PERMISSIONS[spec.name]
+        ):
+            acknowledge(
+                role,
+                arn_wildcard_finding(self.storage.bucket, f"/{topology.DERIVED_PREFIX}*"),
+                "What the upload check makes from a file is stored under derived/{owner}/{fileId}/, "
+                "for every owner; the function writes nowhere else in the bucket.",
+            )
         skip_checkov(
             log_group,
             "CKV_AWS_158",
@@ -347,6 +357,8 @@ class Functions(Construct):
             return f"{table}/index/{resource.removeprefix('index:')}"
         if resource == permissions.OBJECTS:
             return self.objects_arn
+        if resource == permissions.DERIVED_OBJECTS:
+            return self.storage.bucket.arn_for_objects(f"{topology.DERIVED_PREFIX}*")
         if resource == permissions.BUCKET:
             return self.storage.bucket.bucket_arn
         if resource == permissions.SECRET:

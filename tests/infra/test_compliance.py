@@ -16,6 +16,7 @@ from tests.infra.synthesis import Assembly, Synthesized
 # the acknowledgment in infra/). A new one must be added here on purpose.
 ACCEPTED_FINDINGS = {
     r"AwsSolutions-IAM5\[Resource::<StorageFiles\w+\.Arn>/\*\]",  # objects under server-made keys
+    r"AwsSolutions-IAM5\[Resource::<StorageFiles\w+\.Arn>/derived/\*\]",  # what is made from them
     r"AwsSolutions-IAM5\[Resource::\*\]",  # X-Ray's two actions cannot be scoped
     # PostToConnection for any connection of the push API's stage (ids are API Gateway's)
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"

@@ -211,16 +211,25 @@ def test_given_a_function_when_synthesized_then_it_has_the_domain_layer_and_its_
 ) -> None:
     # Given the layers: domain package, common dependencies, model and token-checking sets
     layers = _layer_ids(any_stack)
-    assert set(layers) == {"domain", "common", "model", "auth"}
+    assert set(layers) == {"domain", "common", "model", "auth", "media"}
 
     # When synthesized
     used = {layer["Ref"] for layer in _function(any_stack, name)["Layers"]}
 
     # Then the function gets the domain package and exactly one dependency set:
     # the model set (with openai) only where a model is called, the auth set (PyJWT,
-    # cryptography) only where tokens are checked
+    # cryptography) only where tokens are checked, the media set (pypdf, Pillow) where
+    # derived objects are made (the model set includes it)
     spec = topology.FUNCTIONS[name]
-    expected_set = "model" if spec.needs_model else "auth" if spec.verifies_tokens else "common"
+    expected_set = (
+        "model"
+        if spec.needs_model
+        else "auth"
+        if spec.verifies_tokens
+        else "media"
+        if spec.reads_media
+        else "common"
+    )
     assert used == {layers["domain"], layers[expected_set]}
 
 
@@ -256,7 +265,10 @@ def test_given_the_requirements_files_when_read_then_every_package_is_pinned() -
         # And boto3 is not shipped: the runtime provides it
         assert not any(r.startswith(("boto3", "botocore")) for r in requirements), path
     model = (REQUIREMENTS_DIR / "model.txt").read_text()
-    assert "-r common.txt" in model
+    # The model set is the media set (a generated picture gets its thumbnail) plus openai
+    assert "-r media.txt" in model
+    assert "-r documents.txt" in (REQUIREMENTS_DIR / "media.txt").read_text()
+    assert "-r common.txt" in (REQUIREMENTS_DIR / "documents.txt").read_text()
     assert re.search(r"^openai==", model, re.MULTILINE)
 
 
@@ -270,6 +282,8 @@ def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_
     # Then pip installs binary wheels for arm64 Linux and the runtime's Python, into the layer
     joined = " ".join(command)
     assert "--platform manylinux2014_aarch64" in joined
+    # And manylinux_2_28 too, the only aarch64 wheels of current Pillow and pillow-heif
+    assert "--platform manylinux_2_28_aarch64" in joined
     assert "--only-binary=:all:" in command
     assert f"--python-version {bundling.runtime_python_version()}" in joined
     assert bundling.runtime_python_version() == "3.14"

@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
         help="an origin image URLs may be downloaded from, e.g. http://127.0.0.1:5000 (repeatable; "
         "default: none, only data URLs)",
     )
+    parser.add_argument(
+        "--refuse",
+        default=None,
+        help="kinds of part refused with a 400 (comma-separated): file as vLLM, image as a text-only model",
+    )
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         chunk_delay_s=args.chunk_delay_s,
         word_count=args.word_count,
         fetch_from=args.fetch_from,
+        refuse=args.refuse,
     ).start()
     print(fake.url, flush=True)
     try:

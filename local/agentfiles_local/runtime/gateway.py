@@ -17,7 +17,9 @@ on another origin only where the API, its docs and its WebSocket are),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
 function on a posted event), `GET /.well-known/jwks.json`, `GET /favicon.ico`,
 and the web page, if there is one: `GET /` serves `clients/web/index.html`
-and `GET /static/<name>` the other files of that folder.
+and `GET /static/<name>` the other files of that folder; `GET /static/client/<name>`
+serves the TypeScript client's compiled ES module (`clients/typescript/dist/`), which
+the page imports.
 
 `/dev/*` mints tokens and runs functions (and may spend a real model's money), so no
 other web page may use it: it sends no CORS headers, and refuses (403) a request whose
@@ -71,6 +73,8 @@ PUBLIC_HEALTH = ("api", "docs", "websocketUrl")
 SAME_ORIGIN_FETCHES = ("same-origin", "none")
 # The web page is a client of the API like any other: a plain folder of the repository.
 WEB_DIR = REPO_ROOT / "clients" / "web"
+CLIENT_DIR = REPO_ROOT / "clients" / "typescript" / "dist"
+CLIENT_PREFIX = "/static/client/"
 CORS_HEADERS = [("access-control-allow-origin", "*")]
 PREFLIGHT_HEADERS = [
     ("access-control-allow-methods", "GET,POST,DELETE,OPTIONS"),
@@ -221,6 +225,7 @@ class Gateway:
         port: int = 0,
         health: Callable[[], dict[str, Any]] = lambda: {},
         web_dir: Path = WEB_DIR,
+        client_dir: Path = CLIENT_DIR,
         function: str = "api",
     ) -> None:
         self.functions = functions
@@ -228,6 +233,7 @@ class Gateway:
         self.routes = Routes()
         self.health = health
         self.web_dir = web_dir
+        self.client_dir = client_dir
         self._server = _Server((host, port), _RequestHandler)
         self._server.gateway = self
         self._thread: threading.Thread | None = None
@@ -331,6 +337,8 @@ class Gateway:
             return HttpResponse(
                 200, [("content-type", "image/svg+xml"), ("cache-control", "max-age=86400")], FAVICON_SVG
             )
+        if method == "GET" and path.startswith(CLIENT_PREFIX):
+            return self._static(path.removeprefix(CLIENT_PREFIX), self.client_dir)
         if method == "GET" and path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
         return None
@@ -382,8 +390,8 @@ class Gateway:
             )
         return json_response(200, result)
 
-    def _static(self, name: str) -> HttpResponse:
-        root = self.web_dir.resolve()
+    def _static(self, name: str, folder: Path | None = None) -> HttpResponse:
+        root = (folder or self.web_dir).resolve()
         file = (root / name).resolve()
         if not name or not file.is_relative_to(root) or not file.is_file():
             return json_response(404, {"message": "Not Found"})
