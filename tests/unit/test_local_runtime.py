@@ -188,3 +188,11 @@ def test_given_a_port_whose_last_connections_wait_in_time_wait_when_the_stack_pr
     # And a server binds it, as the gateway does
     rebound = socket.create_server(("127.0.0.1", port))
     rebound.close()
+
+
+def test_given_cors_origins_when_configured_then_they_are_named_never_any():
+    config = StackConfig.from_env({"CORS_ORIGINS": "http://localhost:5173, http://127.0.0.1:3000"})
+    assert config.web_origins == ("http://localhost:5173", "http://127.0.0.1:3000")
+    assert StackConfig.from_env({}).web_origins == ()
+    with pytest.raises(ValueError, match="CORS_ORIGINS"):
+        StackConfig.from_env({"CORS_ORIGINS": "*"})

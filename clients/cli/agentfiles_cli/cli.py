@@ -25,6 +25,9 @@ environment (each optional):
   FAKE_MODEL_PORT           the built-in model's port (default: a free one)
   FAKE_MODEL_WORD_DELAY_MS  the built-in model's pause between streamed words (default 60,
                             a pace to watch and stop; 0 answers at once, as tests do)
+  CORS_ORIGINS              web origins besides the stack's own page that may PUT and GET
+                            on moto (a client's dev server: http://localhost:5173,...);
+                            no other page may use moto, /dev/* or the fake model
   OPENAI_BASE_URL           an OpenAI-compatible endpoint; with OPENAI_API_KEY, a real model.
   OPENAI_API_KEY            When neither is set, the built-in fake model answers, offline.
   MODEL, IMAGE_MODEL        model names (defaults gpt-4o-mini, gpt-image-1)

@@ -85,6 +85,9 @@ class StackConfig:
     # Where the functions' own output goes (their JSON logs and metrics, CloudWatch's
     # share on AWS), so the console keeps one line per request; None: the console.
     function_log: Path | None = None
+    # Web origins besides the stack's own page that may upload to and download from moto
+    # (a client's dev server, say): `CORS_ORIGINS`, as the `corsOrigins` context on AWS.
+    web_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
@@ -112,6 +115,11 @@ class StackConfig:
             if value < low or (name.endswith("port") and value > 65535):
                 raise ValueError(f"{variable}={raw!r} is out of range")
             values[name] = value
+        origins = [origin.strip() for origin in env.get("CORS_ORIGINS", "").split(",") if origin.strip()]
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS='*' would let any web page use moto: name the origins")
+        if origins:
+            values["web_origins"] = tuple(origins)
         return cls(**values)
 
 
@@ -335,7 +343,9 @@ class LocalStack:
             raise OSError(error.errno, f"PORT={self.config.port}: {error.strerror}") from None
         # Of web pages, only the stack's own may call moto (its uploads and downloads).
         assert self.moto is not None
-        self.moto.allow_origins([self.gateway.url, f"http://localhost:{self.gateway.port}"])
+        self.moto.allow_origins(
+            [self.gateway.url, f"http://localhost:{self.gateway.port}", *self.config.web_origins]
+        )
         return self.gateway
 
     def _bind_websocket(self, gateway: Gateway) -> None:
