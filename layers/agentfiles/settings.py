@@ -129,7 +129,6 @@ class Settings(BaseModel):
     attachment_budget_bytes: int = Field(16 * MIB, alias="ATTACHMENT_BUDGET_BYTES", gt=0)
     text_attachment_max_bytes: int = Field(256 * KIB, alias="TEXT_ATTACHMENT_MAX_BYTES", gt=0)
     image_max_bytes: int = Field(16 * MIB, alias="IMAGE_MAX_BYTES", gt=0)
-    max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)
 
     # Vacuum
     grace_seconds: int = Field(24 * 3600, alias="GRACE_SECONDS", ge=0)

@@ -164,9 +164,8 @@ def test_given_the_api_openapi_when_compared_then_it_serves_exactly_the_private_
     # Given the routes the API function documents in its OpenAPI schema (imported here, so
     # that a broken handler fails this test, not the collection of every infra test),
     # with every route module loaded, as the document is served
-    from functions.api.handler import app, routes
+    from functions.api.handler import app
 
-    routes.load_all()
     schema = app.get_openapi_schema()
     documented = {
         f"{method.upper()} {path}"

@@ -461,12 +461,62 @@ def test_given_the_config_endpoint_when_a_word_count_is_set_then_later_replies_h
     root = fake.url.removesuffix("/v1")
     assert http("POST", f"{root}/_fake/config", {"word_count": 40}) == (
         200,
-        {"chunk_delay_s": 0.0, "word_count": 40},
+        {"chunk_delay_s": 0.0, "word_count": 40, "refuse": []},
     )
 
     # When the SDK asks, Then the reply has 40 words
     answer = client.chat.completions.create(model="fake-chat", messages=ask("Hi")).choices[0].message.content
     assert len(answer.split()) == 40
+
+
+# capabilities: parts the model refuses
+
+
+def test_given_a_model_that_refuses_file_parts_when_a_pdf_is_sent_then_a_400_as_vllm_answers_it(client, fake):
+    # Given a fake that refuses `file` parts
+    fake.configure(refuse=["file"])
+    # When a PDF is sent, Then the SDK raises vLLM's 400, and the call is recorded as refused
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="fake-chat", messages=ask("Read", pdf_part("a.pdf", pdf_bytes(1)))
+        )
+    assert raised.value.body["message"].startswith(
+        "Unsupported chat content part type: 'file'. Supported types:"
+    )
+    assert raised.value.body["param"] == "type"
+    assert fake.calls[-1]["status"] == 400
+    # And images and text still go through
+    png = data_url("image/png", image_bytes((4, 3)))
+    answer = client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    assert "image 1: PNG 4x3" in answer.choices[0].message.content
+
+
+def test_given_a_model_that_refuses_images_when_one_is_sent_then_a_400_names_the_part(client, fake):
+    # Given a fake that cannot see images (set over HTTP)
+    root = fake.url.removesuffix("/v1")
+    assert http("POST", f"{root}/_fake/config", {"refuse": ["image"]})[1]["refuse"] == ["image"]
+    png = data_url("image/png", image_bytes((4, 3)))
+    # When an image is sent, Then OpenAI's 400 for a model without vision, naming the part
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    assert (
+        raised.value.body["message"] == "Invalid content type. image_url is only supported by certain models."
+    )
+    assert raised.value.body["param"] == "messages.[0].content.[1].type"
+    # And a PDF goes through; after a reset, images do too
+    client.chat.completions.create(model="fake-chat", messages=ask("Read", pdf_part("a.pdf", pdf_bytes(1))))
+    fake.reset()
+    client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    # And a kind it does not know is refused as a setting
+    assert http("POST", f"{root}/_fake/config", {"refuse": ["audio"]})[0] == 400
+
+
+def test_given_fake_model_refuse_in_the_environment_when_started_then_it_refuses_those_kinds(monkeypatch):
+    # Given FAKE_MODEL_REFUSE, as a local stack's fake model reads it
+    monkeypatch.setenv("FAKE_MODEL_REFUSE", "file, image")
+    # When a fake model is made without its own setting / Then it refuses both kinds
+    assert FakeModel().refuse == {"file", "image"}
+    assert FakeModel(refuse=[]).refuse == frozenset()
 
 
 # protocol edges

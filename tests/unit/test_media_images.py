@@ -129,6 +129,36 @@ def test_a_sideways_phone_jpeg_reaches_the_model_upright():
     assert difference(thumbnail, arrow_upright((192, 256))) < 6
 
 
+def test_a_12_megapixel_jpeg_on_its_side_is_decoded_small_and_sent_upright():
+    # Given the 12 MP photo stored on its side (4032 x 3024) with orientation 6
+    with Image.open(io.BytesIO(phone_jpeg_12mp())) as photo:
+        exif = photo.getexif()
+        exif[0x0112] = 6
+        out = io.BytesIO()
+        photo.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=92, exif=exif.tobytes())
+
+    # When it is checked (libjpeg decodes it at half scale: the copy is far smaller)
+    checked = check_image(out.getvalue(), JPEG, geometries=[OPENAI])
+
+    # Then the file is portrait, and the model gets the arrow upright at 768 x 1024
+    assert (checked.width, checked.height) == (3024, 4032)
+    sent = opened(checked.derivatives[OPENAI_NAME])
+    assert sent.size == (768, 1024)
+    assert difference(sent, arrow_upright((768, 1024))) < 4
+
+
+def test_a_heic_taken_sideways_is_upright():
+    # Given the sideways photo as a phone writes a HEIC: the rotation in the container
+    out = io.BytesIO()
+    with Image.open(FIXTURES / "sideways.jpg") as sideways:
+        sideways.save(out, "HEIF", quality=80, exif=sideways.getexif().tobytes())
+
+    # When it is probed and checked / Then it is 450 x 600, upright
+    assert probe_image(out.getvalue()) == (450, 600)
+    sent = opened(check_image(out.getvalue(), HEIC, geometries=[OPENAI]).derivatives[OPENAI_NAME])
+    assert difference(sent, arrow_upright((450, 600))) < 6
+
+
 def test_the_upright_size_is_read_from_the_header_without_decoding():
     # Given the sideways JPEG / When it is probed / Then its size is the upright one
     assert probe_image(fixture("sideways.jpg")) == (450, 600)
@@ -359,6 +389,20 @@ def test_each_format_read_is_sniffed_and_sent_as_jpeg_png_or_webp(format, media_
     assert opened(sent).size == (120, 160)
 
 
+def test_cmyk_and_16_bit_images_are_sent_as_8_bit_rgb_or_grey():
+    # Given a print-ready CMYK JPEG and a 16-bit greyscale PNG of the same photo
+    photo = arrow_upright((120, 160))
+    cmyk, deep = io.BytesIO(), io.BytesIO()
+    photo.convert("CMYK").save(cmyk, "JPEG", quality=95)
+    photo.convert("L").convert("I").point(lambda value: value * 257).convert("I;16").save(deep, "PNG")
+
+    # When each is checked / Then the model gets the photo in 8 bits, tones kept
+    for data, mode in ((cmyk.getvalue(), "RGB"), (deep.getvalue(), "L")):
+        sent = opened(check_image(data, None, geometries=[OPENAI]).derivatives[OPENAI_NAME])
+        assert sent.mode == mode
+        assert difference(sent, photo) < 6
+
+
 def test_only_the_first_frame_of_an_animation_is_sent():
     # Given an animated GIF of two frames, black then white
     out = io.BytesIO()
@@ -423,17 +467,23 @@ def test_a_decompression_bomb_is_refused_before_a_pixel_is_decoded():
         assert refused.value.message == "image_too_large: the PNG declares 900.0 MP, over the 50.0 MP limit"
 
 
+# The high-water mark of a process's resident memory, in KiB. Not getrusage's ru_maxrss:
+# on Linux a child starts with the mark of the process that forked it (here, pytest's).
+PEAK_KIB = "int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+
+
 def test_the_bomb_costs_no_memory_to_refuse():
-    # Given a fresh interpreter that has loaded Pillow / When it checks the bomb
+    # Given a fresh interpreter that has loaded Pillow and read the bomb
     probe = run_probe(
-        "import json, resource, sys\n"
+        "import json\n"
         "from PIL import Image\n"
         "from agentfiles.media.images import check_image, ImageTooLarge\n"
         f"data = open({str(FIXTURES / 'bomb.png')!r}, 'rb').read()\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"before = {PEAK_KIB}\n"
+        # When it checks it
         "try:\n    check_image(data, 'image/png', geometries=[(2048, 768)])\n"
         "except ImageTooLarge:\n    pass\n"
-        "print(json.dumps([before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))"
+        f"print(json.dumps([before, {PEAK_KIB}]))"
     )
     assert probe.returncode == 0, probe.stderr
     before, after = json.loads(probe.stdout)

@@ -1,4 +1,4 @@
-"""`agentfiles`: the command line of the local system.
+"""`agentfiles`: the command line of the local system, and of a deployed one.
 
 One subcommand per verb, each added by a `add_<verb>(commands)` function listed in
 `SUBCOMMANDS`; a subcommand imports what it needs only when it runs, so that
@@ -110,6 +110,12 @@ def _add_client_commands(commands: argparse._SubParsersAction) -> None:
     add_client_commands(commands)
 
 
+def _add_account_commands(commands: argparse._SubParsersAction) -> None:
+    from agentfiles_cli.account import add_account_commands
+
+    add_account_commands(commands)
+
+
 def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
     from agentfiles_cli.admin import add_admin_commands
 
@@ -119,12 +125,17 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_serve,
     _add_client_commands,
+    _add_account_commands,
     _add_admin_commands,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentfiles", description="The command line of the local system.")
+    parser = argparse.ArgumentParser(
+        prog="agentfiles",
+        description="The command line of agentfiles: the local stack, or a deployed one "
+        "(agentfiles config, login).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(commands)

@@ -24,7 +24,7 @@ PROGRESS_FROM_BYTES = 256 * 1024
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url, args.sub)
+    return Client(args.url, args.sub, token=args.token, websocket_url=args.websocket_url)
 
 
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
@@ -263,8 +263,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        default=os.environ.get("AGENTFILES_URL", DEFAULT_URL),
-        help="the API (default $AGENTFILES_URL or %(default)s)",
+        default=None,
+        help="the API (default $AGENTFILES_URL, else the stack `agentfiles config` saved, "
+        f"else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="a bearer token (default $AGENTFILES_TOKEN, else the stored `agentfiles login`, "
+        "else a local stack's token for --sub)",
     )
     parser.add_argument(
         "--sub",
@@ -276,8 +283,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def guarded(args: argparse.Namespace) -> int:
+        from agentfiles_cli.account import AccountError, resolve
+
         try:
+            target = resolve(args.url, args.token, DEFAULT_URL)
+            args.url, args.token, args.websocket_url = target.url, target.token, target.websocket_url
             return command(args)
+        except AccountError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         except ApiError as error:
             print(f"error: {error.code}: {error.message}", file=sys.stderr)
             return 1
@@ -298,7 +312,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(run=_run(command))
         return parser
 
-    add("token", cmd_token, "print a bearer token for the local user")
+    add("token", cmd_token, "print the bearer token commands send (the local user's, or the stored login's)")
     add("upload", cmd_upload, "upload files through presigned URLs (dedup shown)").add_argument(
         "files", nargs="+", metavar="FILE"
     )

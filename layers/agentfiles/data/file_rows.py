@@ -62,11 +62,6 @@ def get(owner: str, file_id: str) -> FileRecord | None:
     return table.record_of(FileRecord, row) if row else None
 
 
-def get_etag(owner: str, file_id: str) -> str | None:
-    row = table.get(keys.file_key(owner, file_id), attributes=["etag"])
-    return row.get("etag") if row else None
-
-
 def list_page(owner: str, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
     rows, next_cursor = table.query_page(keys.owner_pk(owner), keys.file_sk(""), limit, cursor)
     return [table.record_of(FileRecord, row) for row in rows], next_cursor

@@ -416,13 +416,15 @@ class _Copies:
 
         stored = (size[1], size[0]) if self.orientation in _SWAPS else size
         if self.pixels.size == stored:
-            image = self.pixels.copy()
+            # Unbounded: the decoded pixels themselves (each step below makes a new image,
+            # and nothing writes into these), not a second full-size copy.
+            image = self.pixels
         else:
             image = self.pixels.resize(stored, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
         if self.orientation != 1:
             image = image.transpose(Image.Transpose[_UPRIGHT[self.orientation]])
         image = self._srgb(image)
-        image.info.clear()
+        image.info.clear()  # the profile was read before; nothing else of it is wanted
         return image
 
     def _srgb(self, image: Image) -> Image:

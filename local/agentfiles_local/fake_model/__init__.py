@@ -73,8 +73,17 @@ Test controls
   `chunk_times`: how many pieces went out before the client hung up, and when), `prompt` and
   `size` for images, `error` when it failed.
 - `configure(chunk_delay_s=..., word_count=...)` / `POST /_fake/config`: pace and
-  length of later replies. `reset()` / `POST /_fake/reset`: forget calls and faults
-  and restore the constructor's pace and length.
+  length of later replies.
+- Capabilities: `FakeModel(refuse=["file", "image"])`, `configure(refuse=[...])`,
+  `POST /_fake/config {"refuse": ["file"]}`, `--refuse file,image`, or
+  `FAKE_MODEL_REFUSE=file,image` in the environment (a local stack's fake model reads
+  it): the model then answers a request holding such a part with a 400, as a model
+  without that input does. A `file` part as vLLM refuses one (`Unsupported chat content
+  part type: 'file'. Supported types: ...`, param `type`), an image as OpenAI refuses
+  one for a model that cannot see (`Invalid content type. image_url is only supported
+  by certain models.`, param `messages.[i].content.[j].type`).
+- `reset()` / `POST /_fake/reset`: forget calls and faults and restore the
+  constructor's pace, length and refused kinds.
 """
 
 from agentfiles_local.fake_model.server import CHAT_MODEL, IMAGE_MODEL, FakeModel

@@ -172,6 +172,40 @@ def look(conversation: Conversation, seen: list[Seen]) -> None:
                 seen.append(_look_at_file(part["file"], files, where))
 
 
+# The kinds of part the fake model can be told to refuse (`FakeModel(refuse=...)`).
+REFUSABLE = frozenset({"file", "image"})
+# What vLLM's chat parser takes (it answers any other part type with this list).
+_VLLM_PART_TYPES = "'text', 'image_url', 'input_audio', 'video_url', 'refusal', 'image_embeds', 'audio_url'"
+
+
+def refusal(conversation: Conversation, refuse: frozenset[str]) -> ModelError | None:
+    """The 400 a model without some kinds of input answers, for the first such part:
+    a `file` part as vLLM refuses it (no `file` parts at all), an image as OpenAI
+    refuses one for a model that cannot see (the part named in `param`)."""
+    if not refuse:
+        return None
+    for position, message in enumerate(conversation.messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part_position, part in enumerate(content):
+            if part["type"] == "file" and "file" in refuse:
+                return ModelError(
+                    400,
+                    f"Unsupported chat content part type: 'file'. Supported types: {_VLLM_PART_TYPES}.",
+                    type="BadRequestError",
+                    param="type",
+                    code="400",
+                )
+            if part["type"] == "image_url" and "image" in refuse:
+                return ModelError(
+                    400,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=f"messages.[{position}].content.[{part_position}].type",
+                )
+    return None
+
+
 def _check_part(part: Any, where: str) -> None:
     if not isinstance(part, dict):
         raise ModelError(400, f"'{where}' must be an object.", param=where, code="invalid_type")

@@ -16,7 +16,9 @@ Local only, and never behind the authorizer: `GET /health` (what runs where),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
 function on a posted event), `GET /.well-known/jwks.json`,
 and the web page, if there is one: `GET /` serves `clients/web/index.html`
-and `GET /static/<name>` the other files of that folder.
+and `GET /static/<name>` the other files of that folder; `GET /static/client/<name>`
+serves the TypeScript client's compiled ES module (`clients/typescript/dist/`), which
+the page imports.
 
 `/dev/*` mints tokens and runs functions (and may spend a real model's money), so no
 other web page may use it: it sends no CORS headers, and refuses (403) a request whose
@@ -58,6 +60,8 @@ DEV_PREFIX = "/dev/"
 SAME_ORIGIN_FETCHES = ("same-origin", "none")
 # The web page is a client of the API like any other: a plain folder of the repository.
 WEB_DIR = REPO_ROOT / "clients" / "web"
+CLIENT_DIR = REPO_ROOT / "clients" / "typescript" / "dist"
+CLIENT_PREFIX = "/static/client/"
 CORS_HEADERS = [("access-control-allow-origin", "*")]
 PREFLIGHT_HEADERS = [
     ("access-control-allow-methods", "GET,POST,DELETE,OPTIONS"),
@@ -208,6 +212,7 @@ class Gateway:
         port: int = 0,
         health: Callable[[], dict[str, Any]] = lambda: {},
         web_dir: Path = WEB_DIR,
+        client_dir: Path = CLIENT_DIR,
         function: str = "api",
     ) -> None:
         self.functions = functions
@@ -215,6 +220,7 @@ class Gateway:
         self.routes = Routes()
         self.health = health
         self.web_dir = web_dir
+        self.client_dir = client_dir
         self._server = _Server((host, port), _RequestHandler)
         self._server.gateway = self
         self._thread: threading.Thread | None = None
@@ -309,6 +315,8 @@ class Gateway:
             if (self.web_dir / "index.html").is_file():
                 return self._static("index.html")
             return HttpResponse(302, [("location", "/docs")])
+        if method == "GET" and path.startswith(CLIENT_PREFIX):
+            return self._static(path.removeprefix(CLIENT_PREFIX), self.client_dir)
         if method == "GET" and path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
         return None
@@ -349,8 +357,8 @@ class Gateway:
             )
         return json_response(200, result)
 
-    def _static(self, name: str) -> HttpResponse:
-        root = self.web_dir.resolve()
+    def _static(self, name: str, folder: Path | None = None) -> HttpResponse:
+        root = (folder or self.web_dir).resolve()
         file = (root / name).resolve()
         if not name or not file.is_relative_to(root) or not file.is_file():
             return json_response(404, {"message": "Not Found"})
