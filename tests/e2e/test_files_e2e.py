@@ -160,6 +160,34 @@ def test_given_bytes_that_are_not_what_was_declared_when_checked_then_the_file_i
     wait_for(lambda: not local_stack.object_exists(key), what=f"{key} to be deleted")
 
 
+def test_given_a_heic_and_a_pdf_put_to_their_urls_when_checked_then_each_shows_what_was_made_of_it(
+    local_stack, alice
+):
+    # Given an iPhone HEIC and a 12-page PDF, each put to its presigned URL
+    from pathlib import Path
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    shown = {}
+    for path, media_type in (
+        ("images/iphone-pug.heic", "image/heic"),
+        ("documents/report.pdf", "application/pdf"),
+    ):
+        data = (fixtures / path).read_bytes()
+        body = local_stack.register(alice.token, data, media_type, filename=Path(path).name).json()
+        assert local_stack.put(body["upload"], data).status_code == 200
+        # When the stack's upload trigger has checked it
+        shown[media_type] = local_stack.wait_for_file(alice.token, body["file"]["id"])
+    # Then the photo shows its size and a thumbnail that downloads as a small image
+    photo = shown["image/heic"]
+    assert photo["status"] == "ready" and (photo["width"], photo["height"]) == (1025, 900)
+    thumbnail = requests.get(photo["thumbnailUrl"], timeout=30)
+    assert thumbnail.status_code == 200
+    assert max(Image.open(io.BytesIO(thumbnail.content)).size) <= 256
+    # And the original downloads as the checked type; the PDF shows its pages
+    assert requests.get(photo["url"], timeout=30).headers["Content-Type"] == "image/heic"
+    assert shown["application/pdf"]["pages"] == 12
+
+
 @pytest.mark.parametrize(
     ("case", "status", "code"),
     [("more-bytes-than-signed", 403, "SignatureDoesNotMatch"), ("other-bytes-same-size", 400, "BadDigest")],
