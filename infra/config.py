@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from agentfiles import topology
-from agentfiles.settings import Settings
+from agentfiles.settings import ModelCapability, Settings
 from infra.constants import REPO_ROOT
 
 PRODUCTION_STAGE = "prod"
@@ -66,6 +68,31 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(text for item in items if (text := str(item).strip()))
 
 
+_CAPABILITIES = TypeAdapter(dict[str, ModelCapability])
+
+
+def _capabilities(name: str, value: Any) -> str:
+    """`MODEL_CAPABILITIES` as the functions read it, checked here with the functions' own
+    model: a misspelt key or a wrong type fails the synthesis, not the first reply."""
+    try:
+        if isinstance(value, str):
+            table = _CAPABILITIES.validate_json(value)
+        else:
+            table = _CAPABILITIES.validate_python(value)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'value'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigError(
+            f'context {name!r} must be a JSON object of model (or "*") to '
+            f'{{"images", "files", "maxImageSide", "maxImageShortSide"}}: {problems}'
+        ) from None
+    # What the operator wrote, checked: unset fields keep the functions' defaults.
+    dumped = {model: found.model_dump(by_alias=True, exclude_unset=True) for model, found in table.items()}
+    return json.dumps(dumped, separators=(",", ":"))
+
+
 def _default(field: str) -> Any:
     # The functions' own defaults are the stack's defaults: one value, one place.
     return Settings.model_fields[field].default
@@ -94,6 +121,8 @@ class DeploymentConfig:
     storage_quota_files: int | None = None
     generations_per_minute: int | None = None
     attachment_budget_bytes: int | None = None
+    # MODEL_CAPABILITIES as JSON, checked (`modelCapabilities`); unset keeps the default.
+    model_capabilities: str | None = None
     public_urls: bool = False
     vacuum_schedule_minutes: int = topology.VACUUM_SCHEDULE_MINUTES
     grace_seconds: int = _default("grace_seconds")
@@ -175,6 +204,7 @@ class DeploymentConfig:
             storage_quota_files=pick("storageQuotaFiles", lambda k, v: _whole(k, v, 0), None),
             generations_per_minute=pick("generationsPerMinute", lambda k, v: _whole(k, v, 1), None),
             attachment_budget_bytes=pick("attachmentBudgetBytes", lambda k, v: _whole(k, v, 1), None),
+            model_capabilities=pick("modelCapabilities", _capabilities, None),
             public_urls=pick("publicUrls", _flag, defaults.public_urls),
             vacuum_schedule_minutes=pick(
                 "vacuumScheduleMinutes", lambda k, v: _whole(k, v, 1), defaults.vacuum_schedule_minutes

@@ -253,6 +253,13 @@ class Functions(Construct):
             }
         if name == "generate":
             limits["ATTACHMENT_BUDGET_BYTES"] = config.attachment_budget_bytes
+        if name in ("api", "generate", "upload_trigger"):
+            # What each model reads: the API shows it (GET /models), generate shapes each
+            # call by it, and the upload check makes one image copy per geometry of the
+            # allowed chat models, so it learns their names too.
+            limits["MODEL_CAPABILITIES"] = config.model_capabilities
+        if name == "upload_trigger":
+            limits |= {"MODEL": config.model, "MODELS": config.models}
         return {
             key: ",".join(value) if isinstance(value, tuple) else str(value)
             for key, value in limits.items()

@@ -38,6 +38,7 @@ PROD_CONTEXT = {
     "storageQuotaFiles": "500",
     "generationsPerMinute": "6",
     "attachmentBudgetBytes": "8388608",
+    "modelCapabilities": '{"*": {"images": true, "files": false}, "gpt-test-large": {"maxImageSide": 1024}}',
     "snapStart": "true",
     "apiGatewayAccountRole": "false",
     "jwksUrl": "https://login.example.com/keys",

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from agentfiles import topology
-from agentfiles.settings import Settings
+from agentfiles.settings import DEPLOYMENT_VARIABLES, Settings
 from infra.config import CDK_JSON, ConfigError, DeploymentConfig, cdk_json_context
 from infra.logs import log_retention
+
+REQUIRED_ENVIRONMENT = {name: "x" for name in DEPLOYMENT_VARIABLES}
 
 
 def test_given_no_context_when_read_then_defaults_are_the_shared_ones() -> None:
@@ -78,6 +80,11 @@ def test_given_json_values_when_read_then_they_are_accepted_too() -> None:
         {"generateMaxConcurrency": "1001"},
         {"storageQuotaBytes": "-1"},
         {"generationsPerMinute": "0"},
+        {"modelCapabilities": '{"*": {"image": false}}'},  # a misspelt field
+        {"modelCapabilities": '{"*": {"files": "maybe"}}'},
+        {"modelCapabilities": '{"*": {"maxImageSide": 10}}'},  # below the functions' minimum
+        {"modelCapabilities": "images=false"},  # not JSON
+        {"modelCapabilities": '["*"]'},
     ],
 )
 def test_given_a_value_that_cannot_deploy_when_read_then_it_is_refused_with_its_name(
@@ -87,6 +94,33 @@ def test_given_a_value_that_cannot_deploy_when_read_then_it_is_refused_with_its_
     with pytest.raises(ConfigError) as raised:
         DeploymentConfig.from_context(context.get)
     assert any(key in str(raised.value) for key in context)
+
+
+def test_given_model_capabilities_as_cli_or_cdk_json_when_read_then_the_functions_read_the_same() -> None:
+    # Given the same capabilities as `-c modelCapabilities='...'` passes them (a string)
+    # and as cdk.json holds them (an object)
+    table = {"*": {"files": False}, "llama3.1:8b": {"images": False, "files": False, "maxImageSide": None}}
+    from_cli = DeploymentConfig.from_context({"modelCapabilities": json.dumps(table)}.get)
+    from_file = DeploymentConfig.from_context({"modelCapabilities": table}.get)
+
+    # When the functions read what the stack gives them
+    assert from_cli.model_capabilities == from_file.model_capabilities
+    assert from_cli.model_capabilities is not None
+    settings = Settings.model_validate(
+        {**REQUIRED_ENVIRONMENT, "MODEL_CAPABILITIES": from_cli.model_capabilities}
+    )
+
+    # Then each model reads what the operator wrote, unset fields at the functions' defaults
+    star, llama = settings.model_capabilities["*"], settings.model_capabilities["llama3.1:8b"]
+    assert (star.images, star.files, star.max_image_side) == (True, False, 2048)
+    assert (llama.images, llama.files, llama.max_image_side, llama.max_image_short_side) == (
+        False,
+        False,
+        None,
+        768,
+    )
+    # And unset, the functions keep their own default
+    assert DeploymentConfig.from_context({}.get).model_capabilities is None
 
 
 def test_given_a_retention_cloudwatch_does_not_offer_when_mapped_then_it_is_refused() -> None:

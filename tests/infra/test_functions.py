@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentfiles import topology
-from agentfiles.settings import Settings
+from agentfiles.settings import DEPLOYMENT_VARIABLES, Settings
 from infra import bundling
 from infra.constants import REQUIREMENTS_DIR
 from tests.infra.synthesis import Synthesized
@@ -181,10 +182,37 @@ def test_given_limits_in_context_when_synthesized_then_each_goes_to_the_function
         "ATTACHMENT_BUDGET_BYTES",
     }
     for name in set(FUNCTION_NAMES) - {"api", "generate"}:
-        assert not limits & set(_environment(prod, name))
+        # (the upload check learns the chat models' names, for their image geometries)
+        expected = {"MODELS"} if name == "upload_trigger" else set()
+        assert limits & set(_environment(prod, name)) == expected, name
     # And without context the functions keep their own defaults
     for name in FUNCTION_NAMES:
         assert not limits & set(_environment(dev, name))
+
+
+def test_given_model_capabilities_in_context_when_synthesized_then_the_functions_that_read_them_get_them(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    # Given modelCapabilities in context (prod) / When synthesized
+    capabilities = {name: _environment(prod, name).get("MODEL_CAPABILITIES") for name in FUNCTION_NAMES}
+
+    # Then the API (GET /models), generate (each call) and the upload check (one image copy
+    # per geometry) read the same table, checked by the functions' own model
+    readers = {"api", "generate", "upload_trigger"}
+    table = json.loads(capabilities["generate"])
+    assert table == {"*": {"images": True, "files": False}, "gpt-test-large": {"maxImageSide": 1024}}
+    assert {capabilities[name] for name in readers} == {capabilities["generate"]}
+    upload_check = _environment(prod, "upload_trigger")
+    rendered = {key: value for key, value in upload_check.items() if isinstance(value, str)}
+    settings = Settings.model_validate({**rendered, **{name: "x" for name in DEPLOYMENT_VARIABLES}})
+    assert settings.model_capabilities["gpt-test-large"].max_image_side == 1024
+    # And the upload check knows every allowed chat model, so it makes both geometries
+    assert settings.chat_models == ("gpt-test", "gpt-test-large")
+    # And no other function is given them, and without context no function is
+    for name in set(FUNCTION_NAMES) - readers:
+        assert capabilities[name] is None, name
+    for name in FUNCTION_NAMES:
+        assert "MODEL_CAPABILITIES" not in _environment(dev, name), name
 
 
 def test_given_grace_context_when_synthesized_then_only_the_vacuum_gets_it(
@@ -201,7 +229,7 @@ def test_given_grace_context_when_synthesized_then_only_the_vacuum_gets_it(
         if name != "vacuum":
             assert "GRACE_SECONDS" not in environment
         if not topology.FUNCTIONS[name].needs_model:
-            allowed = {"MODEL", "IMAGE_MODEL"} if name == "api" else set()
+            allowed = {"api": {"MODEL", "IMAGE_MODEL"}, "upload_trigger": {"MODEL"}}.get(name, set())
             assert not (environment & MODEL_ENVIRONMENT) - allowed, name
     assert {"MODEL", "IMAGE_MODEL"} <= set(_environment(prod, "api"))
 
