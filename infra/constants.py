@@ -41,6 +41,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/health", public=True),
     ApiRoute("GET", "/openapi.json", public=True),
     ApiRoute("GET", "/docs", public=True),
+    ApiRoute("GET", "/asyncapi.json", public=True),
     ApiRoute("POST", "/files/uploads"),
     ApiRoute("POST", "/files"),
     ApiRoute("GET", "/files"),

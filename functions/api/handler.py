@@ -11,12 +11,13 @@ also builds what the first requests would otherwise build."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from agentfiles import initialization
 from agentfiles.data.errors import DataError
@@ -39,7 +40,8 @@ OPENAPI_INFO: dict[str, Any] = {
     "version": "1.0.0",
     "description": "Chat threads that carry files and images: presigned uploads checked on arrival, "
     "messages whose parts reference files, replies from an OpenAI-compatible model. Every route but "
-    "/health, /openapi.json and /docs takes a bearer JWT; its `sub` owns what the caller creates. "
+    "/health, /openapi.json, /asyncapi.json and /docs takes a bearer JWT; its `sub` owns what the "
+    "caller creates. Live replies over the WebSocket API are described by /asyncapi.json. "
     'Errors are `{"error": {"code", "message"}}`, except a 401: that comes from the gateway\'s JWT '
     'authorizer, with its own body `{"message": "Unauthorized"}`.',
     "security": [{"bearer": []}],
@@ -47,6 +49,20 @@ OPENAPI_INFO: dict[str, Any] = {
 
 
 UNAUTHORIZED = {"message": "Unauthorized"}
+# What Swagger UI's Authorize dialog says of the token it asks for.
+TOKEN_HELP = (
+    "A JWT whose `sub` is the caller. On AWS: an ID or access token of the stack's Cognito user pool. "
+    'On the local stack: any user\'s, from `POST /dev/token` with `{"sub": "alice"}` '
+    '(`curl -s -X POST http://127.0.0.1:8000/dev/token -d \'{"sub": "alice"}\'`); paste its `token` '
+    "value here, without `Bearer`."
+)
+# An inline icon, so that the docs page asks no /favicon.ico (a 404 on the API).
+FAVICON = (
+    '<link rel="icon" href="data:image/svg+xml,'
+    "%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%23225'/%3E"
+    "%3Cpath d='M4 11V5h5M4 8h4' stroke='%23fff' stroke-width='2' fill='none'/%3E%3C/svg%3E\">"
+)
 
 
 def openapi_schema() -> str:
@@ -54,9 +70,15 @@ def openapi_schema() -> str:
     security scheme, one of them) cost more to import than the rest of the API."""
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    return app.get_openapi_json_schema(
-        **OPENAPI_INFO, security_schemes={"bearer": HTTPBearer(bearerFormat="JWT")}
+    document = json.loads(
+        app.get_openapi_json_schema(
+            **OPENAPI_INFO,
+            security_schemes={"bearer": HTTPBearer(bearerFormat="JWT", description=TOKEN_HELP)},
+        )
     )
+    # Public: no token (Powertools leaves out an empty `security`, which is what says so).
+    document["paths"]["/health"]["get"]["security"] = []
+    return json.dumps(document, separators=(",", ":"))
 
 
 @app.exception_handler(AgentFilesError)
@@ -99,9 +121,26 @@ def _not_found(_: Exception) -> Response:
     return json_response(404, {"error": {"code": "route_not_found", "message": "no such route"}})
 
 
-@app.get("/health", include_in_schema=False)
-def health() -> dict:
-    return {"status": "ok"}
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+@app.get(
+    "/health",
+    summary="Whether the API answers",
+    description="Public, no token. The local stack adds where each of its pieces runs.",
+    tags=["health"],
+)
+def health() -> Health:
+    return Health()
+
+
+@app.get("/asyncapi.json", include_in_schema=False)
+def asyncapi() -> Response[str]:
+    """The WebSocket protocol (live replies), as AsyncAPI 3.0."""
+    from functions.api.asyncapi import asyncapi_document
+
+    return Response(status_code=200, content_type="application/json", body=asyncapi_document())
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -131,6 +170,7 @@ def docs() -> Response[str]:
         "",
         None,
     )
+    html = html.replace("<head>", f"<head>\n    {FAVICON}", 1)
     return Response(status_code=200, content_type="text/html", body=html)
 
 

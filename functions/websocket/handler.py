@@ -76,7 +76,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     try:
         body = json.loads(parsed.body or "")
         request = SubscriptionRequest.model_validate(body)
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # nested past what the parser takes
         message = 'send {"action": "subscribe" | "unsubscribe", "threadId": "<id>"}'
         return _answer(frame_json(connections.bad_frame(message)))
     return _answer(frame_json(connections.handle(owner, connection_id, request)))

@@ -167,3 +167,19 @@ def test_a_configured_stack_and_stored_login_take_a_whole_round_trip_without_url
     listed = json.loads(threads.stdout)
     owned = local_stack.api("GET", "/threads", local_stack.token(sub)).json()["items"]
     assert [t["id"] for t in listed] == [t["id"] for t in owned] and len(owned) == 1
+
+
+@pytest.mark.parametrize("command", ["threads", "files", "usage", "models"])
+def test_a_listing_in_a_shell_pipeline_whose_reader_stops_ends_quietly(local_stack, sub, tmp_path, command):
+    # Given: something to list
+    token = local_stack.token(sub)
+    assert local_stack.api("POST", "/threads", token, json={"title": "piped"}).status_code == 201
+    errors = tmp_path / "stderr.txt"
+    # When: its reader is gone before it writes (`| true`; `| head -1` once the line is read)
+    line = (
+        f"{sys.executable} -m agentfiles_cli.cli {command} --url {local_stack.base_url} --sub {sub}"
+        f" 2>{errors} | true"
+    )
+    subprocess.run(["bash", "-c", line], timeout=120, check=True)
+    # Then: no traceback, no "Exception ignored ... BrokenPipeError", nothing at all on stderr
+    assert errors.read_text() == ""

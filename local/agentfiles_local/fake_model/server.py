@@ -61,10 +61,14 @@ class FakeModel:
         *,
         chunk_delay_s: float = 0.0,
         word_count: int | None = None,
+        fetch_from: Iterable[str] = (),
         refuse: Iterable[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        # The only origins image URLs are downloaded from (the local stack's S3): any
+        # other URL is refused without a request, so the model probes nothing.
+        self.fetch_from: tuple[str, ...] = tuple(fetch_from)
         self.chunk_delay_s = chunk_delay_s
         self.word_count = word_count
         # The kinds of part this model refuses, as a model without them does (see
@@ -244,6 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
+            refusal = self._from_a_browser()
+            if refusal:
+                self.close_connection = True
+                raise ModelError(403, refusal, code="cross_site_request")
             body = self._read_body()
             path = urlsplit(self.path).path.rstrip("/") or "/"
             self._route(method, path, body)
@@ -254,6 +262,22 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # the server thread must survive anything a request does
             logger.exception("fake model: unexpected error on %s %s", method, self.path)
             self._send_error(_internal(error))
+
+    def _from_a_browser(self) -> str | None:
+        """Why a request must be refused: the model (and its fault controls) are for the
+        stack's processes and loopback tools, never for a web page. A browser says where a
+        request comes from (`Origin`, `Sec-Fetch-Site`); a name rebound to 127.0.0.1 shows
+        in `Host`."""
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").lower()
+        if host and host not in {f"127.0.0.1:{port}", f"localhost:{port}"}:
+            return f"Host {host!r} is not this model"
+        if self.headers.get("Origin") is not None:
+            return "web pages may not call the fake model"
+        fetch_site = (self.headers.get("Sec-Fetch-Site") or "none").lower()
+        if fetch_site != "none":
+            return f"{fetch_site} requests may not call the fake model"
+        return None
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         model = self.server.model
@@ -354,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         refused = refusal(conversation, self.server.model.refuse)
         if refused is not None:
             raise refused
-        look(conversation, seen)
+        look(conversation, seen, self.server.model.fetch_from)
         call["saw"] = [item.to_dict() for item in seen]
 
         model = self.server.model
