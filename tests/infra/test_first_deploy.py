@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from agentfiles import topology
 from infra.config import ConfigError, DeploymentConfig, cdk_json_context
 from infra.stack import AgentFilesStack, new_app
-from tests.infra.synthesis import PROD_CONTEXT, Synthesized
+from tests.infra.synthesis import PROD_CONTEXT, Synthesized, _values
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,16 @@ def warning_level(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 
 def _function_id(synthesized: Synthesized, function_name: Any) -> str:
-    """The function a rendered `FunctionName` or target `Arn` names (a Ref, an Arn, or its alias)."""
-    if "Ref" in function_name:
-        return function_name["Ref"]
+    """The function a rendered `FunctionName` or target `Arn` names (a Ref, an Arn, or its
+    alias's ARN, which is built from the function's Ref)."""
     if "Fn::GetAtt" in function_name:
         return function_name["Fn::GetAtt"][0]
-    (ref,) = [
-        part["Ref"] for part in function_name["Fn::Join"][1] if isinstance(part, dict) and "Ref" in part
-    ]
+    resources = synthesized.data["Resources"]
+    refs = {value["Ref"] for value in _values(function_name) if isinstance(value, dict) and "Ref" in value}
+    (ref,) = {ref for ref in refs if ref in resources}
+    if resources[ref]["Type"] == "AWS::Lambda::Alias":
+        return _function_id(synthesized, resources[ref]["Properties"]["FunctionName"])
+    assert resources[ref]["Type"] == "AWS::Lambda::Function", ref
     return ref
 
 
