@@ -43,6 +43,18 @@ test: $(STAMP) browser-deps $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# After an API change: the TypeScript client's OpenAPI document, types and compiled module
+# again (tests/e2e/test_typescript_client.py fails until they match what the API serves).
+# The document is the API function's own; the names it needs at init are placeholders.
+OPENAPI_ENV := TABLE_NAME=- BUCKET_NAME=- GENERATIONS_QUEUE_URL=- GENERATIONS_DLQ_URL=- \
+  MAINTENANCE_QUEUE_URL=- AWS_DEFAULT_REGION=us-east-1
+.PHONY: client
+client: $(STAMP)
+	cd clients/typescript && npm ci --no-audit --no-fund
+	$(OPENAPI_ENV) $(BIN)/python -c 'import json; from functions.api.handler import openapi_schema; \
+	  print(json.dumps(json.loads(openapi_schema()), indent=2))' > clients/typescript/openapi.json
+	cd clients/typescript && npm run types && npm run build
+
 # Debian's Chromium for the browser tests (Playwright's own download does not work offline).
 browser-deps:
 	@command -v chromium >/dev/null || { \

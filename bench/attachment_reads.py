@@ -1,15 +1,18 @@
 """Bytes read from S3 per reply, 20-message thread, five attachments: originals vs derived objects.
 
 One thread of ten questions, each answered (20 messages, all in every reply's history),
-whose user messages 1, 2, 3, 5 and 7 bring an attachment each: a 12 MP photo, a PDF of
-twelve pages of text and eight of pictures, a scanned receipt, the twelve-page pdfLaTeX
-report and a 1600x1200 screenshot-like PNG. The same thread is answered twice in the
-same run, by the real generate function on moto against the built-in fake model:
+whose user messages 1, 2, 3, 5 and 7 bring an attachment each: a 12 MP iPhone photo as
+the phone saves a JPEG (made from `tests/fixtures/images/iphone-arrow.heic`, as `bench
+images` makes it), a PDF of the twelve-page pdfLaTeX report and eight pages of that
+photo, a scanned receipt, the report itself and a 1600x1200 PNG that does not compress.
+The same thread is answered twice in the same run, by the real generate function on
+moto against the built-in fake model:
 
 - before: the files as they were stored before derived objects existed (no `derived`
   on their rows), so every reply reads every original, as every reply did;
-- after: the same files with the derived objects the upload check makes (each image's
-  copy for the default geometry, 2048 then 768 on the short side; each PDF's text).
+- after: the same files with the derived objects the upload check makes
+  (`logic.derivation`: each image's copy for the default geometry, 2048 then 768 on the
+  short side, and its thumbnail; each PDF's text).
 
 `URL_MODE=inline` (the worker reads every image itself, the worst case for reads; with
 presigned or public URLs it reads no image at all, it only signs). The model reads files
@@ -20,7 +23,6 @@ its text. S3 GETs and their bytes are counted by `harness.calls`.
 from __future__ import annotations
 
 import io
-import random
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,7 +30,6 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from agentfiles import model_client
-from agentfiles.models.files import TEXT
 from agentfiles_local.fake_model import FakeModel
 from harness import samples, stored_files
 from harness.aws import LocalAws, local_aws
@@ -45,16 +46,28 @@ ATTACHED_AT = {
 MIB = 1024 * 1024
 
 
-def _photo(width: int = 4032, height: int = 3024) -> bytes:
-    """A 12 MP JPEG that compresses like a phone photo: smooth shapes under sensor noise."""
-    rng = random.Random(7)
-    small = Image.frombytes("RGB", (63, 47), bytes(rng.randrange(256) for _ in range(63 * 47 * 3)))
-    image = small.resize((width, height), Image.Resampling.BICUBIC)
-    noise = Image.effect_noise((width, height), 24).convert("RGB")
-    image = Image.blend(image, noise, 0.12)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+def _iphone_photo() -> Image.Image:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    return Image.open(io.BytesIO(stored_files.fixture("images/iphone-arrow.heic")))
+
+
+def _phone_jpeg() -> bytes:
+    """The 12 MP photo as the phone saves a JPEG: quality 92, its EXIF and profile."""
+    with _iphone_photo() as photo:
+        out = io.BytesIO()
+        photo.save(out, "JPEG", quality=92, exif=photo.info["exif"], icc_profile=photo.info["icc_profile"])
+    return out.getvalue()
+
+
+def _photos(count: int) -> list[Image.Image]:
+    """Pages that are photos: the 12 MP photo, cut in strips."""
+    with _iphone_photo() as photo:
+        rgb = photo.convert("RGB")
+    width, height = rgb.size
+    strips = [(0, index * height // count, width, (index + 1) * height // count) for index in range(count)]
+    return [rgb.crop(strip).resize((1240, 1754)) for strip in strips]
 
 
 def _report_with_photos(report: bytes) -> bytes:
@@ -63,8 +76,8 @@ def _report_with_photos(report: bytes) -> bytes:
     for page in PdfReader(io.BytesIO(report)).pages:
         writer.add_page(page)
     pictures = io.BytesIO()
-    pages = [Image.open(io.BytesIO(_photo(1240, 1754))) for _ in range(8)]
-    pages[0].save(pictures, format="PDF", save_all=True, append_images=pages[1:], resolution=150)
+    pages = _photos(8)
+    pages[0].save(pictures, format="PDF", save_all=True, append_images=pages[1:], resolution=150, quality=90)
     for page in PdfReader(io.BytesIO(pictures.getvalue())).pages:
         writer.add_page(page)
     out = io.BytesIO()
@@ -73,29 +86,23 @@ def _report_with_photos(report: bytes) -> bytes:
 
 
 def _sources() -> dict[str, tuple[bytes, str]]:
-    report = stored_files.fixture("report.pdf")
+    report = stored_files.fixture("documents/report.pdf")
     return {
-        "photo.jpg": (_photo(), "image/jpeg"),
+        "photo.jpg": (_phone_jpeg(), "image/jpeg"),
         "report-with-photos.pdf": (_report_with_photos(report), "application/pdf"),
-        "receipt.jpg": (stored_files.fixture("sources/receipt.jpg"), "image/jpeg"),
+        "receipt.jpg": (stored_files.fixture("documents/sources/receipt.jpg"), "image/jpeg"),
         "report.pdf": (report, "application/pdf"),
         "screen.png": (samples.noisy_png(1600, 1200), "image/png"),
     }
 
 
 def _stored(aws: LocalAws, sources: dict[str, tuple[bytes, str]], derived: bool) -> dict[str, str]:
-    """Each source as a ready file, with its derived objects or without; name -> id."""
-    ids = {}
-    for name, (data, media_type) in sources.items():
-        if media_type.startswith("image/"):
-            record = stored_files.image(
-                aws, data, media_type, name, geometry=stored_files.DEFAULT_GEOMETRY if derived else None
-            )
-        else:
-            record = stored_files.document(aws, name, media_type, with_text=derived, data=data)
-        ids[name] = record.id
-        assert (TEXT in record.derived or media_type.startswith("image/")) or not derived
-    return ids
+    """Each source as a ready file, with what the upload check makes from it or as a
+    file from before; name -> id."""
+    return {
+        name: stored_files.stored_file(aws, data, media_type, name, derived=derived).id
+        for name, (data, media_type) in sources.items()
+    }
 
 
 @dataclass

@@ -15,7 +15,8 @@ geometry (2048, 768), the default.
   Pillow and pillow-heif, reads a 50 MP image (8640 x 5760, the default limit) and checks
   it; the figure is the process's peak resident memory (`VmHWM`, reset after the file is
   read: `getrusage`'s `ru_maxrss` would start at the high-water mark of the process that
-  forked it), which is what the upload check's Lambda memory must hold. "+ unbounded" adds a copy
+  forked it), which is what the upload check's Lambda memory must hold; the check's CPU
+  time is printed beside it (what the function's timeout must allow, per record). "+ unbounded" adds a copy
   for a model configured without a size bound, the worst an operator can ask for.
 - Import: the module alone, and with Pillow and pillow-heif (a first image), in fresh
   interpreters, CPU time medians.
@@ -125,7 +126,7 @@ def _time() -> None:
 
 
 _PEAK = """
-import json
+import json, time
 from PIL import Image
 import pillow_heif
 from agentfiles.media.images import check_image
@@ -137,8 +138,9 @@ data = open({path!r}, "rb").read()
 held = peak()
 with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # the high-water mark starts again from what is resident now
+started = time.process_time()
 checked = check_image(data, {media_type!r}, geometries={geometries!r})
-print(json.dumps([loaded, held, peak(), len(data)]))
+print(json.dumps([loaded, held, peak(), len(data), time.process_time() - started]))
 """
 
 
@@ -169,11 +171,11 @@ def _memory() -> None:
                 if probe.returncode != 0:
                     print(f"   {label} {case}: failed: {probe.stderr.strip().splitlines()[-1]}")
                     continue
-                loaded, held, peak, size = json.loads(probe.stdout)
+                loaded, held, peak, size, cpu = json.loads(probe.stdout)
                 print(
                     f"   {label:4s} {size / MIB:5.1f} MiB file, {case:11s}: peak {peak / MIB:6.0f} MiB "
                     f"(libraries loaded {loaded / MIB:3.0f} MiB, file read {held / MIB:4.0f} MiB, "
-                    f"the check adds {(peak - held) / MIB:4.0f} MiB)"
+                    f"the check adds {(peak - held) / MIB:4.0f} MiB); {cpu:.1f} s CPU"
                 )
 
 

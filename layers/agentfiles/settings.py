@@ -114,7 +114,8 @@ class Settings(BaseModel):
     stream_retention_seconds: int = Field(3600, alias="STREAM_RETENTION_SECONDS", ge=60)
     websocket_callback_url: str | None = Field(None, alias="WEBSOCKET_CALLBACK_URL")
     # The WebSocket $connect authorizer checks tokens as the HTTP API's JWT authorizer does:
-    # this issuer (its keys at JWKS_URL, by default {issuer}/.well-known/jwks.json) and audiences.
+    # this issuer (its keys at JWKS_URL, by default the jwks_uri of its OpenID discovery
+    # document, {issuer}/.well-known/openid-configuration) and audiences.
     jwt_issuer: str | None = Field(None, alias="JWT_ISSUER")
     jwt_audience: tuple[str, ...] = Field((), alias="JWT_AUDIENCE")
     jwks_url: str | None = Field(None, alias="JWKS_URL")

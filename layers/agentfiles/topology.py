@@ -128,9 +128,10 @@ class QueueSpec:
 
     @property
     def visibility_timeout_seconds(self) -> int:
-        # AWS advises at least six times the consumer's timeout, so a batch that is
-        # still running is never handed to a second consumer.
-        return 6 * FUNCTIONS[self.consumer].timeout_seconds
+        # AWS advises at least six times the consumer's timeout plus the batching window
+        # (a message waits in the poller for the window before its batch is invoked), so
+        # a batch that is still running is never handed to a second consumer.
+        return 6 * FUNCTIONS[self.consumer].timeout_seconds + self.batching_window_seconds
 
 
 QUEUES: dict[str, QueueSpec] = {

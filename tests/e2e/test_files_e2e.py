@@ -41,12 +41,13 @@ def new_user(local_stack: LocalStackProcess, name: str) -> User:
     return User(sub, local_stack.token(sub))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def alice(local_stack: LocalStackProcess) -> User:
+    """An owner of each test's own: what one test stores cannot meet another's."""
     return new_user(local_stack, "alice")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ready_png(local_stack: LocalStackProcess, alice: User) -> dict[str, Any]:
     """Alice's PNG, uploaded through its presigned URL and checked by the trigger."""
     data = png_bytes()

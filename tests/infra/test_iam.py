@@ -109,6 +109,13 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
     for grant in permissions.PERMISSIONS[name]:
         for action in grant.actions:
             grants[action] |= {_resource(synthesized, resource) for resource in grant.resources}
+    if name == "vacuum":
+        # Its on-failure destination: Lambda sends a failed asynchronous run there as the function.
+        failed_runs = f"{synthesized.logical_id(stack.schedule.failed_runs)}.Arn"
+        for action in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"):
+            grants[action].add(failed_runs)
+    if topology.FUNCTIONS[name].needs_model and stack.config.secret_kms_key_arn:
+        grants["kms:Decrypt"].add(stack.config.secret_kms_key_arn)
     return dict(grants)
 
 

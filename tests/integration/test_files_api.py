@@ -141,7 +141,9 @@ def test_small_upload_of_known_content_is_deduplicated(aws):
     )
     assert second.status == 200 and second.body["deduplicated"] is True
     assert second.body["file"]["id"] == first.body["file"]["id"]
-    assert len(aws.object_keys()) == 1
+    assert [key for key in aws.object_keys() if key.startswith("files/")] == [
+        f"files/alice/{first.body['file']['id']}"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ the built-in fake model over HTTP, told to refuse `file` parts (as vLLM does) or
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -12,7 +13,7 @@ import pytest
 
 from agentfiles.models.files import TEXT
 from agentfiles.settings import get_settings
-from harness import stored_files
+from harness import samples, stored_files
 from harness.calls import count_calls
 from harness.stored_files import DEFAULT_GEOMETRY
 
@@ -58,6 +59,17 @@ def _texts(call) -> list[str]:
 
 def _types(call) -> list[str]:
     return [p["type"] for m in call["sent"] if isinstance(m["content"], list) for p in m["content"]]
+
+
+def _receipt(aws, *, derived: bool = True):
+    """A real JPEG, a scanned receipt of 827x1169, as a ready file."""
+    return stored_files.stored_file(
+        aws,
+        stored_files.fixture("documents/sources/receipt.jpg"),
+        "image/jpeg",
+        "receipt.jpg",
+        derived=derived,
+    )
 
 
 def _message_row(aws, thread, message_id):
@@ -138,7 +150,7 @@ def test_a_pdf_from_before_text_extraction_is_named_to_a_model_that_cannot_read_
 ):
     # Given a PDF with no extracted text (stored before extraction existed)
     _capabilities(monkeypatch, images=True, files=False)
-    old = stored_files.document(worker, "report.pdf", "application/pdf", with_text=False)
+    old = stored_files.document(worker, "report.pdf", "application/pdf", derived=False)
     thread, _, reply_id = _ask(worker, [{"type": "file", "fileId": old.id}])
     # When the reply is made
     with count_calls() as calls:
@@ -193,6 +205,20 @@ def test_a_model_that_reads_files_gets_the_pdf_being_asked_about_and_its_text_in
     assert later.read_keys() == [report.derived[TEXT].key]
 
 
+def test_a_scan_keeps_going_as_a_file_part_in_later_turns_to_a_model_that_reads_files(worker, model):
+    # Given a scanned PDF (its text says only that it has none), asked about first
+    scan = stored_files.document(worker, "scan.pdf", "application/pdf")
+    thread, _, _ = _ask(worker, [{"type": "file", "fileId": scan.id}])
+    worker.deliver("generations")
+    # When a later message is answered
+    _ask(worker, "what was the total?", thread)
+    with count_calls() as later:
+        worker.deliver("generations")
+    # Then the scan went again as its pages, told from its small stored text
+    assert 'file 1: PDF "scan.pdf" with 1 page(s)' in model.calls[1]["reply"]
+    assert later.read_keys() == [scan.derived[TEXT].key, scan.s3_key]
+
+
 # ---- images ----------------------------------------------------------------------------
 
 
@@ -200,9 +226,7 @@ def test_a_model_that_cannot_see_images_gets_a_placeholder_and_the_reply_succeed
     # Given a model that cannot see images (and would refuse one), and a real JPEG
     _capabilities(monkeypatch, images=False, files=True)
     model.configure(refuse=["image"])
-    receipt = stored_files.image(
-        worker, stored_files.fixture("sources/receipt.jpg"), "image/jpeg", "receipt.jpg"
-    )
+    receipt = _receipt(worker)
     thread, _, reply_id = _ask(
         worker, [{"type": "text", "text": "what is this?"}, {"type": "image", "fileId": receipt.id}]
     )
@@ -220,11 +244,32 @@ def test_a_model_that_cannot_see_images_gets_a_placeholder_and_the_reply_succeed
     assert "this model cannot see images" in reply["content"][0]["text"]
 
 
+def test_inline_image_data_and_external_image_urls_are_named_to_a_model_that_cannot_see(
+    worker, model, monkeypatch
+):
+    # Given a model without images, and a message with an inline PNG and an image URL
+    _capabilities(monkeypatch, images=False, files=True)
+    model.configure(refuse=["image"])
+    data = base64.b64encode(samples.png(5, 4)).decode()
+    thread, _, reply_id = _ask(
+        worker,
+        [
+            {"type": "image", "data": data, "mediaType": "image/png"},
+            {"type": "image", "url": "https://example.com/cat.png"},
+        ],
+    )
+    # When the reply is made / Then neither was sent, each was named, and it succeeded
+    worker.deliver("generations")
+    assert [p["text"] for p in _sent_last(model.calls[0])] == [
+        "[image inline: this model cannot see images]",
+        "[image https://example.com/cat.png: this model cannot see images]",
+    ]
+    assert _reply(worker, thread, reply_id)["status"] == "success"
+
+
 def test_in_inline_mode_the_model_gets_the_images_model_copy_and_the_original_is_not_read(worker, model):
     # Given a real 827x1169 JPEG with its copy for the default geometry (768 short side)
-    receipt = stored_files.image(
-        worker, stored_files.fixture("sources/receipt.jpg"), "image/jpeg", "receipt.jpg"
-    )
+    receipt = _receipt(worker)
     copy = receipt.derived[DEFAULT_GEOMETRY.derived_name]
     thread, _, reply_id = _ask(worker, [{"type": "image", "fileId": receipt.id}])
     # When the reply is made
@@ -237,39 +282,42 @@ def test_in_inline_mode_the_model_gets_the_images_model_copy_and_the_original_is
 
 
 def test_a_model_of_another_geometry_gets_its_own_copy(worker, model, monkeypatch):
-    # Given a model whose images are fitted to 512 on the short side, and an image with
-    # copies for both geometries
-    from agentfiles.logic.catalog import Geometry
-
-    small = Geometry(1024, 512)
+    # Given a second model whose images are fitted to 512 on the short side, so that the
+    # check made a copy of the image for each geometry
+    _setting(monkeypatch, "MODELS", "small-model")
     _setting(
         monkeypatch,
         "MODEL_CAPABILITIES",
-        json.dumps({MODEL: {"maxImageSide": 1024, "maxImageShortSide": 512}}),
+        json.dumps({"small-model": {"maxImageSide": 1024, "maxImageShortSide": 512}}),
     )
-    original = stored_files.fixture("sources/receipt.jpg")
-    copies = {
-        name: (stored_files.model_copy(original, geometry)[0], "image/jpeg")
-        for geometry in (DEFAULT_GEOMETRY, small)
-        for name in (geometry.derived_name,)
-    }
-    receipt = stored_files.stored_file(worker, original, "image/jpeg", "receipt.jpg", derived=copies)
-    _ask(worker, [{"type": "image", "fileId": receipt.id}])
-    # When the reply is made / Then the model saw the copy of its own geometry
+    receipt = _receipt(worker)
+    assert set(receipt.derived) == {"thumbnail", "model-2048x768", "model-1024x512"}
+    # When each model is asked about it
+    _ask(worker, [{"type": "image", "fileId": receipt.id}], model="small-model")
     worker.deliver("generations")
+    _ask(worker, [{"type": "image", "fileId": receipt.id}])
+    worker.deliver("generations")
+    # Then each saw the copy of its own geometry
     assert "image 1: JPEG 512x724" in model.calls[0]["reply"]
+    assert "image 1: JPEG 768x1086" in model.calls[1]["reply"]
 
 
 def test_an_image_from_before_model_copies_goes_as_its_original(worker, model):
-    # Given an image with no model copy (stored before copies were made)
-    original = stored_files.fixture("sources/receipt.jpg")
-    receipt = stored_files.image(worker, original, "image/jpeg", "receipt.jpg", geometry=None)
-    _ask(worker, [{"type": "image", "fileId": receipt.id}])
-    # When the reply is made / Then the model got the original, read once
+    # Given a phone photo stored on its side (EXIF orientation 6), once as a file from
+    # before model copies, once with the copy the check makes
+    sideways = stored_files.fixture("images/sideways.jpg")
+    old = stored_files.stored_file(worker, sideways, "image/jpeg", "old.jpg", derived=False)
+    new = stored_files.stored_file(worker, sideways, "image/jpeg", "new.jpg")
+    # When each is asked about
     with count_calls() as calls:
-        worker.deliver("generations")
-    assert "image 1: JPEG 827x1169" in model.calls[0]["reply"]
-    assert calls.read_keys() == [receipt.s3_key]
+        for file in (old, new):
+            _ask(worker, [{"type": "image", "fileId": file.id}])
+            worker.deliver("generations")
+    # Then the old one went as its original, pixels on their side; the new one as its
+    # copy, upright; each read once
+    assert "image 1: JPEG 600x450" in model.calls[0]["reply"]
+    assert "image 1: JPEG 450x600" in model.calls[1]["reply"]
+    assert calls.read_keys() == [old.s3_key, new.derived[DEFAULT_GEOMETRY.derived_name].key]
 
 
 @pytest.mark.parametrize("mode", ["presigned", "public"])
@@ -277,9 +325,7 @@ def test_every_url_mode_points_the_model_at_the_copy(worker, model, monkeypatch,
     # Given URL_MODE presigned or public, and an image with its model copy
     _setting(monkeypatch, "URL_MODE", mode)
     _setting(monkeypatch, "PUBLIC_BASE_URL", "https://cdn.example.com")
-    receipt = stored_files.image(
-        worker, stored_files.fixture("sources/receipt.jpg"), "image/jpeg", "receipt.jpg"
-    )
+    receipt = _receipt(worker)
     copy_key = receipt.derived[DEFAULT_GEOMETRY.derived_name].key
     _ask(worker, [{"type": "image", "fileId": receipt.id}])
     # When the reply is made (the model here cannot fetch either URL, so the reply fails)
@@ -300,7 +346,7 @@ def test_every_url_mode_points_the_model_at_the_copy(worker, model, monkeypatch,
 def test_a_refused_file_part_is_retried_at_once_without_it_and_left_out_of_later_calls(worker, model):
     # Given a model said to read files that refuses `file` parts as vLLM does
     model.configure(refuse=["file"])
-    report = stored_files.document(worker, "report.pdf", "application/pdf", with_text=False)
+    report = stored_files.document(worker, "report.pdf", "application/pdf", derived=False)
     thread, message_id, reply_id = _ask(
         worker, [{"type": "text", "text": "summarise"}, {"type": "file", "fileId": report.id}]
     )
@@ -329,10 +375,8 @@ def test_a_refused_file_part_is_retried_at_once_without_it_and_left_out_of_later
 def test_a_reply_refused_twice_fails_attachment_refused_and_the_next_text_message_is_answered(worker, model):
     # Given a text-only server (no file parts, no images) and a message with a PDF and an image
     model.configure(refuse=["file", "image"])
-    report = stored_files.document(worker, "report.pdf", "application/pdf", with_text=False)
-    receipt = stored_files.image(
-        worker, stored_files.fixture("sources/receipt.jpg"), "image/jpeg", "receipt.jpg"
-    )
+    report = stored_files.document(worker, "report.pdf", "application/pdf", derived=False)
+    receipt = _receipt(worker)
     thread, message_id, reply_id = _ask(
         worker,
         [
@@ -342,10 +386,15 @@ def test_a_reply_refused_twice_fails_attachment_refused_and_the_next_text_messag
         ],
     )
     # When the reply is made
-    assert worker.deliver("generations") == {"batchItemFailures": []}
+    with count_calls() as calls:
+        assert worker.deliver("generations") == {"batchItemFailures": []}
     # Then the file part was refused, the retry without it refused the image, and the
     # reply failed at once (no SQS retry) with attachment_refused naming the image
     assert [c["status"] for c in model.calls] == [400, 400]
+    # (the second try read nothing the first had read)
+    assert sorted(calls.read_keys()) == sorted(
+        [report.s3_key, receipt.derived[DEFAULT_GEOMETRY.derived_name].key]
+    )
     reply = _reply(worker, thread, reply_id)
     assert reply["status"] == "failed" and reply["error"]["code"] == "attachment_refused"
     assert "image 'receipt.jpg'" in reply["error"]["message"]
@@ -368,7 +417,7 @@ def test_a_part_refused_by_one_model_still_goes_to_another(worker, model, monkey
     # Given a PDF that the default model refused in a thread
     _setting(monkeypatch, "MODELS", "other-model")
     model.configure(refuse=["file"])
-    report = stored_files.document(worker, "report.pdf", "application/pdf", with_text=False)
+    report = stored_files.document(worker, "report.pdf", "application/pdf", derived=False)
     thread, _, _ = _ask(worker, [{"type": "file", "fileId": report.id}])
     worker.deliver("generations")
     # When the next message asks another model, which takes file parts
@@ -377,3 +426,17 @@ def test_a_part_refused_by_one_model_still_goes_to_another(worker, model, monkey
     worker.deliver("generations")
     # Then that model gets the PDF
     assert model.calls[-1]["model"] == "other-model" and "file" in _types(model.calls[-1])
+
+
+def test_a_refusal_is_not_written_to_a_message_deleted_meanwhile(aws):
+    # Given a message id that is not (or no longer) in the table
+    from agentfiles.data import message_rows
+
+    # When a refusal is remembered on it / Then nothing is written, and it says so
+    assert (
+        message_rows.mark_refused(
+            "alice", "01M8XDS5PPYRCC9XV0QDKB9QZB", "01M8XDS5RMNR97EKDJNHTK1DXA", {"1@m"}
+        )
+        is False
+    )
+    assert aws.dynamodb.scan(TableName=aws.resources.table_name)["Count"] == 0

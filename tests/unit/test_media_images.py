@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
+from agentfiles.logic.catalog import Geometry
 from agentfiles.media import images
 from agentfiles.media.images import (
     AVIF,
@@ -262,6 +263,14 @@ def test_each_geometry_gets_its_own_copy_and_equal_sizes_share_one():
     assert checked.derivatives["model-2048x768"] is checked.derivatives["model-1024x768"]
     for name, derived in checked.derivatives.items():
         assert opened(derived).size == sizes[name]
+
+
+def test_the_catalogs_geometries_name_the_copies_they_get():
+    # Given the geometries as the catalog gives them (`image_geometries()`)
+    geometries = [Geometry(2048, 768), Geometry(1568, None)]
+    # When a photo is checked for them / Then each copy is under its geometry's name
+    checked = check_image(fixture("iphone-pug.heic"), HEIC, geometries=geometries)
+    assert set(checked.derivatives) == {geometry.derived_name for geometry in geometries}
 
 
 def test_a_small_image_is_never_enlarged():

@@ -147,3 +147,18 @@ def test_a_400_about_an_attachment_is_read_as_a_refusal_of_its_kind_and_place(
 )
 def test_other_errors_are_not_refused_attachments(error):
     assert attachment_refusal(error) is None
+
+
+def test_a_refusal_that_names_no_kind_nor_part_is_about_every_attachment_of_the_call():
+    # Given a call that carried an image and a file, and a refusal that says neither
+    from agentfiles.logic.chat import refused_parts
+    from agentfiles.logic.prompt import Prompt, Sent
+    from agentfiles.model_client import Refusal
+
+    image, pdf = Sent((0, 1), "image", "a.png"), Sent((2, 0), "file", "b.pdf")
+    prompt = Prompt([], sent={(0, 1): image, (2, 0): pdf})
+    # When the refused parts are found / Then both are, and by kind or place only those
+    assert refused_parts(prompt, Refusal(None, None, False, "400: bad content type")) == [image, pdf]
+    assert refused_parts(prompt, Refusal("file", None, True, "400")) == [pdf]
+    assert refused_parts(prompt, Refusal("image", (2, 0), False, "400")) == [pdf]
+    assert refused_parts(prompt, Refusal("image", (0, 1), True, "400")) == [image]

@@ -103,9 +103,10 @@ def _open(job: GenerationJob, history: list[MessageRecord], model: str) -> tuple
     first was refused for attachments the error named by kind or place."""
     settings = get_settings()
     refused: set[PartAt] = set()
+    reads: dict[str, bytes] = {}  # what the first try read, the second does not read again
     calls = 0
     while True:
-        prompt = chat_messages(job.owner, history, model, frozenset(refused))
+        prompt = chat_messages(job.owner, history, model, frozenset(refused), reads)
         calls += 1
         try:
             stream = model_client().chat.completions.create(

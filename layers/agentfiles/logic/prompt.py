@@ -14,7 +14,8 @@ model can read (`catalog.capability`):
   within TEXT_ATTACHMENT_MAX_BYTES, its truncation named; a scan says it has no text
   layer). In the history (every message but the one being answered) a PDF with extracted
   text goes as that text to every model: its original is read for the message that
-  brought it, not again on every later turn.
+  brought it, not again on every later turn (but a scan, whose text says only that it
+  has none, keeps going as a `file` part to a model that reads files).
 - an Office file (DOCX, XLSX, PPTX) always goes as its extracted text.
 - a text file is read with one ranged GET of at most TEXT_ATTACHMENT_MAX_BYTES.
 - a part this model refused before (`MessageRecord.refused_parts`) is left out and named.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +101,7 @@ class Prompt:
     messages: list[dict[str, Any]]
     sent: dict[tuple[int, int], Sent] = field(default_factory=dict)
     omitted: dict[PartAt, str] = field(default_factory=dict)
+    reads: dict[str, bytes] = field(default_factory=dict)  # object key -> the bytes read
 
     def attachments(self, kind: Kind | None = None) -> list[Sent]:
         """What went in as an image or a file (of `kind`, when given), in request order."""
@@ -118,10 +121,15 @@ class _Reads:
 
 
 def chat_messages(
-    owner: str, history: list[MessageRecord], model: str, refused: frozenset[PartAt] = frozenset()
+    owner: str,
+    history: list[MessageRecord],
+    model: str,
+    refused: frozenset[PartAt] = frozenset(),
+    reads: dict[str, bytes] | None = None,
 ) -> Prompt:
     """The history (oldest first, the message being answered last) as `model` gets it.
-    `refused`: parts this reply already saw refused (its retry leaves them out too)."""
+    `refused`: parts this reply already saw refused (its retry leaves them out too);
+    `reads`: objects an earlier try of this reply read (`Prompt.reads`), not read again."""
     file_ids = [p.file_id for m in history for p in m.content if not isinstance(p, TextPart) and p.file_id]
     files = file_rows.batch_get(owner, file_ids) if file_ids else {}
     capability = catalog.capability(model)
@@ -129,6 +137,8 @@ def chat_messages(
     last = len(history) - 1
     forms: dict[PartAt, Form] = {}
     omitted: dict[PartAt, str] = {}
+    prompt = Prompt([], reads=reads if reads is not None else {})
+    objects = _Reads(prompt.reads)
     for at, message in enumerate(history):
         if message.role != "user":
             continue  # a reply's files are named in its text, never sent
@@ -136,17 +146,16 @@ def chat_messages(
         for index, part in enumerate(message.content):
             if isinstance(part, TextPart):
                 continue
-            form = form_of(part, files, capability, image_name, current=at == last)
+            form = form_of(part, files, capability, image_name, current=at == last, reads=objects)
             if index in refused_here or (at, index) in refused:
                 omitted[(at, index)] = REFUSED
             forms[(at, index)] = form
     omitted |= dict.fromkeys(left_out(forms, last, set(omitted)), BUDGET)
     if omitted:
         logger.info("attachments left out of the model call", extra={"omitted": len(omitted)})
-    prompt = Prompt([], omitted=omitted)
-    reads = _Reads()
+    prompt.omitted = omitted
     for at, message in enumerate(history):
-        prompt.messages.append(_chat_message(message, at, forms, prompt, reads, files))
+        prompt.messages.append(_chat_message(message, at, forms, prompt, objects, files))
     return prompt
 
 
@@ -175,6 +184,7 @@ def form_of(
     image_name: str,
     *,
     current: bool,
+    reads: _Reads | None = None,
 ) -> Form:
     """How `part` goes to a model of `capability` (`current`: it is in the message being
     answered). Raises when a file it names is not available."""
@@ -223,7 +233,9 @@ def form_of(
         return Form("image", "image", name, cost=size, key=key, length=size, media_type=copy_type)
     text = record.derived.get(TEXT)
     if media_type == PDF:
-        if capability.files and (current or text is None):
+        if capability.files and (current or text is None or _scanned(record, text, reads or _Reads())):
+            # A scan's text says only that it has none: a model that reads files gets the
+            # pages themselves, in the history too.
             return Form("pdf", "file", name, cost=record.size, key=record.s3_key, length=record.size)
         if text is None:
             return _no_text(name, "this model cannot read PDF files, and no text was extracted from it")
@@ -246,6 +258,24 @@ def form_of(
             total_size=record.size,
         )
     raise UnsupportedContent(f"{media_type} files cannot be given to the model")
+
+
+# A scan's stored text is its header line and, per page, a marker of about 40 bytes
+# (`[page 12: image only, no text layer]`): a text larger than this is not a scan's.
+_SCAN_BYTES_PER_PAGE = 64
+
+
+def _scanned(record: FileRecord, text: DerivedObject, reads: _Reads) -> bool:
+    """Whether a PDF is a scan (no text layer), told by its stored text's header; only a
+    text small enough to be a scan's is read to tell (all of it: a few hundred bytes),
+    and that read is the one the text would be sent from."""
+    if text.size > documents.STORED_HEADER_MAX_BYTES + _SCAN_BYTES_PER_PAGE * max(record.pages or 1, 1):
+        return False
+    stored = reads.content(text.key, text.size)
+    try:
+        return bool(json.loads(stored.partition(b"\n")[0]).get("scanned"))
+    except ValueError:
+        return False
 
 
 def _cannot_see(name: str) -> Form:

@@ -4,10 +4,11 @@ metadata, fitted to the geometry each model uses, with a small thumbnail.
 Bytes in, values out: nothing here touches AWS, the table or the settings; the caller
 passes the pixel limit and the geometries, and stores what `check_image` returns.
 
-- What is read: JPEG, PNG, WebP, GIF, TIFF and BMP with Pillow; HEIC/HEIF (what an iPhone
-  saves) and AVIF with pillow-heif, registered on first use. Neither library is imported
-  with this module: the functions that never see an image (the API's registration,
-  which only sniffs) load no Pillow and need no media layer.
+- What is read: JPEG, PNG, WebP, GIF, TIFF, BMP and AVIF with Pillow (its wheels carry
+  libavif); HEIC/HEIF (what an iPhone saves) with pillow-heif, registered on the first
+  one. Neither library is imported with this module (3 ms; Pillow and pillow-heif add
+  ~40 ms at the first image): a function that only sniffs loads no Pillow and needs no
+  media layer.
 - Bounded memory: the size an image declares is checked against `max_pixels` before a
   pixel is decoded (`probe_image`), and Pillow's own bomb guard is reported the same way.
   A JPEG that is shrunk a lot is decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
@@ -72,7 +73,7 @@ _FORMATS = {
     GIF: ("GIF",),
     HEIC: ("HEIF",),
     HEIF: ("HEIF",),
-    AVIF: ("AVIF", "HEIF"),
+    AVIF: ("AVIF",),
     TIFF: ("TIFF",),
     BMP: ("BMP",),
 }
@@ -90,6 +91,9 @@ _LABELS = {
 # What a lossless source may stay as when it is no larger than the JPEG (screenshots,
 # diagrams: text stays crisp); photographs become JPEG.
 _LOSSLESS_SOURCES = frozenset({PNG, GIF, BMP})
+# Above this a copy is only for a model without a size bound, and encoding it as PNG to
+# compare costs seconds (a 50 MP PNG: ~9 s of CPU): it is a JPEG.
+_PNG_TRIAL_PIXELS = 2048 * 2048
 
 
 class ImageRejected(Exception):
@@ -245,7 +249,7 @@ def _open(data: bytes, media_type: str, max_pixels: int) -> tuple[Image, int]:
     orientation; raises `ImageTooLarge` above `max_pixels`."""
     from PIL import Image
 
-    if media_type in (HEIC, HEIF) or (media_type == AVIF and not _pillow_reads_avif()):
+    if media_type in (HEIC, HEIF):
         _register_heif()
     label = _LABELS[media_type]
     try:
@@ -272,12 +276,6 @@ def _open(data: bytes, media_type: str, max_pixels: int) -> tuple[Image, int]:
     except Exception:
         orientation = 1  # an unreadable EXIF block is dropped like any other
     return image, orientation if orientation in _UPRIGHT else 1
-
-
-def _pillow_reads_avif() -> bool:
-    from PIL import features
-
-    return bool(features.check("avif"))
 
 
 def _reason(error: BaseException) -> str:
@@ -471,7 +469,7 @@ def _model_copy(image: Image, lossless: bool) -> tuple[Derived, Image]:
     if image.mode in ("RGBA", "LA"):
         image = image.convert(image.mode[:-1])  # an alpha channel that is opaque everywhere
     jpeg = _encoded(image, "JPEG", quality=MODEL_JPEG_QUALITY, optimize=True)
-    if lossless:
+    if lossless and image.width * image.height <= _PNG_TRIAL_PIXELS:
         png = _encoded(image, "PNG")
         if len(png) <= len(jpeg):
             return Derived(png, PNG, *image.size), image
