@@ -26,7 +26,7 @@ def _stop(stack: LocalStackProcess) -> str:
     return stack.output()
 
 
-SIGNED = ("url", "urlExpiresAt")
+SIGNED = ("url", "urlExpiresAt", "thumbnailUrl")  # presigned anew on every read
 
 
 def _unsigned(part: dict[str, Any]) -> dict[str, Any]:

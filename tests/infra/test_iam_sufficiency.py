@@ -255,6 +255,8 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
                 "LOCAL_CONCURRENCY": "1",
             }
         )
+        # The presigned URLs the model is given point at the stack's moto: its one origin.
+        model.fetch_from = (stack.health["awsEndpoint"],)
         try:
             secret_arn = stack.aws("secretsmanager").create_secret(
                 Name=SECRET_NAME, SecretString="local-key"

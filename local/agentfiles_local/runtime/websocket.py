@@ -307,7 +307,19 @@ class _CallbackHandler(BaseHTTPRequestHandler):
     def _gone(self) -> None:
         self._reply(410, {"message": None}, "GoneException")
 
+    def _from_a_browser(self) -> bool:
+        """On AWS only a SigV4-signed caller (the functions' role) reaches @connections;
+        here no web page may: a request that says where it comes from is a browser's."""
+        fetch_site = (self.headers.get("Sec-Fetch-Site") or "none").lower()
+        if self.headers.get("Origin") is None and fetch_site == "none":
+            return False
+        self.close_connection = True
+        self._reply(403, {"message": "Forbidden"}, "ForbiddenException")
+        return True
+
     def do_POST(self) -> None:
+        if self._from_a_browser():
+            return
         connection_id = self._connection_id()
         data = self.rfile.read(int(self.headers.get("content-length") or 0))
         if connection_id is None:
@@ -320,6 +332,8 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             self._gone()
 
     def do_GET(self) -> None:
+        if self._from_a_browser():
+            return
         connection_id = self._connection_id()
         described = self.server.gateway.describe(connection_id) if connection_id else None
         if described is None:
@@ -328,6 +342,8 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             self._reply(200, described)
 
     def do_DELETE(self) -> None:
+        if self._from_a_browser():
+            return
         connection_id = self._connection_id()
         if connection_id and self.server.gateway.disconnect(connection_id):
             self._reply(204)
