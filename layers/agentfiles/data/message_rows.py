@@ -4,7 +4,7 @@ with their reference counts."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agentfiles.data import keys, rates, refcounts, table
@@ -86,10 +86,17 @@ class Exchange:
     reply_sweep_at_ms: int | None = None
     # Generations the owner may ask for per rate window (the reply takes one).
     generations_per_window: int | None = None
+    # For a file that parts name with a type: the types its checked type must be among.
+    file_types: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 SaveFailure = Literal[
-    "idempotency_key_used", "thread_unavailable", "rate_limited", "file_unavailable", "conflict"
+    "idempotency_key_used",
+    "thread_unavailable",
+    "rate_limited",
+    "file_unavailable",
+    "file_type_mismatch",
+    "conflict",
 ]
 
 
@@ -98,6 +105,8 @@ class SaveRefused(DataError):
     reason: SaveFailure
     file_id: str | None = None
     file_status: str | None = None
+    # The file's checked type, when it is ready but not of the type its part says.
+    file_media_type: str | None = None
 
 
 def _idempotency_put(owner: str, thread_id: str, record: IdempotencyRecord) -> Put:
@@ -141,7 +150,7 @@ def _put_new(row: table.Row) -> Put:
 def save_exchange(exchange: Exchange) -> None:
     """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
     pending reply and +1 on the owner's rate window], and +1 on each distinct file the
-    message references."""
+    message references (ready, and of the type its parts say)."""
     message, reply, now = exchange.message, exchange.reply, exchange.now_ms
     writes: list[Write] = []
     if exchange.idempotency:
@@ -158,7 +167,7 @@ def save_exchange(exchange: Exchange) -> None:
         rate_index = len(writes)
         writes.append(rates.take(message.owner, now, exchange.generations_per_window))
     first_file = len(writes)
-    writes.extend(refcounts.take(message.owner, message.file_ids, now))
+    writes.extend(refcounts.take(message.owner, message.file_ids, now, exchange.file_types))
 
     try:
         table.transact(writes)
@@ -174,9 +183,12 @@ def save_exchange(exchange: Exchange) -> None:
         for offset, file_id in enumerate(dict.fromkeys(message.file_ids)):
             if cancelled.failed(first_file + offset):
                 old = cancelled.reasons[first_file + offset].item
-                raise SaveRefused(
-                    "file_unavailable", file_id, old.get("status") if old else None
-                ) from cancelled
+                status = old.get("status") if old else None
+                if old and status == "ready":
+                    raise SaveRefused(
+                        "file_type_mismatch", file_id, status, file_media_type=old.get("mediaType")
+                    ) from cancelled
+                raise SaveRefused("file_unavailable", file_id, status) from cancelled
         raise
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agentfiles.data import jobs, message_rows, rates
@@ -56,6 +56,8 @@ class Draft:
     request_hash: str
     job: Literal["chat", "image"] = "chat"
     image_size: str | None = None
+    # The types each file named by a part must have (`inline_parts.file_types`).
+    file_types: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None) -> Exchange:
@@ -100,7 +102,9 @@ def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str
             expires_at=now // 1000 + settings.idempotency_ttl_seconds,
         )
     sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
-    return Exchange(message, reply, now, idempotency, sweep_at, settings.generations_per_minute)
+    return Exchange(
+        message, reply, now, idempotency, sweep_at, settings.generations_per_minute, draft.file_types
+    )
 
 
 def save_message(
@@ -117,6 +121,7 @@ def save_message(
         generate=request.generate,
         model=request.model,
         request_hash=_request_hash(thread_id, request.model_dump(mode="json", by_alias=True)),
+        file_types=inline_parts.file_types(content),
     )
     return _save(owner, thread_id, draft, idempotency_key)
 
@@ -167,6 +172,12 @@ def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None)
 
 def _file_problem(refused: SaveRefused) -> Exception:
     details = {"fileId": refused.file_id}
+    if refused.reason == "file_type_mismatch":
+        return Unprocessable(
+            f"file {refused.file_id} is {refused.file_media_type}, not what its part says it is",
+            code="part_type_mismatch",
+            details={**details, "mediaType": refused.file_media_type},
+        )
     if refused.file_status is None:
         return NotFound(f"file {refused.file_id} not found", code="file_not_found", details=details)
     return Conflict(
