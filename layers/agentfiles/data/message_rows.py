@@ -143,13 +143,45 @@ def _thread_touch(owner: str, thread_id: str, now_ms: int) -> Update:
     )
 
 
+def live_row(reply: MessageRecord) -> table.Row:
+    """The marker of a reply being made (`keys.live_key`): written with the pending
+    reply, deleted in the write that ends it (or deletes it)."""
+    key = keys.live_key(reply.owner, reply.thread_id, reply.id)
+    return {"pk": key.pk, "sk": key.sk, "replyId": reply.id}
+
+
+def live_replies(owner: str, thread_id: str) -> list[str]:
+    """The replies of a thread that were being made when last written: one Query."""
+    page = table.query(keys.thread_pk(owner, thread_id), prefix=keys.live_prefix(), consistent=True)
+    return [str(row["replyId"]) for row in page.rows]
+
+
+def forget_live(owner: str, thread_id: str, reply_id: str) -> None:
+    """Remove a marker whose reply has ended or is gone."""
+    table.delete(keys.live_key(owner, thread_id, reply_id))
+
+
+def get_in_active_thread(owner: str, thread_id: str, message_id: str) -> MessageRecord | None:
+    """The message, or None when it or its thread is gone (a thread being deleted is
+    gone): one consistent BatchGetItem."""
+    message_key = keys.message_key(owner, thread_id, message_id)
+    message: MessageRecord | None = None
+    active = False
+    for row in table.batch_get([keys.thread_key(owner, thread_id), message_key], consistent=True):
+        if row["sk"] == message_key.sk:
+            message = table.record_of(MessageRecord, row)
+        else:
+            active = row.get("status") == "active"
+    return message if active else None
+
+
 def _put_new(row: table.Row) -> Put:
     return Put(row, when=cond("attribute_not_exists(#pk)"))
 
 
 def save_exchange(exchange: Exchange) -> None:
     """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
-    pending reply and +1 on the owner's rate window], and +1 on each distinct file the
+    pending reply, its marker and +1 on the owner's rate window], and +1 on each distinct file the
     message references (ready, and of the type its parts say)."""
     message, reply, now = exchange.message, exchange.reply, exchange.now_ms
     writes: list[Write] = []
@@ -162,6 +194,7 @@ def save_exchange(exchange: Exchange) -> None:
         sweep_at = exchange.reply_sweep_at_ms
         shard = keys.sweep_shard(keys.REPLY_SWEEP, reply.id) if sweep_at is not None else None
         writes.append(_put_new(message_row(reply, sweepShard=shard, sweepAt=sweep_at)))
+        writes.append(Put(live_row(reply)))
     rate_index = None
     if reply and exchange.generations_per_window is not None:
         rate_index = len(writes)
@@ -208,10 +241,11 @@ def _delete_message(record: MessageRecord) -> Delete:
 def delete_message(record: MessageRecord, now_ms: int) -> bool:
     """ONE transaction: the delete and -1 on each file it referenced. Returns False
     when the message changed or vanished since it was read."""
+    writes: list[Write] = [_delete_message(record)]
+    if record.role == "assistant":
+        writes.append(Delete(keys.live_key(record.owner, record.thread_id, record.id)))
     try:
-        table.transact(
-            [_delete_message(record), *refcounts.release(record.owner, Counter(record.file_ids), now_ms)]
-        )
+        table.transact([*writes, *refcounts.release(record.owner, Counter(record.file_ids), now_ms)])
     except TransactionCancelled as cancelled:
         if cancelled.failed(0) or cancelled.conflicted():
             return False

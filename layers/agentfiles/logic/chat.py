@@ -4,12 +4,10 @@ most one delta row per flush interval) and written whole to the reply row when i
 
 from __future__ import annotations
 
-import time
-
 from agentfiles.data import message_rows, reply_rows
 from agentfiles.data.reply_rows import Lease
 from agentfiles.logic import live, push
-from agentfiles.logic.live import LeaseLost, StreamWriter
+from agentfiles.logic.live import Heartbeat, LeaseLost, StreamWriter
 from agentfiles.logic.prompt import UnsupportedContent, chat_messages
 from agentfiles.model_client import model_client
 from agentfiles.models.common import now_ms
@@ -19,7 +17,11 @@ from agentfiles.models.messages import MessageRecord, Usage
 from agentfiles.settings import get_settings
 
 
-def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter) -> Outcome:
+def answer(
+    job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter, heartbeat: Heartbeat
+) -> Outcome:
+    """The heartbeat is kept on every chunk (it writes once per half beat at most), so
+    the lease runs out only when this worker stops being heard from."""
     settings = get_settings()
     history = [
         m
@@ -30,6 +32,7 @@ def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Strea
         raise UnsupportedContent("the message this reply answers was deleted")
     messages = chat_messages(job.owner, history)
     model = reply.model or settings.model
+    heartbeat.keep()
 
     stream = model_client().chat.completions.create(
         model=model,
@@ -43,14 +46,16 @@ def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Strea
     pending_chars = text_chars = text_bytes = 0
     usage: Usage | None = None
     finish_reason: str | None = None
-    flush_every = settings.stream_flush_ms / 1000
-    last_flush = time.monotonic()
+    flush_every = settings.stream_flush_ms
+    clock = heartbeat.clock
+    last_flush = clock()
     chunks = 0
     full = False
     stopped: DeltaRecord | None = None
     try:
         for chunk in stream:
             chunks += 1
+            heartbeat.keep()
             if chunk.usage:
                 usage = Usage(
                     prompt_tokens=chunk.usage.prompt_tokens,
@@ -71,11 +76,11 @@ def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Strea
             if full:
                 # As much as the reply can hold: stop reading (and paying for) the rest.
                 break
-            due = time.monotonic() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
+            due = clock() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
             if pending and due:
                 # At most one write per flush interval, however many chunks arrive.
                 writer.flush("".join(pending))
-                pending, pending_chars, last_flush = [], 0, time.monotonic()
+                pending, pending_chars, last_flush = [], 0, clock()
     except live.Stopped as stop:
         stopped = stop.end
     finally:
