@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agentfiles.data import keys, rates, refcounts, table
-from agentfiles.data.errors import DataError, TransactionCancelled
+from agentfiles.data import keys, rates, refcounts, table, usage_rows
+from agentfiles.data.errors import Contention, DataError, QuotaExceeded, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, Write, cond
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord
@@ -16,6 +16,7 @@ from agentfiles.models.messages import MessageRecord
 from agentfiles.models.threads import ThreadRecord
 
 MAX_TRANSACTION_ITEMS = 100
+_QUOTA_ATTEMPTS = 3
 
 
 def message_row(record: MessageRecord, **extra: object) -> table.Row:
@@ -181,8 +182,33 @@ def _put_new(row: table.Row) -> Put:
 
 def save_exchange(exchange: Exchange) -> None:
     """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
-    pending reply, its marker and +1 on the owner's rate window], and +1 on each distinct file the
-    message references (ready, and of the type its parts say)."""
+    pending reply, its marker and +1 on the owner's rate window], +1 on each distinct
+    file the message references (ready, and of the type its parts say), and the
+    message's bytes on the owner's storage, within the quota. Assumed first: the default
+    quota; a refusal shows the usage row as it was, and the save is tried again under an
+    operator's override it holds. `QuotaExceeded` when the quota leaves no room."""
+    quota = usage_rows.default_quota()
+    for _ in range(_QUOTA_ATTEMPTS):
+        refused = _save_under(exchange, quota)
+        if refused is None:
+            return
+        in_force = usage_rows.quota_of(refused)
+        if in_force == quota:
+            size = exchange.message.stored_bytes or 0
+            raise QuotaExceeded(
+                size=size,
+                used_bytes=int(refused.get("bytes", 0)),
+                used_files=int(refused.get("files", 0)),
+                quota_bytes=quota.bytes,
+                quota_files=quota.files,
+            )
+        quota = in_force
+    raise Contention("the owner's quota kept changing while the message was saved")
+
+
+def _save_under(exchange: Exchange, quota: usage_rows.Quota) -> table.Row | None:
+    """The save's transaction under `quota`. None when saved; the usage row as it was
+    when the quota refused it (an empty row when there was none)."""
     message, reply, now = exchange.message, exchange.reply, exchange.now_ms
     writes: list[Write] = []
     if exchange.idempotency:
@@ -201,6 +227,10 @@ def save_exchange(exchange: Exchange) -> None:
         writes.append(rates.take(message.owner, now, exchange.generations_per_window))
     first_file = len(writes)
     writes.extend(refcounts.take(message.owner, message.file_ids, now, exchange.file_types))
+    usage_index = None
+    if message.stored_bytes:
+        usage_index = len(writes)
+        writes.append(usage_rows.reserve_bytes(message.owner, message.stored_bytes, quota))
 
     try:
         table.transact(writes)
@@ -222,7 +252,10 @@ def save_exchange(exchange: Exchange) -> None:
                         "file_type_mismatch", file_id, status, file_media_type=old.get("mediaType")
                     ) from cancelled
                 raise SaveRefused("file_unavailable", file_id, status) from cancelled
+        if usage_index is not None and cancelled.failed(usage_index):
+            return cancelled.reasons[usage_index].item or {}
         raise
+    return None
 
 
 # ---- deletes -------------------------------------------------------------------
@@ -244,6 +277,8 @@ def delete_message(record: MessageRecord, now_ms: int) -> bool:
     writes: list[Write] = [_delete_message(record)]
     if record.role == "assistant":
         writes.append(Delete(keys.live_key(record.owner, record.thread_id, record.id)))
+    if record.stored_bytes:
+        writes.append(usage_rows.release_bytes(record.owner, record.stored_bytes))
     try:
         table.transact([*writes, *refcounts.release(record.owner, Counter(record.file_ids), now_ms)])
     except TransactionCancelled as cancelled:
@@ -265,29 +300,34 @@ def delete_rows(owner: str, rows: list[table.Row], now_ms: int) -> int:
     deleted = 0
     batch: list[Write] = []
     counts: Counter[str] = Counter()
+    stored = 0
+    # One item of each transaction releases its messages' bytes.
+    room = MAX_TRANSACTION_ITEMS - 1
 
     def flush() -> None:
-        nonlocal deleted, batch, counts
+        nonlocal deleted, batch, counts, stored
         if not batch:
             return
+        released = [usage_rows.release_bytes(owner, stored)] if stored else []
         try:
-            table.transact(batch + refcounts.release(owner, counts, now_ms))
+            table.transact(batch + refcounts.release(owner, counts, now_ms) + released)
             deleted += len(batch)
         except TransactionCancelled:
             pass  # re-read and retried by the caller's next page
-        batch, counts = [], Counter()
+        batch, counts, stored = [], Counter(), 0
 
     for row in rows:
         if row["sk"].startswith(keys.message_sk("")):
             record = table.record_of(MessageRecord, row)
             extra = Counter(record.file_ids)
             new_files = len(set(extra) - set(counts))
-            if len(batch) + 1 + len(counts) + new_files > MAX_TRANSACTION_ITEMS:
+            if len(batch) + 1 + len(counts) + new_files > room:
                 flush()
             batch.append(_delete_message(record))
             counts.update(extra)
+            stored += record.stored_bytes or 0
         else:
-            if len(batch) + 1 + len(counts) > MAX_TRANSACTION_ITEMS:
+            if len(batch) + 1 + len(counts) > room:
                 flush()
             batch.append(Delete(keys.Key.of(row)))
     flush()

@@ -62,8 +62,7 @@ def prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[s
         elif not isinstance(part, TextPart) and part.media_type:
             part = part.model_copy(update={"media_type": check_media_type(part.media_type)})
         prepared.append(part)
-    # Bytes, not characters: DynamoDB counts an item's UTF-8 size.
-    size = sum(len(p.model_dump_json(by_alias=True, exclude_none=True).encode()) for p in prepared)
+    size = content_bytes(prepared)
     if size > MAX_CONTENT_BYTES:
         raise PayloadTooLarge(
             f"message content is {size} bytes, over {MAX_CONTENT_BYTES}; send large data as files",
@@ -71,6 +70,12 @@ def prepare(owner: str, request: SaveMessageRequest) -> tuple[list[Part], list[s
         )
     part_files = [p.file_id for p in prepared if not isinstance(p, TextPart) and p.file_id]
     return prepared, list(dict.fromkeys([*part_files, *request.file_ids]))
+
+
+def content_bytes(parts: list[Part]) -> int:
+    """The bytes the parts take in the message row, as counted on the owner's storage.
+    Bytes, not characters: DynamoDB counts an item's UTF-8 size."""
+    return sum(len(p.model_dump_json(by_alias=True, exclude_none=True).encode()) for p in parts)
 
 
 def file_types(parts: list[Part]) -> dict[str, frozenset[str]]:
