@@ -6,12 +6,11 @@ transaction. So `generate: false` messages, which no rate limits, are bounded to
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
 from agentfiles.data import usage_rows
-from agentfiles.logic.inline_parts import content_bytes
-from agentfiles.models.messages import TextPart
 from agentfiles.settings import get_settings
 
 QUOTA = 20_000
@@ -22,6 +21,11 @@ def small_quota(aws, monkeypatch):
     monkeypatch.setenv("STORAGE_QUOTA_BYTES", str(QUOTA))
     get_settings.cache_clear()
     return aws
+
+
+def _stored(text: str) -> int:
+    """The bytes a text part takes in a message row: its JSON, as UTF-8."""
+    return len(json.dumps({"type": "text", "text": text}, separators=(",", ":")).encode())
 
 
 def _used(aws, sub="alice") -> int:
@@ -38,7 +42,7 @@ def test_given_a_small_quota_when_messages_without_replies_are_saved_then_they_s
     # Given an owner with a 20,000-byte quota, and text whose stored part is ~5 KB
     thread = aws.new_thread()
     text = "x" * 5_000
-    size = content_bytes([TextPart(text=text)])
+    size = _stored(text)
     # When they save messages that ask for no reply, again and again
     answers = [_save(aws, thread, text) for _ in range(6)]
     # Then the first three are saved, each counted at its stored size, and the rest are
@@ -81,8 +85,8 @@ def test_given_saved_messages_when_one_is_deleted_then_its_bytes_are_released_ex
     # When one is deleted
     assert aws.call_api("DELETE", f"/threads/{thread}/messages/{gone['id']}").status == 204
     # Then exactly its bytes are released, and the room is usable again
-    assert _used(aws) == both - content_bytes([TextPart(text="g" * 7_000)])
-    assert _used(aws) == content_bytes([TextPart(text="k" * 3_000)])
+    assert _used(aws) == both - _stored("g" * 7_000)
+    assert _used(aws) == _stored("k" * 3_000)
     assert kept["id"]
 
 
