@@ -9,6 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# What `make run` needs: the stack and its fake model (the `local` extra), not the test tools.
+RUN_STAMP := $(VENV)/.installed-local-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # checkov pins an older boto3 than the project's: it gets a virtual environment of its own.
 CHECKOV_SPEC := checkov>=3.2,<4
 CHECKOV_STAMP := $(VENV)/checkov/.installed-$(shell echo '$(CHECKOV_SPEC)' | sha1sum | cut -c1-12)
@@ -21,10 +23,18 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]' $(QUIET_PIP)
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-* && touch $@ $(RUN_STAMP)
+
+# The first `make run` installs only what runs the stack (`make test` adds the rest).
+$(RUN_STAMP): pyproject.toml
+	@echo "make run: installing what the local stack runs on into $(VENV)/ (once; about a minute)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[local]' $(QUIET_PIP)
+	@rm -f $(VENV)/.installed-local-* && touch $@
 
 # make run DATA=.data keeps the stack's data in .data/ between runs.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/agentfiles serve $(if $(DATA),--data $(DATA))
 
 # The machine's Node.js 20 is past its end of life for the CDK's jsii runtime: it works,

@@ -14,16 +14,32 @@ shared with other work, wall time also counts the neighbours (it is printed alon
   validation and the models a request builds on first use are counted, without AWS.
 - `generate` is bounded by the model SDK: `openai` is imported first and timed apart,
   and `generate - openai` is what the function adds to it.
+
+Then the read-only case, as on Lambda, where `/var/task` and `/opt` cannot be written:
+each function laid out as it ships (its package, the domain package, its own dependency
+set copied from this environment; boto3 and its dependencies from this environment, with
+their bytecode, as the runtime brings its own), imported with PYTHONDONTWRITEBYTECODE=1
+twice: from source only (no `__pycache__` anywhere in the layout: every module compiled
+at every cold start, what shipped before bundling compiled bytecode) and with the
+bytecode bundling ships (`compileall --invalidation-mode unchecked-hash`, by this
+interpreter). The ratio is source-only over shipped, median of paired runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 from agentfiles import topology
-from harness.imports import run_probe
+from harness.imports import ROOT, lambda_environment, run_probe
 
 RUNS = int(os.environ.get("COLD_IMPORT_RUNS", "21"))
 
@@ -162,3 +178,129 @@ def run() -> None:
     )
     for name in REPORTED:
         print(samples[name].line(name))
+    run_read_only()
+
+
+# The read-only case ----------------------------------------------------------------
+
+REQUIREMENTS = ROOT / "layers" / "requirements"
+# What the Lambda runtime brings beside the interpreter (with its own bytecode).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+READ_ONLY = (
+    _TIMER
+    + """
+start = now()
+import functions.{name}.handler
+print(*since(start))
+"""
+)
+
+
+def _distributions(requirements: Path) -> list[str]:
+    names: list[str] = []
+    for line in requirements.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names += _distributions(requirements.parent / line.removeprefix("-r ").strip())
+        elif line:
+            names.append(re.split(r"[=<>~!]", line)[0])
+    return names
+
+
+def _copy_distribution(name: str, into: Path) -> bool:
+    """Copy one installed distribution's files (no bytecode) into `into`."""
+    try:
+        distribution = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    for file in distribution.files or []:
+        if "__pycache__" in file.parts or file.suffix == ".pyc" or str(file).startswith(".."):
+            continue
+        source = Path(str(distribution.locate_file(file)))
+        if source.is_file():
+            target = into / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return True
+
+
+def _layout(root: Path, name: str) -> tuple[list[Path], list[str]]:
+    """The function's code, the domain layer and its dependency set, as shipped, without
+    bytecode; the packages of its set this environment lacks are returned apart."""
+    from infra.constants import requirements_for
+
+    task = root / "task"
+    shutil.copytree(
+        ROOT / "functions" / name, task / "functions" / name, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy2(ROOT / "functions" / "__init__.py", task / "functions" / "__init__.py")
+    domain = root / "domain"
+    shutil.copytree(
+        ROOT / "layers" / "agentfiles", domain / "agentfiles", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    dependencies = root / "dependencies"
+    dependencies.mkdir()
+    missing = [
+        dist
+        for dist in _distributions(REQUIREMENTS / f"{requirements_for(name)}.txt")
+        if not _copy_distribution(dist, dependencies)
+    ]
+    runtime = root / "runtime"
+    runtime.mkdir()
+    for package in RUNTIME_PACKAGES:
+        module = __import__(package)
+        origin = Path(module.__file__ or "")
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source, target_is_directory=source.is_dir())
+    return [task, domain, dependencies, runtime], missing
+
+
+def _read_only_time(code: str, paths: list[Path]) -> list[float]:
+    environment = lambda_environment(
+        PYTHONPATH=":".join(str(path) for path in paths), PYTHONDONTWRITEBYTECODE="1"
+    )
+    # -S: nothing of this environment's site-packages but what the layout names.
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c", code], cwd=paths[0], capture_output=True, text=True, env=environment
+    )
+    if probe.returncode != 0:
+        raise RuntimeError(probe.stderr)
+    return [float(value) for value in probe.stdout.split()]
+
+
+def run_read_only() -> None:
+    print(
+        "   read-only code (PYTHONDONTWRITEBYTECODE=1): source only vs shipped bytecode, "
+        f"CPU ms, median of {RUNS} paired runs"
+    )
+    with tempfile.TemporaryDirectory(prefix="cold-import-") as scratch:
+        for name in topology.FUNCTIONS:
+            root = Path(scratch) / name
+            source_only, missing = _layout(root / "source", name)
+            shipped, _ = _layout(root / "shipped", name)
+            for tree in shipped[:3]:
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "compileall",
+                        "-q",
+                        "--invalidation-mode",
+                        "unchecked-hash",
+                        str(tree),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+            code = READ_ONLY.format(name=name)
+            source_cpu: list[float] = []
+            shipped_cpu: list[float] = []
+            for _ in range(RUNS):
+                source_cpu.append(_read_only_time(code, source_only)[0])
+                shipped_cpu.append(_read_only_time(code, shipped)[0])
+            ratio = statistics.median(a / b for a, b in zip(source_cpu, shipped_cpu, strict=True))
+            note = f"  (not in this environment: {', '.join(missing)})" if missing else ""
+            print(
+                f"   {name:24s} source only {statistics.median(source_cpu) * 1000:5.0f} ms"
+                f"  shipped .pyc {statistics.median(shipped_cpu) * 1000:5.0f} ms  ratio {ratio:.2f}{note}"
+            )

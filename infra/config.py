@@ -77,7 +77,13 @@ class DeploymentConfig:
     cors_origins: tuple[str, ...] = ("*",)
     jwt_issuer: str | None = None
     jwt_audience: tuple[str, ...] = ()
+    # Where the WebSocket authorizer reads the issuer's keys; unset, it finds them through
+    # the issuer's OpenID discovery document (as the HTTP API's JWT authorizer does).
+    jwks_url: str | None = None
     openai_secret_arn: str | None = None
+    # The customer-managed KMS key that encrypts that secret, if any: the generate role
+    # may then decrypt with it, through Secrets Manager only.
+    secret_kms_key_arn: str | None = None
     openai_base_url: str | None = None
     model: str | None = None
     image_model: str | None = None
@@ -100,6 +106,10 @@ class DeploymentConfig:
     log_retention_days: int = 30
     alarm_email: str | None = None
     snap_start: bool = False
+    # Sets the account's API Gateway CloudWatch Logs role (one per account and region),
+    # without which a stage with access logs cannot deploy; `false` where the account
+    # manages that role itself.
+    api_gateway_account_role: bool = True
 
     def __post_init__(self) -> None:
         if bool(self.jwt_issuer) != bool(self.jwt_audience):
@@ -112,6 +122,24 @@ class DeploymentConfig:
             raise ConfigError("context 'generateMaxConcurrency' must be from 2 to 1000 (what SQS allows)")
         if self.openai_secret_arn and not self.openai_secret_arn.startswith("arn:"):
             raise ConfigError("context 'openaiSecretArn' must be a secret's full ARN")
+        if self.jwks_url and not self.jwks_url.startswith("https://"):
+            raise ConfigError("context 'jwksUrl' must be an https:// URL")
+        if self.jwks_url and not self.jwt_issuer:
+            raise ConfigError("context 'jwksUrl' is the keys of 'jwtIssuer': give the issuer too")
+        if self.secret_kms_key_arn and not self.secret_kms_key_arn.startswith("arn:"):
+            raise ConfigError("context 'secretKmsKeyArn' must be a KMS key's full ARN")
+        if self.secret_kms_key_arn and not self.openai_secret_arn:
+            raise ConfigError(
+                "context 'secretKmsKeyArn' is the key of 'openaiSecretArn': give the secret too"
+            )
+        vacuum_timeout = topology.FUNCTIONS["vacuum"].timeout_seconds
+        if self.vacuum_schedule_minutes * 60 <= vacuum_timeout:
+            # EventBridge would start a run while the last may still be going: two vacuums
+            # deleting the same candidates and re-sending the same stuck work.
+            raise ConfigError(
+                f"context 'vacuumScheduleMinutes' must be more than the vacuum's timeout "
+                f"({vacuum_timeout} s), so runs never overlap"
+            )
 
     @property
     def production(self) -> bool:
@@ -135,7 +163,9 @@ class DeploymentConfig:
             cors_origins=_list(get("corsOrigins")) or defaults.cors_origins,
             jwt_issuer=_text(get("jwtIssuer")),
             jwt_audience=_list(get("jwtAudience")),
+            jwks_url=_text(get("jwksUrl")),
             openai_secret_arn=_text(get("openaiSecretArn")),
+            secret_kms_key_arn=_text(get("secretKmsKeyArn")),
             openai_base_url=_text(get("openaiBaseUrl")),
             model=_text(get("model")),
             image_model=_text(get("imageModel")),
@@ -161,6 +191,7 @@ class DeploymentConfig:
             ),
             alarm_email=_text(get("alarmEmail")),
             snap_start=pick("snapStart", _flag, defaults.snap_start),
+            api_gateway_account_role=pick("apiGatewayAccountRole", _flag, defaults.api_gateway_account_role),
         )
 
 

@@ -41,6 +41,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/health", public=True),
     ApiRoute("GET", "/openapi.json", public=True),
     ApiRoute("GET", "/docs", public=True),
+    ApiRoute("GET", "/asyncapi.json", public=True),
     ApiRoute("POST", "/files/uploads"),
     ApiRoute("POST", "/files"),
     ApiRoute("GET", "/files"),
@@ -72,6 +73,10 @@ COMMON_REQUIREMENTS = "common"
 MODEL_REQUIREMENTS = "model"
 # The common set plus PyJWT and cryptography, for the function that checks tokens itself.
 AUTH_REQUIREMENTS = "auth"
+# The common set plus what reads documents (pypdf, cryptography) and decodes images
+# (Pillow, pillow-heif), for the functions that make what is derived from files. The
+# model set includes it.
+MEDIA_REQUIREMENTS = "media"
 
 
 # The functions a user waits for at a cold start (a request; an upload to be checked),
@@ -85,4 +90,6 @@ def requirements_for(function_name: str) -> str:
     spec = topology.FUNCTIONS[function_name]
     if spec.needs_model:
         return MODEL_REQUIREMENTS
-    return AUTH_REQUIREMENTS if spec.verifies_tokens else COMMON_REQUIREMENTS
+    if spec.verifies_tokens:
+        return AUTH_REQUIREMENTS
+    return MEDIA_REQUIREMENTS if spec.reads_media else COMMON_REQUIREMENTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -22,6 +22,7 @@ from infra.constants import (
     AUTH_REQUIREMENTS,
     COMMON_REQUIREMENTS,
     LIVE_ALIAS,
+    MEDIA_REQUIREMENTS,
     METRICS_NAMESPACE,
     MODEL_REQUIREMENTS,
     SERVICE_PREFIX,
@@ -53,7 +54,8 @@ _CONCURRENCY_BOUNDS = {
     "upload_trigger": "Bounded by its queue's event source; it calls only S3 and DynamoDB, which cost "
     "per request whatever the concurrency.",
     "maintenance": "Bounded by its queue's event source; it calls only DynamoDB and SQS.",
-    "vacuum": "Runs on a schedule, one invocation at a time at most every few minutes.",
+    "vacuum": "Runs on a schedule, one invocation at a time at most every few minutes (the schedule "
+    "is refused at synthesis if it is not longer than the vacuum's timeout).",
     "websocket": "The WebSocket stage's throttling bounds its route invocations; it calls only "
     "DynamoDB and the @connections API.",
     "websocket_authorizer": "Runs once per connection attempt, bounded by the WebSocket stage's "
@@ -68,7 +70,8 @@ def acknowledge_function_checks(function: IConstruct, *, concurrency: str) -> No
         function,
         "CKV_AWS_116",
         "Failures are kept where the invocation came from: each queue has a dead-letter queue, the "
-        "schedule's target has one, and the API's caller gets the error; nothing is invoked async.",
+        "API's caller gets the error, and the one function invoked asynchronously (the vacuum, by "
+        "its schedule) has an on-failure destination queue with an alarm.",
         resource_type="AWS::Lambda::Function",
     )
     skip_checkov(
@@ -123,7 +126,7 @@ class Functions(Construct):
         domain = domain_layer(self)
         dependency_layers = {
             name: dependencies_layer(self, name)
-            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS)
+            for name in (COMMON_REQUIREMENTS, MODEL_REQUIREMENTS, AUTH_REQUIREMENTS, MEDIA_REQUIREMENTS)
         }
         self.by_name: dict[str, lambda_.Function] = {}
         self.aliases: dict[str, lambda_.Alias] = {}
@@ -277,6 +280,8 @@ class Functions(Construct):
         statements = self._permissions(spec.name)
         for statement in statements:
             role.add_to_policy(statement)
+        if spec.needs_model and self.config.secret_kms_key_arn:
+            role.add_to_policy(self._secret_key_decrypt(self.config.secret_kms_key_arn))
         if spec.traced:
             acknowledge(
                 role,
@@ -296,6 +301,15 @@ class Functions(Construct):
                 arn_wildcard_finding(self.storage.bucket, "/*"),
                 "Object keys are made by the server per owner and file ({owner}/{fileId}); the function "
                 "acts for every owner, so it needs the bucket's objects, and nothing outside the bucket.",
+            )
+        if any(
+            permissions.DERIVED_OBJECTS in grant.resources for grant in permissions.PERMISSIONS[spec.name]
+        ):
+            acknowledge(
+                role,
+                arn_wildcard_finding(self.storage.bucket, f"/{topology.DERIVED_PREFIX}*"),
+                "What the upload check makes from a file is stored under derived/{owner}/{fileId}/, "
+                "for every owner; the function writes nowhere else in the bucket.",
             )
         skip_checkov(
             log_group,
@@ -325,6 +339,13 @@ class Functions(Construct):
             **self._snap_start_options(spec.name),
         )
         acknowledge_function_checks(function, concurrency=_CONCURRENCY_BOUNDS[spec.name])
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            f"{RUNTIME.name} is the newest runtime this build compiles bytecode for (it needs an "
+            "interpreter of the runtime's version): shipped .pyc files spare every cold start "
+            "compiling from source, which outweighs a newer runtime (infra/bundling.py).",
+        )
         return function
 
     def _snap_start_options(self, name: str) -> dict[str, Any]:
@@ -347,6 +368,8 @@ class Functions(Construct):
             return f"{table}/index/{resource.removeprefix('index:')}"
         if resource == permissions.OBJECTS:
             return self.objects_arn
+        if resource == permissions.DERIVED_OBJECTS:
+            return self.storage.bucket.arn_for_objects(f"{topology.DERIVED_PREFIX}*")
         if resource == permissions.BUCKET:
             return self.storage.bucket.bucket_arn
         if resource == permissions.SECRET:
@@ -360,10 +383,23 @@ class Functions(Construct):
         raise ValueError(f"unknown resource {resource!r} in infra.permissions")
 
     def trust_tokens_of(self, issuer: str, audiences: list[str]) -> None:
-        """The WebSocket authorizer accepts the HTTP API's tokens: same issuer, same audience."""
+        """The WebSocket authorizer accepts the HTTP API's tokens: same issuer, same audience
+        (and the issuer's keys where context `jwksUrl` says, else where discovery finds them)."""
         authorizer = self.by_name["websocket_authorizer"]
         authorizer.add_environment("JWT_ISSUER", issuer)
         authorizer.add_environment("JWT_AUDIENCE", ",".join(audiences))
+        if self.config.jwks_url:
+            authorizer.add_environment("JWKS_URL", self.config.jwks_url)
+
+    @staticmethod
+    def _secret_key_decrypt(key_arn: str) -> iam.PolicyStatement:
+        """Reading a secret encrypted with a customer key needs kms:Decrypt on the key; only
+        Secrets Manager may use it on the role's behalf, not a direct call."""
+        return iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}},
+        )
 
     def _permissions(self, name: str) -> list[iam.PolicyStatement]:
         """What the function does, beyond consuming its queue (the event source grants that)."""

@@ -30,6 +30,7 @@ class Monitoring(Construct):
         config: DeploymentConfig,
         queues: WorkQueues,
         schedule_dlq: sqs.IQueue,
+        failed_runs: dict[str, sqs.IQueue] | None = None,
         functions: Functions,
         api: Api,
     ) -> None:
@@ -61,6 +62,8 @@ class Monitoring(Construct):
 
         dead_letters = {f"{work.spec.name}-dlq": work.dlq for work in queues.by_name.values()}
         dead_letters["vacuum-schedule-dlq"] = schedule_dlq
+        # Asynchronous runs (the schedule's) that failed after Lambda's retries.
+        dead_letters.update(failed_runs or {})
         for name, dlq in dead_letters.items():
             # Any message here is work that failed for good and waits for a person.
             self._alarm(

@@ -23,6 +23,8 @@ class Grant:
 TABLE = "table"
 INDEXES = tuple(f"index:{index.name}" for index in topology.INDEXES)
 OBJECTS = "objects"
+# What is made from files (`derived/...`): only the upload check writes there.
+DERIVED_OBJECTS = "derived_objects"
 BUCKET = "bucket"
 SECRET = "secret"
 # PostToConnection on the WebSocket API's stage: frames pushed to clients.
@@ -70,6 +72,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         # GetObject also covers HEAD; DeleteObject removes rejected uploads; accepted ones
         # are tagged as checked.
         Grant(("s3:GetObject", "s3:PutObjectTagging", "s3:DeleteObject"), (OBJECTS,)),
+        # What it makes from a file (a document's text) is stored beside it, under derived/.
+        Grant(("s3:PutObject",), (DERIVED_OBJECTS,)),
         # Without it S3 answers HEAD of a missing key with 403, which would look like a
         # permission problem instead of an object deleted meanwhile. Keys begin with the
         # owner, so no prefix narrows it; the role already reads every object, and

@@ -9,6 +9,7 @@ from aws_cdk import App, CfnOutput, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from infra.account import ApiGatewayAccount
 from infra.api import Api
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig, cdk_json_context
@@ -54,6 +55,12 @@ class AgentFilesStack(Stack):
             else None
         )
         self.push = WebSocketPush(self, "Push", config=config)
+        self.api_gateway_account = (
+            ApiGatewayAccount(self, "ApiGatewayAccount") if config.api_gateway_account_role else None
+        )
+        if self.api_gateway_account:
+            # The WebSocket stage keeps access logs: it can only once the account's role is set.
+            self.api_gateway_account.before(self.push.stage)
         self.functions = Functions(
             self,
             "Functions",
@@ -73,6 +80,7 @@ class AgentFilesStack(Stack):
             config=config,
             queues=self.queues,
             schedule_dlq=self.schedule.dlq,
+            failed_runs={"vacuum-failed-runs": self.schedule.failed_runs},
             functions=self.functions,
             api=self.api,
         )

@@ -1,55 +1,30 @@
-// The local stack's web page: a plain client of the HTTP API (no framework, no CDN).
-// Files go straight to S3 through presigned PUTs; messages show at once and are
-// reconciled with what the server saved; replies arrive over the WebSocket as they are
-// written (deltas merged by seq, caught up after a dropped connection), and are polled
-// only when no socket can be had.
-"use strict";
+// The local stack's web page: a plain client of the API (no framework, no CDN, no build),
+// on the TypeScript client's compiled module. The client does the protocol: presigned
+// uploads with progress and the check, sends with an Idempotency-Key, replies followed
+// over the WebSocket (deltas merged by seq, caught up after a drop, polled without a
+// socket), stop. This file only draws what it reports.
+import { AgentfilesError, ENDED, createClient } from "/static/client/index.js";
+import { explainError, refreshUsage } from "/static/limits.js";
 
 const $ = (id) => document.getElementById(id);
+const SESSION = "agentfiles";
 const state = {
+  client: null,
   token: null,
   sub: null,
   threads: [],
   thread: null,
+  unwatch: null, // stops following the open thread's frames
   messages: [],
-  local: [], // optimistic messages not yet confirmed: {key, role, text, images, files, error}
-  attachments: [], // {key, name, mediaType, size, progress, status, fileId, previewUrl, reason}
-  pollTimer: null,
-  socket: null, // the WebSocket while open
-  live: false, // pushed frames are arriving: no polling
-  socketUrl: null,
-  closing: false,
-  streams: new Map(), // messageId -> {seq, text} while a reply streams
+  local: [], // optimistic messages not yet confirmed: {key, text, attachments, error}
+  attachments: [], // {key, name, mediaType, progress, status, fileId, previewUrl, reason}
+  follows: new Map(), // messageId -> the client's Following, while a reply streams
+  pinned: true, // the list stays scrolled to its bottom (until the user scrolls up)
 };
 
-const ENDED = ["success", "failed", "stopped"];
-
-class ApiError extends Error {
-  constructor(status, code, message, details) {
-    super(`${code}: ${message}`);
-    this.status = status;
-    this.code = code;
-    this.details = details || {};
-    // In words a user understands (limits.js), for the page to show.
-    this.words = explainError(code, message, this.details);
-  }
-}
-
-async function api(method, path, body, headers = {}) {
-  const init = { method, headers: { ...headers } };
-  if (state.token) init.headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = (data && data.error) || { code: `http_${response.status}`, message: (data && data.message) || text };
-    throw new ApiError(response.status, error.code, error.message, error.details);
-  }
-  return data;
+function words(error) {
+  if (error instanceof AgentfilesError) return explainError(error.code, error.message, error.details);
+  return String((error && error.message) || error);
 }
 
 function toast(message) {
@@ -61,160 +36,55 @@ function toast(message) {
 }
 
 function fail(error) {
-  toast(error instanceof ApiError ? error.words : String(error));
+  if (error instanceof AgentfilesError && error.code === "aborted") return;
+  toast(words(error));
+}
+
+function remember() {
+  sessionStorage.setItem(SESSION, JSON.stringify({ sub: state.sub, thread: state.thread }));
 }
 
 // ---- sign in ---------------------------------------------------------------------
 
-async function signIn(sub) {
-  const { token } = await api("POST", "/dev/token", { sub });
-  state.token = token;
+async function localToken(sub) {
+  // The local stack's own token issuer (on AWS, the user pool's sign-in gives the token).
+  const response = await fetch("/dev/token", { method: "POST", body: JSON.stringify({ sub }) });
+  const body = await response.json();
+  if (!response.ok) throw new AgentfilesError(response.status, body.error.code, body.error.message);
+  return body.token;
+}
+
+async function signIn(sub, thread = null) {
+  state.token = await localToken(sub);
   state.sub = sub;
-  sessionStorage.setItem("agentfiles", JSON.stringify({ token, sub }));
-  $("signin").hidden = true;
+  state.client = createClient({ baseUrl: location.origin, getToken: () => state.token });
+  remember();
+  $("welcome").hidden = true;
   $("who").hidden = false;
   $("who-name").textContent = sub;
   $("app").hidden = false;
-  await openSocket();
-  refreshUsage();
-  await loadThreads();
-}
-
-// ---- push ----------------------------------------------------------------------------
-
-async function openSocket() {
-  if (!state.socketUrl) {
-    const health = await api("GET", "/health");
-    state.socketUrl = health.websocketUrl;
-  }
-  if (!state.socketUrl) return;
-  await new Promise((resolve) => {
-    let opened = false;
-    const socket = new WebSocket(`${state.socketUrl}/?token=${encodeURIComponent(state.token)}`);
-    socket.onopen = () => {
-      opened = true;
-      state.socket = socket;
-      state.live = true;
-      if (state.thread) subscribe(state.thread);
-      resolve();
-    };
-    socket.onmessage = (event) => onFrame(JSON.parse(event.data));
-    socket.onclose = () => {
-      state.socket = null;
-      if (!opened) {
-        // It never opened: follow replies by polling instead.
-        state.live = false;
-        resolve();
-        return;
-      }
-      if (!state.closing) setTimeout(() => reconnect().catch(fail), 300);
-    };
-  });
-}
-
-async function reconnect() {
-  await openSocket();
-  if (!state.live) loadMessages().catch(fail);
-}
-
-function subscribe(threadId) {
-  if (state.socket) state.socket.send(JSON.stringify({ action: "subscribe", threadId }));
-}
-
-function applyDelta(messageId, delta) {
-  const stream = state.streams.get(messageId) || { seq: 0, text: "" };
-  if (delta.seq <= stream.seq) return; // already had it
-  if (delta.reset) stream.text = ""; // the reply started over
-  stream.text += delta.text;
-  stream.seq = delta.seq;
-  state.streams.set(messageId, stream);
-}
-
-async function catchUp(messageId) {
-  const thread = state.thread;
-  const after = (state.streams.get(messageId) || { seq: 0 }).seq;
-  const missed = await api("GET", `/threads/${thread}/messages/${messageId}/stream?after=${after}`);
-  if (thread !== state.thread) return;
-  for (const delta of missed.deltas) applyDelta(messageId, delta);
-  renderMessages();
-}
-
-function streamingIds() {
-  return state.messages.filter((m) => m.role === "assistant" && !ENDED.includes(m.status)).map((m) => m.id);
-}
-
-function upsert(message) {
-  const index = state.messages.findIndex((m) => m.id === message.id);
-  if (index >= 0) state.messages[index] = message;
-  else {
-    state.messages.push(message);
-    state.messages.sort((a, b) => (a.id < b.id ? -1 : 1));
-  }
-}
-
-function onFrame(frame) {
-  if (frame.threadId && frame.threadId !== state.thread) return;
-  if (frame.type === "subscribed") {
-    // Whatever was pushed while not subscribed comes from the table, by seq.
-    for (const id of streamingIds()) catchUp(id).catch(fail);
-  } else if (frame.type === "delta") {
-    const stream = state.streams.get(frame.messageId) || { seq: 0, text: "" };
-    if (frame.seq > stream.seq + 1) {
-      catchUp(frame.messageId).catch(fail); // a frame went missing
-      return;
-    }
-    applyDelta(frame.messageId, frame);
-    renderMessages();
-  } else if (frame.type === "message") {
-    const message = frame.message;
-    if (ENDED.includes(message.status)) {
-      state.streams.delete(message.id);
-      if (message.role === "assistant") refreshUsage(); // a reply ended: today's count moved
-    }
-    const needsUrls = message.content.some((p) => p.fileId && !p.url);
-    if (frame.contentOmitted || needsUrls) {
-      api("GET", `/threads/${state.thread}/messages/${message.id}`)
-        .then(({ message: full }) => {
-          upsert(full);
-          renderMessages();
-        })
-        .catch(fail);
-      return;
-    }
-    upsert(message);
-    renderMessages();
-  } else if (frame.type === "thread_deleted") {
-    state.thread = null;
-    loadThreads().catch(fail);
-  } else if (frame.type === "error") {
-    toast(`${frame.error.code}: ${frame.error.message}`);
-  }
-}
-
-async function stopReply(id) {
-  const { message } = await api("POST", `/threads/${state.thread}/messages/${id}/stop`);
-  upsert(message);
-  renderMessages();
+  refreshUsage(state.client);
+  await loadThreads(thread);
 }
 
 function signOut() {
-  state.closing = true;
-  if (state.socket) state.socket.close();
-  sessionStorage.removeItem("agentfiles");
+  if (state.client) state.client.close();
+  sessionStorage.removeItem(SESSION);
   location.reload();
 }
 
 // ---- threads ---------------------------------------------------------------------
 
-async function loadThreads() {
-  state.threads = (await api("GET", "/threads?limit=100")).items;
+async function loadThreads(preferred = null) {
+  state.threads = (await state.client.threads.list({ limit: 100 })).items;
   renderThreads();
-  if (!state.thread && state.threads.length) await selectThread(state.threads[0].id);
+  const known = (id) => id && state.threads.some((t) => t.id === id);
+  const next = known(preferred) ? preferred : known(state.thread) ? state.thread : state.threads[0]?.id;
+  if (next && next !== state.thread) await selectThread(next);
 }
 
 function renderThreads() {
-  const list = $("thread-list");
-  list.replaceChildren(
+  $("thread-list").replaceChildren(
     ...state.threads.map((thread) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
@@ -230,44 +100,108 @@ function renderThreads() {
 }
 
 async function newThread() {
-  const title = `Chat ${new Date().toLocaleTimeString()}`;
-  const { thread } = await api("POST", "/threads", { title });
-  state.thread = thread.id;
-  await loadThreads();
+  const thread = await state.client.threads.create(`Chat ${new Date().toLocaleTimeString()}`);
+  state.threads.unshift(thread);
   await selectThread(thread.id);
 }
 
 async function selectThread(id) {
-  if (state.thread && state.thread !== id && state.socket) {
-    state.socket.send(JSON.stringify({ action: "unsubscribe", threadId: state.thread }));
-  }
+  if (state.unwatch) state.unwatch();
+  for (const following of state.follows.values()) following.close();
+  state.follows = new Map();
   state.thread = id;
   state.local = [];
-  state.streams = new Map();
-  subscribe(id);
+  state.messages = [];
+  state.pinned = true;
+  remember();
   renderThreads();
   $("empty").hidden = true;
   $("composer").hidden = false;
+  state.unwatch = state.client.threads.watch(id, onFrame);
   await loadMessages();
 }
 
 // ---- messages --------------------------------------------------------------------
 
 async function loadMessages() {
-  if (!state.thread) return;
   const thread = state.thread;
-  const page = await api("GET", `/threads/${thread}/messages?limit=100`);
+  const page = await state.client.messages.list(thread, { limit: 100 });
   if (thread !== state.thread) return;
   state.messages = page.items.slice().reverse();
   renderMessages();
-  clearTimeout(state.pollTimer);
-  if (state.live) {
-    // Pushed from here on; what streamed before this page was read comes by seq.
-    for (const id of streamingIds()) catchUp(id).catch(fail);
-  } else if (streamingIds().length) {
-    state.pollTimer = setTimeout(() => loadMessages().catch(fail), 400);
-  } else {
-    refreshUsage(); // replies ended (and pictures were stored): today's count moved
+  for (const message of state.messages) followIfStreaming(message);
+}
+
+const STAGE = { pending: 0, streaming: 1 }; // any other status is an end
+
+function stage(message) {
+  return STAGE[message.status] ?? 2;
+}
+
+// Pushed frames can overtake the answer of the request that caused them: an older view of
+// a message (the pending reply a send answers with) never replaces a newer one.
+function upsert(message) {
+  const index = state.messages.findIndex((m) => m.id === message.id);
+  const known = index >= 0 ? state.messages[index] : null;
+  if (known && (stage(known) > stage(message) || known.updatedAt > message.updatedAt)) return;
+  if (index >= 0) state.messages[index] = message;
+  else {
+    state.messages.push(message);
+    state.messages.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+}
+
+// A message as pushed may lack what a read gives (file URLs, content too large for a frame).
+async function complete(message) {
+  if (!message.content.some((p) => p.fileId && !p.url)) return message;
+  return state.client.messages.get(state.thread, message.id);
+}
+
+function followIfStreaming(message) {
+  if (message.role !== "assistant" || ENDED.includes(message.status) || state.follows.has(message.id)) return;
+  const thread = state.thread;
+  const following = state.client.replies.follow(thread, message.id, {
+    onText: () => renderMessages(),
+    onMessage: (latest) => {
+      if (thread !== state.thread) return;
+      upsert(latest);
+      renderMessages();
+    },
+  });
+  state.follows.set(message.id, following);
+  following.done
+    .then(complete)
+    .then((final) => {
+      if (thread !== state.thread) return;
+      state.follows.delete(message.id);
+      upsert(final);
+      renderMessages();
+      refreshUsage(state.client); // a reply ended: today's count moved
+    })
+    .catch(fail);
+}
+
+function onFrame(frame) {
+  if (frame.type === "message") {
+    const message = frame.message;
+    if (state.follows.has(message.id)) return; // its follower has it
+    if (frame.contentOmitted) {
+      state.client.messages.get(state.thread, message.id).then((full) => {
+        upsert(full);
+        renderMessages();
+      }, fail);
+      return;
+    }
+    complete(message).then((full) => {
+      upsert(full);
+      renderMessages();
+      followIfStreaming(full);
+    }, fail);
+  } else if (frame.type === "thread_deleted") {
+    state.thread = null;
+    loadThreads().catch(fail);
+  } else if (frame.type === "error") {
+    toast(`${frame.error.code}: ${frame.error.message}`);
   }
 }
 
@@ -283,6 +217,8 @@ function partElement(part) {
     const image = document.createElement("img");
     image.src = source;
     image.alt = part.filename || "image";
+    // A picture that loads after the list was drawn grows it: stay at the bottom.
+    image.addEventListener("load", keepPinned);
     return image;
   }
   const link = document.createElement("a");
@@ -293,6 +229,14 @@ function partElement(part) {
     link.download = part.filename || "";
   }
   return link;
+}
+
+function errorElement(text, code) {
+  const error = document.createElement("div");
+  error.className = "error";
+  if (code) error.dataset.code = code;
+  error.textContent = text;
+  return error;
 }
 
 function messageElement(message) {
@@ -306,10 +250,10 @@ function messageElement(message) {
     ? "you"
     : ["assistant", message.model, message.status === "success" ? null : message.status].filter(Boolean).join(" · ");
   item.append(meta);
-  const stream = state.streams.get(message.id);
+  const following = state.follows.get(message.id);
   const streaming = message.role === "assistant" && !ENDED.includes(message.status);
   let parts = message.content.length ? message.content : [{ type: "text", text: "" }];
-  if (streaming && stream) parts = [{ type: "text", text: stream.text }];
+  if (streaming && following) parts = [{ type: "text", text: following.text }];
   for (const part of parts) item.append(partElement(part));
   if (streaming) {
     const stop = document.createElement("button");
@@ -320,11 +264,8 @@ function messageElement(message) {
     item.append(stop);
   }
   if (message.error) {
-    const error = document.createElement("div");
-    error.className = "error";
-    error.dataset.code = message.error.code;
+    const error = errorElement(explainError(message.error.code, message.error.message), message.error.code);
     error.title = `${message.error.code}: ${message.error.message}`;
-    error.textContent = explainError(message.error.code, message.error.message);
     item.append(error);
   }
   const remove = document.createElement("button");
@@ -355,22 +296,17 @@ function localElement(local) {
       item.append(partElement({ type: "file", filename: attachment.name }));
     }
   }
-  if (local.error) {
-    const error = document.createElement("div");
-    error.className = "error";
-    error.textContent = local.error;
-    item.append(error);
-  }
+  if (local.error) item.append(errorElement(local.error));
   return item;
 }
 
 // Rendered messages, reused while unchanged: every read mints new file URLs, and
-// redrawing an image for a new URL on each poll would make it flicker.
+// redrawing an image for a new URL on each read would make it flicker.
 const rendered = new Map();
 
 function renderedMessage(message) {
-  const stream = state.streams.get(message.id);
-  const signature = `${message.status}|${message.updatedAt}|${stream ? stream.seq : ""}|${JSON.stringify(message.content.map((p) => p.text || p.fileId || ""))}`;
+  const following = state.follows.get(message.id);
+  const signature = `${message.status}|${message.updatedAt}|${following ? following.lastSeq : ""}|${JSON.stringify(message.content.map((p) => p.text || p.fileId || ""))}`;
   const cached = rendered.get(message.id);
   if (cached && cached.signature === signature) return cached.element;
   const element = messageElement(message);
@@ -378,41 +314,54 @@ function renderedMessage(message) {
   return element;
 }
 
-function renderMessages() {
+function keepPinned() {
   const list = $("messages");
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.replaceChildren(...state.messages.map(renderedMessage), ...state.local.map(localElement));
-  if (atBottom || state.local.length) list.scrollTop = list.scrollHeight;
+  if (state.pinned) list.scrollTop = list.scrollHeight;
+}
+
+function renderMessages() {
+  $("messages").replaceChildren(...state.messages.map(renderedMessage), ...state.local.map(localElement));
+  if (state.local.length) state.pinned = true;
+  keepPinned();
+}
+
+async function stopReply(id) {
+  upsert(await state.client.replies.stop(state.thread, id));
+  renderMessages();
 }
 
 async function deleteMessage(id) {
-  await api("DELETE", `/threads/${state.thread}/messages/${id}`);
-  await loadMessages();
-  refreshUsage();
+  await state.client.messages.delete(state.thread, id);
+  state.messages = state.messages.filter((m) => m.id !== id);
+  renderMessages();
+  refreshUsage(state.client);
 }
 
 // ---- attachments -----------------------------------------------------------------
 
-async function sha256Hex(buffer) {
-  const digest = await crypto.subtle.digest("SHA-256", buffer);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function mediaTypeOf(file) {
-  if (file.type) return file.type;
-  const extension = file.name.split(".").pop().toLowerCase();
-  return { md: "text/markdown", csv: "text/csv", json: "application/json", txt: "text/plain" }[extension]
-    || "application/octet-stream";
+function revoke(attachment) {
+  if (attachment.previewUrl && attachment.previewUrl.startsWith("blob:")) URL.revokeObjectURL(attachment.previewUrl);
 }
 
 function renderAttachments() {
   $("attachments").replaceChildren(
     ...state.attachments.map((attachment) => {
       const item = document.createElement("li");
-      item.className = `attachment ${attachment.status}`;
+      // Refused when registered (a type or size the API does not take) or by the check
+      // after the upload: the same to the person who dropped it.
+      const refused = attachment.status === "failed" || attachment.status === "rejected";
+      item.className = `attachment ${attachment.status}${refused ? " refused" : ""}`;
       item.dataset.status = attachment.status;
       item.dataset.name = attachment.name;
+      if (attachment.previewUrl) {
+        const thumb = document.createElement("img");
+        thumb.className = "thumb";
+        thumb.alt = "";
+        thumb.src = attachment.previewUrl;
+        item.append(thumb);
+      }
       const name = document.createElement("span");
+      name.className = "attachment-name";
       name.textContent = attachment.name;
       const progress = document.createElement("progress");
       progress.max = 100;
@@ -426,6 +375,7 @@ function renderAttachments() {
       remove.textContent = "✕";
       remove.setAttribute("aria-label", `Remove ${attachment.name}`);
       remove.addEventListener("click", () => {
+        revoke(attachment);
         state.attachments = state.attachments.filter((a) => a !== attachment);
         renderAttachments();
       });
@@ -437,65 +387,40 @@ function renderAttachments() {
   $("send").disabled = busy;
 }
 
-function put(upload, body, onProgress) {
-  // XMLHttpRequest reports upload progress; fetch does not.
-  return new Promise((resolve, reject) => {
-    const request = new XMLHttpRequest();
-    request.open(upload.method, upload.url);
-    for (const [name, value] of Object.entries(upload.headers)) request.setRequestHeader(name, value);
-    request.upload.onprogress = (event) => {
-      if (event.lengthComputable) onProgress(Math.round((event.loaded * 100) / event.total));
-    };
-    request.onload = () => (request.status < 300 ? resolve() : reject(new Error(`S3 answered ${request.status}`)));
-    request.onerror = () => reject(new Error("the upload did not reach S3"));
-    request.send(body);
-  });
-}
-
-async function waitUntilChecked(fileId) {
-  for (;;) {
-    const { file } = await api("GET", `/files/${fileId}`);
-    if (file.status !== "pending") return file;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-}
-
 async function attach(file) {
   const attachment = {
-    key: crypto.randomUUID(), name: file.name, mediaType: mediaTypeOf(file), size: file.size,
-    progress: 0, status: "uploading", fileId: null, reason: null,
+    key: crypto.randomUUID(), name: file.name, mediaType: file.type, progress: 0, status: "uploading",
+    fileId: null, reason: null,
+    // A thumbnail at once, from the bytes on this machine; the server's once it has one.
     previewUrl: file.type.startsWith("image/") ? URL.createObjectURL(file) : null,
   };
   state.attachments.push(attachment);
   renderAttachments();
   try {
-    const buffer = await file.arrayBuffer();
-    const registered = await api("POST", "/files/uploads", {
-      filename: file.name, mediaType: attachment.mediaType, size: file.size, sha256: await sha256Hex(buffer),
-    });
-    attachment.fileId = registered.file.id;
-    if (registered.upload) {
-      await put(registered.upload, buffer, (percent) => {
-        attachment.progress = percent;
+    const { file: stored, deduplicated } = await state.client.files.upload(file, {
+      filename: file.name,
+      onProgress: ({ phase, loaded, total }) => {
+        attachment.status = phase;
+        attachment.progress = total ? Math.round((loaded * 100) / total) : 100;
         renderAttachments();
-      });
-      attachment.status = "checking";
-      attachment.progress = 100;
-      renderAttachments();
-      const checked = await waitUntilChecked(attachment.fileId);
-      attachment.status = checked.status;
-      if (checked.rejection) attachment.reason = `rejected: ${checked.rejection.message}`;
-    } else {
-      attachment.progress = 100;
-      attachment.status = "ready";
-      attachment.reason = "already uploaded";
+      },
+    });
+    attachment.fileId = stored.id;
+    attachment.mediaType = stored.mediaType;
+    attachment.status = "ready";
+    attachment.progress = 100;
+    if (deduplicated) attachment.reason = "already uploaded";
+    if (stored.thumbnailUrl) {
+      revoke(attachment);
+      attachment.previewUrl = stored.thumbnailUrl;
     }
   } catch (error) {
-    attachment.status = "failed";
-    attachment.reason = error instanceof ApiError ? error.words : String(error.message || error);
+    const checked = error instanceof AgentfilesError && error.details.file;
+    attachment.status = checked ? "rejected" : "failed";
+    attachment.reason = checked ? `rejected: ${error.message}` : words(error);
   }
   renderAttachments();
-  refreshUsage();
+  refreshUsage(state.client);
 }
 
 // ---- sending -----------------------------------------------------------------------
@@ -505,8 +430,7 @@ async function send(event) {
   const text = $("text").value.trim();
   const attachments = state.attachments.filter((a) => a.status === "ready");
   if (!text && !attachments.length) return;
-  const key = crypto.randomUUID();
-  const local = { key, text, attachments, error: null };
+  const local = { key: crypto.randomUUID(), text, attachments, error: null };
   state.local.push(local);
   $("text").value = "";
   state.attachments = [];
@@ -517,12 +441,20 @@ async function send(event) {
   for (const a of attachments) {
     content.push(a.mediaType.startsWith("image/") ? { type: "image", fileId: a.fileId } : { type: "file", fileId: a.fileId });
   }
+  const thread = state.thread;
   try {
-    await api("POST", `/threads/${state.thread}/messages`, { content }, { "Idempotency-Key": key });
-    state.local = state.local.filter((l) => l.key !== key);
-    await loadMessages();
+    const { message, reply } = await state.client.messages.send(thread, content, { idempotencyKey: local.key });
+    if (thread !== state.thread) return;
+    state.local = state.local.filter((l) => l !== local);
+    upsert(await complete(message));
+    for (const a of attachments) revoke(a);
+    if (reply) {
+      upsert(reply);
+      followIfStreaming(reply);
+    }
+    renderMessages();
   } catch (error) {
-    local.error = error instanceof ApiError ? error.words : String(error);
+    local.error = words(error);
     renderMessages();
     fail(error);
   }
@@ -534,23 +466,33 @@ async function draw() {
     toast("Describe the image to generate in the message box.");
     return;
   }
-  const key = crypto.randomUUID();
-  const local = { key, text: `🎨 ${prompt}`, attachments: [], error: null };
+  const local = { key: crypto.randomUUID(), text: `🎨 ${prompt}`, attachments: [], error: null };
   state.local.push(local);
   $("text").value = "";
   renderMessages();
+  const thread = state.thread;
   try {
-    await api("POST", `/threads/${state.thread}/images`, { prompt, size: "256x256" }, { "Idempotency-Key": key });
-    state.local = state.local.filter((l) => l.key !== key);
-    await loadMessages();
+    const { message, reply } = await state.client.images.create(thread, prompt, { size: "256x256", idempotencyKey: local.key });
+    if (thread !== state.thread) return;
+    state.local = state.local.filter((l) => l !== local);
+    upsert(message);
+    if (reply) {
+      upsert(reply);
+      followIfStreaming(reply);
+    }
+    renderMessages();
   } catch (error) {
-    local.error = error instanceof ApiError ? error.words : String(error);
+    local.error = words(error);
     renderMessages();
     fail(error);
   }
 }
 
 // ---- wiring --------------------------------------------------------------------------
+
+function carriesFiles(event) {
+  return event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+}
 
 function wire() {
   $("signin").addEventListener("submit", (event) => {
@@ -571,19 +513,32 @@ function wire() {
     for (const file of event.target.files) attach(file);
     event.target.value = "";
   });
-  const drop = $("drop");
-  drop.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    drop.classList.add("over");
+  $("messages").addEventListener("scroll", () => {
+    const list = $("messages");
+    state.pinned = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
+  // Files dropped anywhere on the page are attachments; the browser never opens them.
+  const zone = $("drop");
+  window.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event)) return;
     event.preventDefault();
-    drop.classList.remove("over");
+    zone.classList.add("over");
+  });
+  window.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) zone.classList.remove("over");
+  });
+  window.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (!state.thread) {
+      toast(state.client ? "Create a thread first, then drop your files." : "Sign in first, then drop your files.");
+      return;
+    }
     for (const file of event.dataTransfer.files) attach(file);
   });
-  const saved = JSON.parse(sessionStorage.getItem("agentfiles") || "null");
-  if (saved) signIn(saved.sub).catch(fail);
+  const saved = JSON.parse(sessionStorage.getItem(SESSION) || "null");
+  if (saved && saved.sub) signIn(saved.sub, saved.thread).catch(fail);
 }
 
 wire();

@@ -1,9 +1,7 @@
 // Limits on the web page: the user's storage, quota and use of the day, and the errors
-// the limits give, in words a user understands. Loaded before app.js, whose `api`
-// these functions call when they run.
-"use strict";
+// the limits give, in words a user understands.
 
-function formatBytes(n) {
+export function formatBytes(n) {
   const units = [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]];
   for (const [unit, size] of units) if (n >= size) return `${(n / size).toFixed(1)} ${unit}`;
   return `${n} bytes`;
@@ -14,7 +12,7 @@ function plural(n, one, many) {
 }
 
 // What an error code means to the person who met it; the API's own message otherwise.
-function explainError(code, message, details = {}) {
+export function explainError(code, message, details = {}) {
   details = details || {};
   switch (code) {
     case "storage_quota_exceeded":
@@ -39,7 +37,7 @@ function explainError(code, message, details = {}) {
   }
 }
 
-function renderUsage(usage) {
+export function renderUsage(usage) {
   const { storage, generation, limits } = usage;
   const meter = document.getElementById("storage-meter");
   meter.max = Math.max(storage.quotaBytes, 1);
@@ -56,9 +54,9 @@ function renderUsage(usage) {
     `Up to ${plural(limits.generationsPerMinute, "reply or image", "replies or images")} a minute`;
 }
 
-async function refreshUsage() {
+export async function refreshUsage(client) {
   try {
-    renderUsage(await api("GET", "/usage"));
+    renderUsage(await client.usage());
   } catch (error) {
     // The panel keeps what it showed; a failed refresh is not worth a toast.
   }

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from agentfiles.errors import Unauthorized
-from agentfiles.ids import ULID_PATTERN
+from agentfiles.ids import ULID_PATTERN, usable_owner
 from agentfiles.models.common import AuthorizerRefusal, ErrorBody
 
 
@@ -22,7 +22,7 @@ class Router(APIGatewayHttpRouter):
         """The caller: the `sub` claim that the HTTP API's JWT authorizer verified."""
         claims = self.current_event.request_context.authorizer.jwt_claim or {}
         sub = claims.get("sub")
-        if not sub or "#" in sub or "/" in sub:
+        if not usable_owner(sub):
             raise Unauthorized("a bearer token with a subject is required")
         return sub
 

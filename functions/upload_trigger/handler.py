@@ -21,7 +21,7 @@ get_settings()
 
 # Report every failed record, even when all of a batch failed, instead of failing the
 # invocation: the records return to the queue either way, and Lambda error alarms then
-# mean a crash, not a model that asked us to slow down.
+# mean a crash, not one record that will be retried.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentfiles.ids import usable_owner
 from agentfiles.logic import connections
 from agentfiles.models.live import SubscriptionRequest, frame_json
 from agentfiles.observability import logger, metrics
@@ -49,7 +50,7 @@ class WebSocketEvent(_Lenient):
 
 def _owner(event: WebSocketEvent) -> str | None:
     owner = event.request_context.authorizer.sub or event.request_context.authorizer.principal_id
-    return owner if owner and "#" not in owner and "/" not in owner else None
+    return owner if usable_owner(owner) else None
 
 
 def _answer(body: str | None = None, status: int = 200) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict[str, Any]:
     try:
         body = json.loads(parsed.body or "")
         request = SubscriptionRequest.model_validate(body)
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # nested past what the parser takes
         message = 'send {"action": "subscribe" | "unsubscribe", "threadId": "<id>"}'
         return _answer(frame_json(connections.bad_frame(message)))
     return _answer(frame_json(connections.handle(owner, connection_id, request)))

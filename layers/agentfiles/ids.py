@@ -43,3 +43,11 @@ def ulid_time_ms(ulid: str) -> int:
 
 def is_ulid(value: str) -> bool:
     return bool(_ULID_RE.match(value))
+
+
+def usable_owner(sub: str | None) -> bool:
+    """An owner is a token's `sub` that keys can hold: `#` separates key parts and `/`
+    object key parts, so a subject with either is refused (by the API and the socket)."""
+    if not sub:
+        return False
+    return "#" not in sub and "/" not in sub

@@ -7,6 +7,7 @@ timeout keep one invocation from hammering a struggling model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -117,3 +118,93 @@ def _retry_after(error: openai.APIStatusError) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+# ---- an attachment the model refused ------------------------------------------
+
+AttachmentKind = Literal["image", "file"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A 400 about an attachment: which kind (None when the error does not say), and
+    where in the request when the error points at one part (`messages[i].content[j]`).
+    `whole_kind` says the model refuses that kind of part as such (a text-only model, a
+    server without `file` parts), not one attachment's content."""
+
+    kind: AttachmentKind | None
+    position: tuple[int, int] | None
+    whole_kind: bool
+    message: str
+
+
+# Statuses a provider answers a request it will not take with (vLLM and some gateways
+# answer validation errors with 422; 415 for a media type).
+_REFUSAL_STATUSES = frozenset({400, 415, 422})
+_POSITION = re.compile(r"messages\.?\[(\d+)\]\.?content\.?\[(\d+)\]")
+# "Unsupported chat content part type: 'file'" (vLLM), "Invalid content type. image_url is
+# only supported by certain models." (OpenAI), "Unknown part type: file".
+_NAMED_TYPE = re.compile(
+    r"(?:part type|content type)[:.]?\s*['\"]?(?P<type>image_url|input_image|image|input_file|file)\b", re.I
+)
+# What says a kind of part is refused as such, rather than one attachment's content.
+_WHOLE_KIND = re.compile(
+    r"(?:unsupported|unknown|invalid) (?:chat )?(?:content )?(?:part )?type|only supported by certain models|"
+    r"at most 0 |not a multimodal|does not support (?:images?|files?|pdfs?|vision|image input|file input)|"
+    r"(?:images?|files?|pdfs?|vision|image input|file input) (?:is|are) not supported|"
+    r"cannot (?:see|read|accept) (?:images|files|pdfs)",
+    re.I,
+)
+# A URL the provider could not fetch is not refused for what it is: the deployment (or
+# the network) is wrong, and the reply fails as before rather than dropping the image for good.
+_FETCH_FAILURE = re.compile(r"download|fetch|timed? ?out|unreachable|could not be reached|resolve", re.I)
+_CONTENT_TYPE_WORDS = re.compile(r"content (?:part )?type|part type|modalit|multimodal|multi-modal", re.I)
+
+
+def _kind_of(name: str) -> AttachmentKind | None:
+    name = name.lower()
+    if "image" in name:
+        return "image"
+    if "file" in name or "pdf" in name or "document" in name:
+        return "file"
+    return None
+
+
+def attachment_refusal(error: Exception) -> Refusal | None:
+    """The refusal in a provider's error when it refused an attachment (an image or a
+    file part), else None. Read from the error body's message, param and code, as
+    OpenAI, vLLM and gateways in front of them phrase it; the list of supported types
+    some servers append is not read (it names every kind)."""
+    if not isinstance(error, openai.APIStatusError) or error.status_code not in _REFUSAL_STATUSES:
+        return None
+    code = _code(error)
+    if code in _CONTENT_POLICY:
+        return None
+    body = _error_body(error)
+    message = _message(error)
+    if _FETCH_FAILURE.search(message):
+        return None
+    said = re.split(r"supported (?:types|values|formats)\s*(?:are|:)", message, maxsplit=1, flags=re.I)[0]
+    param = str(body.get("param") or "")
+    found = _POSITION.search(param) or _POSITION.search(said)
+    position = (int(found[1]), int(found[2])) if found else None
+    named = _NAMED_TYPE.search(said)
+    kind = (
+        (_kind_of(named["type"]) if named else None)
+        or _kind_of(code)
+        or _kind_of(param.rpartition("]")[2])
+        or _kind_of(_attachment_words(said))
+    )
+    whole_kind = kind is not None and bool(_WHOLE_KIND.search(said))
+    if kind is None and not _CONTENT_TYPE_WORDS.search(said):
+        return None
+    return Refusal(kind, position, whole_kind, f"{error.status_code}: {message}")
+
+
+_ATTACHMENT_WORD = re.compile(r"\b(images?|image_url|files?|file_data|pdfs?|documents?)\b", re.I)
+
+
+def _attachment_words(text: str) -> str:
+    """The first word of `text` that names a kind of attachment, or ""."""
+    found = _ATTACHMENT_WORD.search(text)
+    return found[1] if found else ""

@@ -21,7 +21,15 @@ DEFAULT_ALLOWED_MEDIA_TYPES = (
     "image/jpeg",
     "image/gif",
     "image/webp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "image/tiff",
+    "image/bmp",
     "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "text/plain",
     "text/markdown",
     "text/csv",
@@ -66,6 +74,9 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(100 * MIB, alias="MAX_UPLOAD_BYTES", gt=0)
     small_upload_max_bytes: int = Field(1 * MIB, alias="SMALL_UPLOAD_MAX_BYTES", gt=0)
     allowed_media_types: tuple[str, ...] = Field(DEFAULT_ALLOWED_MEDIA_TYPES, alias="ALLOWED_MEDIA_TYPES")
+    # Images are decoded at the upload check; one that declares more pixels is refused
+    # before it is decoded (a decompression bomb costs its header, not its pixels).
+    image_max_pixels: int = Field(50_000_000, alias="IMAGE_MAX_PIXELS", gt=0)
 
     # Messages
     inline_max_bytes: int = Field(64 * KIB, alias="INLINE_MAX_BYTES", ge=0)
@@ -107,7 +118,8 @@ class Settings(BaseModel):
     stream_retention_seconds: int = Field(3600, alias="STREAM_RETENTION_SECONDS", ge=60)
     websocket_callback_url: str | None = Field(None, alias="WEBSOCKET_CALLBACK_URL")
     # The WebSocket $connect authorizer checks tokens as the HTTP API's JWT authorizer does:
-    # this issuer (its keys at JWKS_URL, by default {issuer}/.well-known/jwks.json) and audiences.
+    # this issuer (its keys at JWKS_URL, by default the jwks_uri of its OpenID discovery
+    # document, {issuer}/.well-known/openid-configuration) and audiences.
     jwt_issuer: str | None = Field(None, alias="JWT_ISSUER")
     jwt_audience: tuple[str, ...] = Field((), alias="JWT_AUDIENCE")
     jwks_url: str | None = Field(None, alias="JWKS_URL")
@@ -122,7 +134,6 @@ class Settings(BaseModel):
     attachment_budget_bytes: int = Field(16 * MIB, alias="ATTACHMENT_BUDGET_BYTES", gt=0)
     text_attachment_max_bytes: int = Field(256 * KIB, alias="TEXT_ATTACHMENT_MAX_BYTES", gt=0)
     image_max_bytes: int = Field(16 * MIB, alias="IMAGE_MAX_BYTES", gt=0)
-    max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)
 
     # Vacuum
     grace_seconds: int = Field(24 * 3600, alias="GRACE_SECONDS", ge=0)

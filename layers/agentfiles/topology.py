@@ -65,6 +65,11 @@ class FunctionSpec:
     needs_model: bool = False
     # Checks bearer tokens itself (PyJWT and cryptography): only the WebSocket authorizer.
     verifies_tokens: bool = False
+    # Makes what is derived from files: reads documents into text (pypdf) and decodes
+    # images (Pillow, pillow-heif). The upload check, and the API, which stores small
+    # uploads and inline parts at once; the generate function gets them with its model
+    # set, for the thumbnail of a picture it stores.
+    reads_media: bool = False
     # Traced with X-Ray (Powertools Tracer): only where a cold start's extra
     # milliseconds are lost in the work itself.
     traced: bool = False
@@ -77,9 +82,15 @@ FUNCTION_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.name: spec
     for spec in (
-        FunctionSpec("api", 29, 512, "HTTP API: files, threads, messages"),
+        FunctionSpec("api", 29, 512, "HTTP API: files, threads, messages", reads_media=True),
+        # Reads a document or an image whole (up to MAX_UPLOAD_BYTES) and decodes it (up to
+        # IMAGE_MAX_PIXELS): 1024 MB.
         FunctionSpec(
-            "upload_trigger", 60, 512, "Checks each uploaded object and marks its file ready or rejected"
+            "upload_trigger",
+            60,
+            1024,
+            "Checks each uploaded object, makes what is derived from it, marks its file ready or rejected",
+            reads_media=True,
         ),
         FunctionSpec(
             "generate",
@@ -117,9 +128,10 @@ class QueueSpec:
 
     @property
     def visibility_timeout_seconds(self) -> int:
-        # AWS advises at least six times the consumer's timeout, so a batch that is
-        # still running is never handed to a second consumer.
-        return 6 * FUNCTIONS[self.consumer].timeout_seconds
+        # AWS advises at least six times the consumer's timeout plus the batching window
+        # (a message waits in the poller for the window before its batch is invoked), so
+        # a batch that is still running is never handed to a second consumer.
+        return 6 * FUNCTIONS[self.consumer].timeout_seconds + self.batching_window_seconds
 
 
 QUEUES: dict[str, QueueSpec] = {

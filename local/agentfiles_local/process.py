@@ -32,6 +32,7 @@ CLEARED = (
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
@@ -60,11 +61,15 @@ class StackProcess:
             port = free_port()
             environment = {key: value for key, value in os.environ.items() if key not in CLEARED}
             environment.update({"PORT": str(port), "MOTO_PORT": "0", "PYTHONUNBUFFERED": "1"})
+            # A program reads a reply at once: the built-in model's pause between words
+            # is for a person watching (`agentfiles serve`), unless the caller asks for it.
+            environment["FAKE_MODEL_WORD_DELAY_MS"] = "0"
             environment.update(env or {})
             output = Path(tempfile.mkstemp(prefix="agentfiles-local-", suffix=".log")[1])
             with output.open("wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "agentfiles_cli.cli", "serve", *args],
+                    # --json: the output a test shows when it fails has every line in it.
+                    [sys.executable, "-m", "agentfiles_cli.cli", "serve", "--json", *args],
                     cwd=cwd,
                     env=environment,
                     stdout=sink,
@@ -79,8 +84,10 @@ class StackProcess:
             if healthy:
                 return stack
             stack.stop()
-            if attempt == attempts or "Address already in use" not in stack.output():
-                raise RuntimeError(f"the local stack did not start:\n{stack.output()}")
+            said = stack.output()
+            stack.remove_output()  # what it said goes into the error
+            if attempt == attempts or "Address already in use" not in said:
+                raise RuntimeError(f"the local stack did not start:\n{said}")
         raise AssertionError("unreachable")
 
     def _wait_until_healthy(self) -> bool:
@@ -106,6 +113,10 @@ class StackProcess:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+    def remove_output(self) -> None:
+        """Delete the file the stack's output went to (once nobody needs to read it)."""
+        self.output_path.unlink(missing_ok=True)
 
     def output(self, tail_chars: int = 20_000) -> str:
         text = self.output_path.read_text(errors="replace")

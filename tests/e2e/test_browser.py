@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -183,8 +184,6 @@ def _drop_the_pages_socket(local_stack: LocalStackProcess, sub: str) -> None:
 def test_a_reply_streams_in_over_the_websocket_survives_a_dropped_socket_and_can_be_stopped(
     page: Page, local_stack: LocalStackProcess
 ):
-    import re
-
     _sign_in(page)
     sub = page.locator("#who-name").inner_text()
     token = local_stack.token(sub)
@@ -286,3 +285,128 @@ def test_the_page_shows_usage_and_tells_a_full_storage_and_a_rate_limit_in_words
     )
     expect(refused.locator(".error")).to_contain_text("Try again in")
     expect(page.locator("#toast")).to_contain_text("Try again in")
+
+
+def test_signed_out_the_page_shows_a_sign_in_view(page: Page):
+    # Given a visitor who has not signed in / Then the page asks them to, and shows nothing else
+    expect(page.locator("#welcome")).to_be_visible()
+    expect(page.locator("#welcome")).to_contain_text("Sign in to start")
+    expect(page.locator("#signin #sub")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+    # When they sign in / Then the view gives way to the app
+    _sign_in(page)
+    expect(page.locator("#welcome")).to_be_hidden()
+
+
+def _drop_on(page: Page, selector: str, path: Path, media_type: str) -> bool:
+    """Drop a file on an element as the browser does; whether the page took the drop
+    (a drop nobody prevents makes the browser open the file)."""
+    return page.evaluate(
+        """async ([selector, bytes, name, type]) => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], name, { type }));
+            const target = document.querySelector(selector);
+            const init = { dataTransfer: data, bubbles: true, cancelable: true };
+            target.dispatchEvent(new DragEvent("dragover", init));
+            return !target.dispatchEvent(new DragEvent("drop", init));
+        }""",
+        [selector, list(path.read_bytes()), path.name, media_type],
+    )
+
+
+def test_a_file_dropped_anywhere_on_the_page_is_attached_with_a_thumbnail_not_opened(
+    page: Page, tmp_path: Path
+):
+    _sign_in(page)
+    url = page.url
+    # When a picture is dropped on the messages, far from the dashed zone
+    taken = _drop_on(page, "#messages", _png(tmp_path, 64, 48), "image/png")
+    # Then the page took it (the browser does not navigate to it) and attached it
+    assert taken
+    attachment = page.locator(".attachment").first
+    expect(attachment).to_have_attribute("data-status", "ready", timeout=30_000)
+    assert page.url == url
+    # And it shows a thumbnail before it is sent
+    thumb = attachment.locator("img.thumb")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("image => image.complete && image.naturalWidth") == 64
+    # And a drop on the header is taken too
+    assert _drop_on(page, "header", _png(tmp_path, 20, 20), "image/png")
+    expect(page.locator(".attachment")).to_have_count(2)
+
+
+def test_a_refused_type_and_a_rejected_upload_both_show_red_with_their_reason(
+    page: Page, tmp_path: Path, expected_console: list[str]
+):
+    expected_console.append("status of 422")
+    _sign_in(page)
+    # Given a type the API does not take, and bytes that lie about their type
+    tool = tmp_path / "tool.exe"
+    tool.write_bytes(b"MZ\x90\x00 not for a chat")
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is plain text, not a picture")
+    # When both are attached
+    page.set_input_files("#file-input", [str(tool), str(fake)])
+    refused = page.locator(".attachment[data-name='tool.exe']")
+    rejected = page.locator(".attachment[data-name='fake.png']")
+    expect(refused).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(rejected).to_have_attribute("data-status", "rejected", timeout=30_000)
+    # Then both look refused, in the same red, each with its reason
+    color = "element => getComputedStyle(element).color"
+    for attachment in (refused, rejected):
+        expect(attachment).to_have_class(re.compile(r"\brefused\b"))
+    assert refused.evaluate(color) == rejected.evaluate(color) == "rgb(192, 53, 43)"
+    expect(refused.locator(".attachment-status")).to_contain_text("not accepted")
+    expect(rejected.locator(".attachment-status")).to_contain_text("not the declared image/png")
+
+
+def test_at_390_px_wide_the_page_fits_and_can_be_used(browser: Browser, local_stack: LocalStackProcess):
+    # Given a phone-sized window
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    narrow = context.new_page()
+    try:
+        narrow.goto(local_stack.base_url)
+        # Then the sign-in view fits
+        assert narrow.evaluate("document.documentElement.scrollWidth") <= 390
+        _sign_in(narrow)
+        # And so does the signed-in page: the threads, the composer and its buttons in view
+        assert narrow.evaluate("document.documentElement.scrollWidth") <= 390
+        for selector in ("#new-thread", "#text", "#send", "#draw"):
+            box = narrow.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
+            assert box["y"] + box["height"] <= 844, (selector, box)
+        # And a message can be sent and its reply read
+        narrow.fill("#text", "hello from a phone")
+        narrow.click("#send")
+        expect(narrow.locator(".message.assistant").last).to_have_attribute(
+            "data-status", "success", timeout=30_000
+        )
+        assert narrow.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+def test_after_a_reload_the_thread_opens_where_it_was_scrolled_to_its_end(
+    page: Page, local_stack: LocalStackProcess
+):
+    _sign_in(page)
+    sub = page.locator("#who-name").inner_text()
+    thread = page.locator("#thread-list [aria-current=true]").get_attribute("data-thread-id")
+    # Given a thread longer than the window, and a newer thread beside it
+    token = local_stack.token(sub)
+    for n in range(30):
+        sent = local_stack.api(
+            "POST", f"/threads/{thread}/messages", token, json={"content": f"line {n}", "generate": False}
+        )
+        assert sent.status_code == 201, sent.text
+    assert local_stack.api("POST", "/threads", token, json={"title": "newer"}).status_code == 201
+    # When the page is reloaded
+    page.reload()
+    expect(page.locator(".message")).to_have_count(30, timeout=15_000)
+    # Then the same thread is open, scrolled to its last message
+    expect(page.locator("#thread-list [aria-current=true]")).to_have_attribute("data-thread-id", thread)
+    page.wait_for_function(
+        "() => { const l = document.getElementById('messages');"
+        " return l.scrollHeight > l.clientHeight && l.scrollHeight - l.scrollTop - l.clientHeight < 2; }"
+    )
+    expect(page.locator(".message").last).to_be_in_viewport()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -107,3 +109,77 @@ def test_failures_exit_non_zero_with_the_apis_error(local_stack, sub, tmp_path):
         timeout=60,
     )
     assert nowhere.returncode == 2 and "make run" in nowhere.stderr
+
+
+def _bare(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command with neither --url nor --sub: what a configured user types."""
+    return subprocess.run(
+        [sys.executable, "-m", "agentfiles_cli.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AGENTFILES_")} | env,
+    )
+
+
+def test_a_given_token_acts_as_its_owner_whatever_the_sub(local_stack, sub):
+    # Given a token of the user `sub`, and one thread of theirs
+    token = local_stack.token(sub)
+    thread = local_stack.api("POST", "/threads", token, json={"title": "theirs"}).json()["thread"]["id"]
+    # When commands run with it as --token, or as AGENTFILES_TOKEN, under another --sub
+    given = run(local_stack, "someone-else", "threads", "--json", "--token", token)
+    from_env = _bare("threads", "--json", "--url", local_stack.base_url, env={"AGENTFILES_TOKEN": token})
+    # Then both act as the token's owner
+    for result in (given, from_env):
+        assert result.returncode == 0, result.stderr
+        assert [t["id"] for t in json.loads(result.stdout)] == [thread]
+
+
+def test_a_configured_stack_and_stored_login_take_a_whole_round_trip_without_url_or_token(
+    local_stack, sub, tmp_path
+):
+    # Given the config and the stored login `agentfiles config` and `agentfiles login` write
+    # (the stack's outputs, and an access token with its refresh token)
+    home = tmp_path / "config"
+    (home / "agentfiles").mkdir(parents=True)
+    (home / "agentfiles" / "config.json").write_text(
+        json.dumps({"url": local_stack.base_url, "websocket_url": local_stack.health["websocketUrl"]})
+    )
+    credentials = home / "agentfiles" / "credentials.json"
+    credentials.write_text(
+        json.dumps(
+            {
+                "access_token": local_stack.token(sub),
+                "refresh_token": "unused-while-fresh",
+                "expires_at": time.time() + 3600,
+                "username": sub,
+            }
+        )
+    )
+    env = {"XDG_CONFIG_HOME": str(home)}
+    picture = _png(tmp_path / "p.png", 24, 16)
+    # When the user uploads, asks and lists, naming neither URL nor token
+    asked = _bare("ask", "what is this?", "--file", str(picture), env=env)
+    threads = _bare("threads", "--json", env=env)
+    # Then it all went to the configured stack as the stored login's user
+    assert asked.returncode == 0, asked.stderr
+    assert "image 1: PNG 24x16" in asked.stdout
+    listed = json.loads(threads.stdout)
+    owned = local_stack.api("GET", "/threads", local_stack.token(sub)).json()["items"]
+    assert [t["id"] for t in listed] == [t["id"] for t in owned] and len(owned) == 1
+
+
+@pytest.mark.parametrize("command", ["threads", "files", "usage", "models"])
+def test_a_listing_in_a_shell_pipeline_whose_reader_stops_ends_quietly(local_stack, sub, tmp_path, command):
+    # Given: something to list
+    token = local_stack.token(sub)
+    assert local_stack.api("POST", "/threads", token, json={"title": "piped"}).status_code == 201
+    errors = tmp_path / "stderr.txt"
+    # When: its reader is gone before it writes (`| true`; `| head -1` once the line is read)
+    line = (
+        f"{sys.executable} -m agentfiles_cli.cli {command} --url {local_stack.base_url} --sub {sub}"
+        f" 2>{errors} | true"
+    )
+    subprocess.run(["bash", "-c", line], timeout=120, check=True)
+    # Then: no traceback, no "Exception ignored ... BrokenPipeError", nothing at all on stderr
+    assert errors.read_text() == ""

@@ -41,12 +41,13 @@ def new_user(local_stack: LocalStackProcess, name: str) -> User:
     return User(sub, local_stack.token(sub))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def alice(local_stack: LocalStackProcess) -> User:
+    """An owner of each test's own: what one test stores cannot meet another's."""
     return new_user(local_stack, "alice")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ready_png(local_stack: LocalStackProcess, alice: User) -> dict[str, Any]:
     """Alice's PNG, uploaded through its presigned URL and checked by the trigger."""
     data = png_bytes()
@@ -134,29 +135,50 @@ def pdf_bytes(size: int) -> bytes:
     return head + b"x" * (size - len(head))
 
 
-@pytest.mark.parametrize(
-    ("case", "code"),
-    [("pdf-bytes-declared-as-png", "type_mismatch"), ("more-bytes-than-declared", "size_mismatch")],
-)
 def test_given_bytes_that_are_not_what_was_declared_when_checked_then_the_file_is_rejected_and_gone(
-    local_stack, alice, case, code
+    local_stack, alice
 ):
-    # Given: a PNG is declared (size and checksum of the real picture)...
+    # Given: a PNG is declared (its size, no checksum)...
     declared = png_bytes(40, 30)
-    registered = local_stack.register(alice.token, declared, "image/png", filename=f"{case}.png")
+    registered = local_stack.register(
+        alice.token, declared, "image/png", filename="pdf-bytes.png", declare_sha256=False
+    )
     assert registered.status_code == 201, registered.text
     body = registered.json()
-    # ...but other bytes are sent: a PDF of the same size, or the PNG with bytes appended
-    sent = pdf_bytes(len(declared)) if code == "type_mismatch" else declared + b"\0" * 100
-    # When
-    put = local_stack.put(body["upload"], sent)
+    # ...but a PDF of the same size is sent (nothing S3 checks tells them apart)
+    put = local_stack.put(body["upload"], pdf_bytes(len(declared)))
     assert put.status_code == 200, put.text
+    # When
     file = local_stack.wait_for_file(alice.token, body["file"]["id"])
     # Then: rejected with a reason a client can show, and the object deleted
     assert file["status"] == "rejected"
-    assert file["rejection"]["code"] == code
+    assert file["rejection"]["code"] == "type_mismatch"
     assert file["rejection"]["message"]
     assert "url" not in file
     # (the trigger deletes the bytes right after it marks the file rejected)
     key = f"files/{alice.sub}/{file['id']}"
     wait_for(lambda: not local_stack.object_exists(key), what=f"{key} to be deleted")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [("more-bytes-than-signed", 403, "SignatureDoesNotMatch"), ("other-bytes-same-size", 400, "BadDigest")],
+)
+def test_given_bytes_that_break_what_the_url_signed_when_put_then_s3_refuses_them_and_nothing_is_stored(
+    local_stack, alice, case, status, code
+):
+    # Given: a URL signed for a PNG's length and checksum
+    declared = png_bytes(40, 30)
+    registered = local_stack.register(alice.token, declared, "image/png", filename=f"{case}.png")
+    assert registered.status_code == 201, registered.text
+    body = registered.json()
+    sent = declared + b"\0" * 100 if code == "SignatureDoesNotMatch" else pdf_bytes(len(declared))
+    # When: other bytes go to it
+    put = local_stack.put(body["upload"], sent)
+    # Then: refused as S3 refuses them, so no object arrives and the file stays pending
+    assert put.status_code == status, put.text
+    assert f"<Code>{code}</Code>" in put.text
+    assert not local_stack.object_exists(f"files/{alice.sub}/{body['file']['id']}")
+    assert local_stack.api("GET", f"/files/{body['file']['id']}", alice.token).json()["file"]["status"] == (
+        "pending"
+    )

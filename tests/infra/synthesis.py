@@ -39,6 +39,9 @@ PROD_CONTEXT = {
     "generationsPerMinute": "6",
     "attachmentBudgetBytes": "8388608",
     "snapStart": "true",
+    "apiGatewayAccountRole": "false",
+    "jwksUrl": "https://login.example.com/keys",
+    "secretKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
 
 

@@ -16,16 +16,21 @@ from tests.infra.synthesis import Assembly, Synthesized
 # the acknowledgment in infra/). A new one must be added here on purpose.
 ACCEPTED_FINDINGS = {
     r"AwsSolutions-IAM5\[Resource::<StorageFiles\w+\.Arn>/\*\]",  # objects under server-made keys
+    r"AwsSolutions-IAM5\[Resource::<StorageFiles\w+\.Arn>/derived/\*\]",  # what is made from them
     r"AwsSolutions-IAM5\[Resource::\*\]",  # X-Ray's two actions cannot be scoped
     # PostToConnection for any connection of the push API's stage (ids are API Gateway's)
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
     r"<PushWebSocketApi\w+>/live/POST/@connections/\*\]",
     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole\]",
+    # API Gateway's account-wide logging role, with the policy AWS documents for it
+    r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    r"AmazonAPIGatewayPushToCloudWatchLogs\]",
+    r"AwsSolutions-L1",  # Python 3.13: the newest runtime the build compiles bytecode for
     r"AwsSolutions-SMG4",  # the provider's API key is rotated at the provider
     r"AwsSolutions-COG2",  # MFA offered, not forced
     r"AwsSolutions-COG8",  # Cognito Plus plan is the operator's cost decision
     r"AwsSolutions-APIG4",  # /health, /openapi.json, /docs are public by design
-    r"AwsSolutions-SQS3",  # the schedule's DLQ is itself a DLQ
+    r"AwsSolutions-SQS3",  # the schedule's DLQ and the vacuum's on-failure queue are dead letters
     r"AwsSolutions-CFR1",  # no geo restriction
     r"AwsSolutions-CFR2",  # no WAF on read-only objects
     r"AwsSolutions-CFR4",  # default certificate's TLS policy

@@ -59,14 +59,15 @@ def test_given_a_function_spec_when_synthesized_then_it_runs_python_on_arm64_wit
     props = _function(any_stack, name)
 
     # Then it runs a current Python on arm64 with the timeout and memory of its spec
-    assert props["Runtime"] == "python3.14"
+    assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == f"functions.{name}.handler.lambda_handler"
     assert props["Timeout"] == spec.timeout_seconds
     assert props["MemorySize"] == spec.memory_mb
     # And only the traced function records X-Ray segments (the others have no tracing config)
     assert props.get("TracingConfig") == ({"Mode": "Active"} if spec.traced else None)
-    # And no function-level DLQ: SQS DLQs and the schedule's DLQ catch failures
+    # And no function-level DLQ: SQS DLQs, the schedule's DLQ and the vacuum's on-failure
+    # destination catch failures
     assert "DeadLetterConfig" not in props
 
 
@@ -211,16 +212,25 @@ def test_given_a_function_when_synthesized_then_it_has_the_domain_layer_and_its_
 ) -> None:
     # Given the layers: domain package, common dependencies, model and token-checking sets
     layers = _layer_ids(any_stack)
-    assert set(layers) == {"domain", "common", "model", "auth"}
+    assert set(layers) == {"domain", "common", "model", "auth", "media"}
 
     # When synthesized
     used = {layer["Ref"] for layer in _function(any_stack, name)["Layers"]}
 
     # Then the function gets the domain package and exactly one dependency set:
     # the model set (with openai) only where a model is called, the auth set (PyJWT,
-    # cryptography) only where tokens are checked
+    # cryptography) only where tokens are checked, the media set (pypdf, Pillow) where
+    # derived objects are made (the model set includes it)
     spec = topology.FUNCTIONS[name]
-    expected_set = "model" if spec.needs_model else "auth" if spec.verifies_tokens else "common"
+    expected_set = (
+        "model"
+        if spec.needs_model
+        else "auth"
+        if spec.verifies_tokens
+        else "media"
+        if spec.reads_media
+        else "common"
+    )
     assert used == {layers["domain"], layers[expected_set]}
 
 
@@ -239,7 +249,7 @@ def test_given_the_layers_when_synthesized_then_they_are_built_for_arm64_and_the
 ) -> None:
     # Given every layer / When synthesized / Then each declares the functions' runtime and architecture
     for layer in any_stack.of_type("AWS::Lambda::LayerVersion").values():
-        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
 
 
@@ -256,7 +266,10 @@ def test_given_the_requirements_files_when_read_then_every_package_is_pinned() -
         # And boto3 is not shipped: the runtime provides it
         assert not any(r.startswith(("boto3", "botocore")) for r in requirements), path
     model = (REQUIREMENTS_DIR / "model.txt").read_text()
-    assert "-r common.txt" in model
+    # The model set is the media set (a generated picture gets its thumbnail) plus openai
+    assert "-r media.txt" in model
+    assert "-r documents.txt" in (REQUIREMENTS_DIR / "media.txt").read_text()
+    assert "-r common.txt" in (REQUIREMENTS_DIR / "documents.txt").read_text()
     assert re.search(r"^openai==", model, re.MULTILINE)
 
 
@@ -270,16 +283,18 @@ def test_given_the_pip_layer_builder_when_asked_for_its_command_then_it_targets_
     # Then pip installs binary wheels for arm64 Linux and the runtime's Python, into the layer
     joined = " ".join(command)
     assert "--platform manylinux2014_aarch64" in joined
+    # And manylinux_2_28 too, the only aarch64 wheels of current Pillow and pillow-heif
+    assert "--platform manylinux_2_28_aarch64" in joined
     assert "--only-binary=:all:" in command
     assert f"--python-version {bundling.runtime_python_version()}" in joined
-    assert bundling.runtime_python_version() == "3.14"
+    assert bundling.runtime_python_version() == "3.13"
     assert "--target /out/python" in joined
     # And it names the file relatively, so the asset hash does not depend on the checkout's path
     assert "--requirement common.txt" in joined
     assert str(REQUIREMENTS_DIR) not in joined
 
 
-def test_given_the_domain_package_when_bundled_locally_then_it_lands_under_python_without_caches(
+def test_given_the_domain_package_when_bundled_locally_then_it_lands_under_python_with_runtime_bytecode(
     tmp_path: Path,
 ) -> None:
     # Given a package folder with a bytecode cache
@@ -292,7 +307,11 @@ def test_given_the_domain_package_when_bundled_locally_then_it_lands_under_pytho
     # When the local bundler copies it (it ignores Docker's options)
     bundled = bundling.CopyPackage(package).try_bundle(str(output), None)  # type: ignore[arg-type]
 
-    # Then it is at python/<name>/, where Lambda's sys.path finds it, without the cache
+    # Then it is at python/<name>/, where Lambda's sys.path finds it, without this machine's cache
     assert bundled is True
     assert (output / "python" / "mypackage" / "__init__.py").exists()
-    assert not (output / "python" / "mypackage" / "__pycache__").exists()
+    assert not (output / "python" / "mypackage" / "__pycache__" / "x.cpython-311.pyc").exists()
+    # And with the runtime's own bytecode where an interpreter of its version is found
+    shipped = sorted(path.name for path in output.rglob("*.pyc"))
+    tag = bundling.runtime_python_version().replace(".", "")
+    assert shipped == ([f"__init__.cpython-{tag}.pyc"] if bundling.bytecode_interpreter() else [])

@@ -72,6 +72,8 @@ def _resource(synthesized: Synthesized, resource: str) -> str:
         return f"{table}/index/{resource.removeprefix('index:')}"
     if resource == permissions.OBJECTS:
         return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/*"
+    if resource == permissions.DERIVED_OBJECTS:
+        return f"{synthesized.logical_id(stack.storage.bucket)}.Arn/derived/*"
     if resource == permissions.BUCKET:
         return f"{synthesized.logical_id(stack.storage.bucket)}.Arn"
     if resource == permissions.SECRET:
@@ -107,6 +109,13 @@ def _expected(synthesized: Synthesized, name: str) -> dict[str, set[str]]:
     for grant in permissions.PERMISSIONS[name]:
         for action in grant.actions:
             grants[action] |= {_resource(synthesized, resource) for resource in grant.resources}
+    if name == "vacuum":
+        # Its on-failure destination: Lambda sends a failed asynchronous run there as the function.
+        failed_runs = f"{synthesized.logical_id(stack.schedule.failed_runs)}.Arn"
+        for action in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"):
+            grants[action].add(failed_runs)
+    if topology.FUNCTIONS[name].needs_model and stack.config.secret_kms_key_arn:
+        grants["kms:Decrypt"].add(stack.config.secret_kms_key_arn)
     return dict(grants)
 
 
@@ -132,11 +141,13 @@ def test_given_a_function_role_when_synthesized_then_no_action_is_a_wildcard_and
     assert not [action for action in grants if "*" in action]
     unscoped = {action for action, resources in grants.items() if "*" in resources}
     assert unscoped == (TRACING if topology.FUNCTIONS[name].traced else set())
-    # And the only resource wildcards are the bucket's objects (keys are per owner and file)
-    # and the connections of the WebSocket API's stage (ids are API Gateway's), POST only
+    # And the only resource wildcards are the bucket's objects (keys are per owner and file),
+    # those made from them (under derived/), and the connections of the WebSocket API's
+    # stage (ids are API Gateway's), POST only
     objects = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/*"
+    derived = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/derived/*"
     for action, resources in grants.items():
-        for resource in resources - {"*", objects, _connections(any_stack)}:
+        for resource in resources - {"*", objects, derived, _connections(any_stack)}:
             assert "*" not in resource, (action, resource)
 
 

@@ -150,9 +150,9 @@ def test_given_the_api_when_synthesized_then_server_errors_raise_an_alarm(any_st
     alarm = _alarm_on(any_stack, "5xx", "ApiId", {"Ref": api_id})
     assert alarm["Namespace"] == "AWS/ApiGateway"
     assert alarm["Threshold"] == 0
-    # And, in all, the stack watches every DLQ, every function twice, the API, and the
-    # vacuum's three failure counts
-    expected = (len(topology.QUEUES) + 1) + 2 * len(topology.FUNCTIONS) + 1 + 3
+    # And, in all, the stack watches every DLQ (the schedule's and the vacuum's failed runs
+    # included), every function twice, the API, and the vacuum's three failure counts
+    expected = (len(topology.QUEUES) + 2) + 2 * len(topology.FUNCTIONS) + 1 + 3
     assert len(_alarms(any_stack)) == expected
 
 

@@ -79,9 +79,10 @@ def test_given_a_work_queue_when_synthesized_then_its_consumer_reports_partial_b
 def test_given_any_context_when_synthesized_then_every_queue_is_encrypted_and_refuses_plain_http(
     any_stack: Synthesized,
 ) -> None:
-    # Given every SQS queue of the stack (work queues, their DLQs, the schedule's DLQ)
+    # Given every SQS queue of the stack (work queues, their DLQs, the schedule's DLQ, the
+    # vacuum's on-failure destination)
     queues = any_stack.of_type("AWS::SQS::Queue")
-    assert len(queues) == 2 * len(topology.QUEUES) + 1
+    assert len(queues) == 2 * len(topology.QUEUES) + 2
 
     for queue_id, queue in queues.items():
         # Then each uses SQS-managed encryption

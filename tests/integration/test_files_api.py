@@ -55,17 +55,19 @@ def test_an_uploaded_file_becomes_ready_and_reads_back_with_a_fresh_download_url
     assert aws.s3.get_object(Bucket=aws.resources.bucket_name, Key=key)["Body"].read() == data
 
 
-def test_a_non_image_download_url_asks_the_browser_to_save_it_under_its_filename(aws):
-    # Given a ready PDF
-    file = aws.upload(samples.pdf(), "application/pdf", filename="report 2026.pdf")
+def test_a_text_download_url_asks_the_browser_to_save_it_under_its_filename(aws):
+    # Given a ready text file
+    file = aws.upload(b"notes\n", "text/plain", filename="notes 2026.txt")
     # Then its download URL sets Content-Disposition: attachment with the filename
     query = parse_qs(urlparse(file["url"]).query)
-    assert query["response-content-disposition"][0].startswith('attachment; filename="report 2026.pdf"')
+    assert query["response-content-disposition"][0].startswith('attachment; filename="notes 2026.txt"')
 
 
-def test_an_image_download_url_opens_inline(aws):
-    file = aws.upload(samples.png(), "image/png")
-    assert "response-content-disposition" not in parse_qs(urlparse(file["url"]).query)
+def test_an_image_download_url_opens_inline_as_its_checked_type(aws):
+    file = aws.upload(samples.png(), "image/png", filename="cat.png")
+    query = parse_qs(urlparse(file["url"]).query)
+    assert query["response-content-disposition"][0].startswith('inline; filename="cat.png"')
+    assert query["response-content-type"] == ["image/png"]
 
 
 def test_registering_content_the_owner_already_has_ready_returns_that_file_without_an_upload(aws):
@@ -139,7 +141,9 @@ def test_small_upload_of_known_content_is_deduplicated(aws):
     )
     assert second.status == 200 and second.body["deduplicated"] is True
     assert second.body["file"]["id"] == first.body["file"]["id"]
-    assert len(aws.object_keys()) == 1
+    assert [key for key in aws.object_keys() if key.startswith("files/")] == [
+        f"files/alice/{first.body['file']['id']}"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,8 @@ def test_public_mode_builds_urls_from_the_public_base(worker, model, monkeypatch
     _ask(worker, [{"type": "image", "fileId": file["id"]}])
     worker.deliver("generations")
     url = model.calls[0]["sent"][-1]["content"][0]["image_url"]["url"]
-    assert url == f"https://cdn.example.com/files/alice/{file['id']}"
+    # The image's copy for the model's geometry, made at upload (see test_model_capabilities)
+    assert url == f"https://cdn.example.com/derived/alice/{file['id']}/model-2048x768"
 
 
 def test_streamed_text_can_be_read_by_seq_while_streaming_and_adds_up_to_the_final_reply(worker, model):

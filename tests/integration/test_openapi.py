@@ -15,18 +15,24 @@ def test_the_openapi_document_is_valid_and_lists_every_route(aws):
     validate(reply.body)
     # And it documents every private route of the contract, with the errors each can answer
     documented = {f"{method.upper()} {path}" for path, item in reply.body["paths"].items() for method in item}
-    assert documented == {r.key for r in API_ROUTES if not r.public}
+    assert documented == {r.key for r in API_ROUTES if not r.public} | {"GET /health"}
     for path, item in reply.body["paths"].items():
         for method, operation in item.items():
-            assert "401" in operation["responses"], (method, path)
             assert operation["summary"], (method, path)
+            if path != "/health":
+                assert "401" in operation["responses"], (method, path)
+    # And /health is public: no token asked for
+    assert reply.body["paths"]["/health"]["get"]["security"] == []
     assert "ErrorBody" in reply.body["components"]["schemas"]
     # And it says how to authenticate, so Swagger UI's "Authorize" takes a token
-    assert reply.body["components"]["securitySchemes"]["bearer"] == {
+    bearer = reply.body["components"]["securitySchemes"]["bearer"]
+    assert {key: bearer[key] for key in ("type", "scheme", "bearerFormat")} == {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
+    # And its Authorize dialog says where a token comes from, on AWS and locally
+    assert "POST /dev/token" in bearer["description"] and "Cognito" in bearer["description"]
     assert reply.body["security"] == [{"bearer": []}]
 
 
@@ -56,6 +62,8 @@ def test_the_document_declares_what_each_route_really_answers(aws):
     document = aws.call_api("GET", "/openapi.json", sub=None).body
     schemas = document["components"]["schemas"]
     for path, item in document["paths"].items():
+        if path == "/health":
+            continue  # public and without input: no 401 and no 422 to declare
         for method, operation in item.items():
             responses = operation["responses"]
             # Then a 401 is the JWT authorizer's own body, not the error envelope
@@ -100,3 +108,50 @@ def test_created_resources_link_to_the_operations_that_take_their_ids(aws):
     assert message_links["DeleteMessage"] == "DELETE /threads/{threadId}/messages/{messageId}"
     assert targets("/files/uploads", "post", "201")["GetFile"] == "GET /files/{fileId}"
     assert targets("/files", "post", "201")["DeleteFile"] == "DELETE /files/{fileId}"
+
+
+def test_the_docs_page_names_its_icon_so_the_browser_asks_no_favicon(aws):
+    reply = aws.call_api("GET", "/docs", sub=None)
+    head = reply.body.split("</head>", 1)[0]
+    assert '<link rel="icon" href="data:image/svg+xml,' in head
+
+
+def test_the_websocket_protocol_is_served_as_an_asyncapi_document_whose_references_all_resolve(aws):
+    from agentfiles.models import live
+
+    # When it is fetched without a token
+    reply = aws.call_api("GET", "/asyncapi.json", sub=None)
+    assert reply.status == 200
+    document = reply.body
+    assert document["asyncapi"].startswith("3.")
+    # Then every frame of the protocol is a message, with the schema of its model
+    frames = {model.__name__ for model in (live.SubscriptionRequest, *live.Frame.__args__)}
+    titles = {message["title"] for message in document["components"]["messages"].values()}
+    assert titles == frames
+    kinds = {
+        document["components"]["schemas"][name]["properties"]["type"]["const"]
+        for name in frames - {"SubscriptionRequest"}
+    }
+    assert kinds == {"subscribed", "unsubscribed", "delta", "message", "thread_deleted", "error"}
+    # And the client sends subscriptions only; it receives everything else
+    sent = [op for op in document["operations"].values() if op["action"] == "send"]
+    assert [op["messages"][0]["$ref"].rsplit("/", 1)[1] for op in sent] == ["subscription"]
+    # And every $ref in the document points at something in it
+    refs: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs
+    for ref in refs:
+        target = document
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]

@@ -103,9 +103,9 @@ def test_given_a_large_inline_file_part_when_its_file_is_read_then_the_download_
     # When the file is read
     file = aws.call_api("GET", f"/files/{file_id}").body["file"]
 
-    # Then its download URL names it as an attachment, with no raw control character
+    # Then its download URL names it (a PDF opens inline), with no raw control character
     disposition = unquote(file["url"].split("response-content-disposition=")[1].split("&")[0])
-    assert disposition.startswith('attachment; filename="q3 report.pdf"')
+    assert disposition.startswith('inline; filename="q3 report.pdf"')
     assert not any(ord(c) < 0x20 for c in disposition)
 
 

@@ -84,8 +84,12 @@ def server() -> Iterator[FakeModel]:
 
 
 @pytest.fixture
-def fake(server: FakeModel) -> FakeModel:
+def fake(server: FakeModel, image_host: tuple[str, dict[str, bytes]]) -> FakeModel:
     server.reset()
+    # The test's web server stands in for the stack's S3: the one origin it may fetch from.
+    server.fetch_from = (image_host[0],)
+    IMAGE_HOST_HITS.clear()
+    REDIRECTS.clear()
     return server
 
 
@@ -94,14 +98,26 @@ def client(fake: FakeModel) -> OpenAI:
     return OpenAI(base_url=fake.url, api_key="test", max_retries=0, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def image_host() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """A tiny local web server: `files[path] = bytes` serves them, any other path is a 404."""
-    files: dict[str, bytes] = {}
+# Every path the test web servers were asked for, and the paths they redirect (to a URL).
+IMAGE_HOST_HITS: list[str] = []
+REDIRECTS: dict[str, str] = {}
+
+
+def serve_files(files: dict[str, bytes]) -> ThreadingHTTPServer:
+    """A tiny local web server: `files[path] = bytes` serves them, `REDIRECTS[path]`
+    redirects, any other path is a 404; every request is noted in `IMAGE_HOST_HITS`."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            data = files.get(self.path.split("?")[0])
+            path = self.path.split("?")[0]
+            IMAGE_HOST_HITS.append(f"{self.server.server_address[1]}{path}")
+            if path in REDIRECTS:
+                self.send_response(302)
+                self.send_header("Location", REDIRECTS[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = files.get(path)
             if data is None:
                 self.send_error(404)
                 return
@@ -115,9 +131,25 @@ def image_host() -> Iterator[tuple[str, dict[str, bytes]]]:
             pass
 
     host = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=host.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    threading.Thread(target=host.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return host
+
+
+@pytest.fixture(scope="module")
+def image_host() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The web server that stands in for the stack's S3."""
+    files: dict[str, bytes] = {}
+    host = serve_files(files)
     yield f"http://127.0.0.1:{host.server_address[1]}", files
+    host.shutdown()
+    host.server_close()
+
+
+@pytest.fixture(scope="module")
+def other_host(image_host: tuple[str, dict[str, bytes]]) -> Iterator[str]:
+    """Another web server on the machine (another service a page would like probed), same files."""
+    host = serve_files(image_host[1])
+    yield f"http://127.0.0.1:{host.server_address[1]}"
     host.shutdown()
     host.server_close()
 
@@ -461,12 +493,62 @@ def test_given_the_config_endpoint_when_a_word_count_is_set_then_later_replies_h
     root = fake.url.removesuffix("/v1")
     assert http("POST", f"{root}/_fake/config", {"word_count": 40}) == (
         200,
-        {"chunk_delay_s": 0.0, "word_count": 40},
+        {"chunk_delay_s": 0.0, "word_count": 40, "refuse": []},
     )
 
     # When the SDK asks, Then the reply has 40 words
     answer = client.chat.completions.create(model="fake-chat", messages=ask("Hi")).choices[0].message.content
     assert len(answer.split()) == 40
+
+
+# capabilities: parts the model refuses
+
+
+def test_given_a_model_that_refuses_file_parts_when_a_pdf_is_sent_then_a_400_as_vllm_answers_it(client, fake):
+    # Given a fake that refuses `file` parts
+    fake.configure(refuse=["file"])
+    # When a PDF is sent, Then the SDK raises vLLM's 400, and the call is recorded as refused
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="fake-chat", messages=ask("Read", pdf_part("a.pdf", pdf_bytes(1)))
+        )
+    assert raised.value.body["message"].startswith(
+        "Unsupported chat content part type: 'file'. Supported types:"
+    )
+    assert raised.value.body["param"] == "type"
+    assert fake.calls[-1]["status"] == 400
+    # And images and text still go through
+    png = data_url("image/png", image_bytes((4, 3)))
+    answer = client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    assert "image 1: PNG 4x3" in answer.choices[0].message.content
+
+
+def test_given_a_model_that_refuses_images_when_one_is_sent_then_a_400_names_the_part(client, fake):
+    # Given a fake that cannot see images (set over HTTP)
+    root = fake.url.removesuffix("/v1")
+    assert http("POST", f"{root}/_fake/config", {"refuse": ["image"]})[1]["refuse"] == ["image"]
+    png = data_url("image/png", image_bytes((4, 3)))
+    # When an image is sent, Then OpenAI's 400 for a model without vision, naming the part
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    assert (
+        raised.value.body["message"] == "Invalid content type. image_url is only supported by certain models."
+    )
+    assert raised.value.body["param"] == "messages.[0].content.[1].type"
+    # And a PDF goes through; after a reset, images do too
+    client.chat.completions.create(model="fake-chat", messages=ask("Read", pdf_part("a.pdf", pdf_bytes(1))))
+    fake.reset()
+    client.chat.completions.create(model="fake-chat", messages=ask("See", image_part(png)))
+    # And a kind it does not know is refused as a setting
+    assert http("POST", f"{root}/_fake/config", {"refuse": ["audio"]})[0] == 400
+
+
+def test_given_fake_model_refuse_in_the_environment_when_started_then_it_refuses_those_kinds(monkeypatch):
+    # Given FAKE_MODEL_REFUSE, as a local stack's fake model reads it
+    monkeypatch.setenv("FAKE_MODEL_REFUSE", "file, image")
+    # When a fake model is made without its own setting / Then it refuses both kinds
+    assert FakeModel().refuse == {"file", "image"}
+    assert FakeModel(refuse=[]).refuse == frozenset()
 
 
 # protocol edges
@@ -518,3 +600,84 @@ def test_given_the_module_entry_point_when_run_then_it_prints_its_url_and_serves
     finally:
         process.terminate()
         assert process.wait(timeout=5) == 0
+
+
+# what it fetches, and who may call it
+
+
+def test_given_an_image_url_on_another_host_when_asked_then_it_is_refused_without_any_request(
+    client, fake, image_host, other_host
+):
+    # Given: an image behind another local service (a port and path probe, say)
+    _, files = image_host
+    files["/admin/secret.png"] = image_bytes((8, 8))
+    # When: a message points the model at it
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="fake-chat", messages=ask("See?", image_part(f"{other_host}/admin/secret.png"))
+        )
+    # Then: refused before anything is sent, with one message that tells nothing of what is there
+    error = raised.value.body
+    assert error["code"] == "invalid_image_url"
+    assert "only from this stack's own storage" in error["message"]
+    assert "HTTP" not in error["message"] and "200" not in error["message"]
+    assert IMAGE_HOST_HITS == []
+
+
+def test_given_the_stacks_storage_redirecting_elsewhere_when_asked_then_the_redirect_is_not_followed(
+    client, fake, image_host, other_host
+):
+    # Given: an allowed URL that answers with a redirect to another host
+    base, files = image_host
+    files["/inside.png"] = image_bytes((8, 8))
+    REDIRECTS["/photo.png"] = f"{other_host}/inside.png"
+    # When
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="fake-chat", messages=ask("See?", image_part(f"{base}/photo.png"))
+        )
+    # Then: the redirect is an error and its target was never asked
+    assert raised.value.body["code"] == "invalid_image_url"
+    port = base.rsplit(":", 1)[1]
+    assert [f"{port}/photo.png"] == IMAGE_HOST_HITS
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Host": "rebound.example"},
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_fake/faults", {"always": 500}),
+        ("/_fake/config", {"word_count": 5000}),
+        ("/_fake/reset", {}),
+        ("/v1/chat/completions", {"model": "fake-chat", "messages": ask("hi")}),
+    ],
+)
+def test_given_a_request_from_a_web_page_when_it_reaches_the_fake_model_then_it_is_refused(
+    fake, headers, path, body
+):
+    # Given: a fault armed by a test, so that a reset would show
+    fake.fail_next(503)
+    root = fake.url.removesuffix("/v1")
+    request = urllib.request.Request(
+        f"{root}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain", **headers},
+    )
+    # When: a page on another site posts to it (a form post or a simple fetch)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+    # Then: 403, and nothing changed
+    assert raised.value.code == 403
+    assert json.loads(raised.value.read())["error"]["code"] == "cross_site_request"
+    assert fake.faults() == {"next": [503], "always": None}
+    assert fake.calls == []

@@ -7,6 +7,8 @@ import base64
 import json
 import select
 import socket
+import struct
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -506,3 +508,133 @@ def test_given_a_keep_alive_client_when_the_gateway_answers_then_nagle_is_off_on
 
     # Then
     assert seen and all(seen)
+
+
+# ---- what a careless (or hostile) client sends ---------------------------------------
+
+
+def raw_exchange(gateway: Gateway, request: bytes) -> bytes:
+    """Send bytes as they are and read until the gateway closes the connection."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as client:
+        client.sendall(request)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: -5\r\n",
+        b"Content-Length: abc\r\n",
+        b"Content-Length: 1e3\r\n",
+        b"Content-Length: 3\r\nContent-Length: 4\r\n",
+        b"Transfer-Encoding: chunked\r\n",  # followed by a chunk size that is no number
+    ],
+)
+def test_given_a_body_length_that_is_no_length_when_it_arrives_then_the_gateway_answers_400_and_closes(
+    gateway, api, framing, caplog
+):
+    # Given: a request whose body cannot be framed
+    body = b"zz\r\nhello\r\n0\r\n\r\n" if b"chunked" in framing else b"{}"
+    request = (
+        b"POST /threads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + framing
+        + b"\r\n"
+        + body
+    )
+    # When: it reaches the socket
+    with caplog.at_level("DEBUG", logger="agentfiles_local"):
+        answer = raw_exchange(gateway, request)
+    # Then: an HTTP answer (not a dropped connection), API Gateway's body, no traceback, no event
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    assert rest.endswith(b'{"message": "Bad Request"}')
+    assert not any(record.exc_info for record in caplog.records)
+    assert api.events == []
+
+
+def test_given_invalid_utf8_declared_as_json_when_it_arrives_then_it_is_refused_not_replaced(gateway, api):
+    # When: bytes that are not UTF-8 come as application/json
+    response = requests.post(
+        f"{gateway.url}/threads",
+        data=b'{"title": "caf\xe9 \xff"}',
+        headers={**dict([bearer(gateway)]), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    # Then: a 400 in the API's error shape, and the function never saw replacement characters
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert api.events == []
+
+
+def test_given_a_client_that_hangs_up_before_its_answer_when_written_then_no_traceback_is_logged(
+    gateway, api, caplog, capfd
+):
+    # Given: a function that takes a moment, and a client that leaves at once (RST on close)
+    api.answer = lambda event: (time.sleep(0.3), {"statusCode": 200, "body": "x" * 1_000_000})[1]
+    client = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    auth = "{}: {}".format(*bearer(gateway)).encode()
+    # When
+    with caplog.at_level("DEBUG"):
+        client.sendall(b"GET /threads HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"\r\n\r\n")
+        client.close()
+        wait_until(lambda: api.events)
+        time.sleep(0.6)
+    # Then: the gateway noted it quietly and kept serving
+    assert not any(record.exc_info for record in caplog.records)
+    assert "Traceback" not in capfd.readouterr().err
+    assert requests.get(f"{gateway.url}/health", timeout=5).status_code == 200
+
+
+def wait_until(probe: Callable[[], Any], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Origin", "https://evil.example")],
+        [("Sec-Fetch-Site", "cross-site")],
+        [("Host", "rebound.example:8000")],
+    ],
+)
+def test_given_a_page_on_another_origin_when_it_asks_health_then_it_learns_nothing_of_moto(web_dir, headers):
+    # Given: a stack whose health names its pieces
+    details = {
+        "api": "http://127.0.0.1:8000",
+        "docs": "http://127.0.0.1:8000/docs",
+        "websocketUrl": "ws://127.0.0.1:8001",
+        "awsEndpoint": "http://127.0.0.1:5000",
+        "queues": {"uploads": "http://127.0.0.1:5000/123/uploads"},
+        "model": {"baseUrl": "http://127.0.0.1:5001/v1"},
+    }
+    gateway = Gateway(FunctionHost(), port=0, health=lambda: details, web_dir=web_dir)
+    try:
+        # When: another origin's page (or a rebound name) reads /health
+        foreign = body_of(gateway.handle(HttpRequest("GET", "/health", headers)))
+        # Then: only what a client of a deployed API would find anyway; no moto, queues or model
+        assert foreign == {
+            "status": "ok",
+            "api": details["api"],
+            "docs": details["docs"],
+            "websocketUrl": details["websocketUrl"],
+        }
+        # And a tool on this machine, or the stack's own page, still sees everything
+        for own in ([], [("Origin", gateway.url), ("Sec-Fetch-Site", "same-origin")]):
+            assert body_of(gateway.handle(HttpRequest("GET", "/health", own)))["awsEndpoint"]
+    finally:
+        gateway.stop()
+
+
+def test_given_a_browser_on_any_page_of_the_stack_when_it_asks_the_favicon_then_there_is_one(gateway, api):
+    response = requests.get(f"{gateway.url}/favicon.ico", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert api.events == []

@@ -5,6 +5,7 @@ and timeouts reported to the caller."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -171,3 +172,25 @@ def test_given_a_warmed_host_when_the_first_events_arrive_then_they_find_an_inst
     assert sorted(started) == ["echo#1", "fails#1"]
     assert [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("INIT")] == started
     assert any("broken could not start" in r.getMessage() for r in caplog.records)
+
+
+def test_given_a_function_log_file_when_a_function_prints_its_json_then_it_goes_there_not_to_the_console(
+    monkeypatch, tmp_path, capfd
+):
+    """`agentfiles serve` keeps the console for people: one line per request there, and
+    what a function prints (its JSON logs and metrics, CloudWatch's share) in a file."""
+    log_file = tmp_path / "functions.log"
+    monkeypatch.setenv("AGENTFILES_FUNCTION_LOG", str(log_file))
+    functions = FunctionHost(package=PACKAGE, concurrency=1)
+    assert functions.load("logs")
+    try:
+        # When
+        assert functions.invoke("logs", {}) == {"ok": True}
+    finally:
+        functions.stop()
+    # Then: both lines in the file, neither on the console
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [line.get("message") for line in lines] == ["handled", None]
+    assert "_aws" in lines[1]
+    printed = capfd.readouterr()
+    assert "handled" not in printed.out + printed.err

@@ -4,6 +4,7 @@ rule, the vacuum schedule, the runtime's settings and the `agentfiles` command."
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -109,6 +110,8 @@ def test_given_no_environment_when_configured_then_the_local_defaults_apply():
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (8000, 0, 5)
     assert config.vacuum_interval_seconds == 30
     assert config.concurrency == max(2, os.cpu_count() or 2)
+    # The built-in model streams at a pace a person can watch (and stop), word by word
+    assert 30 <= config.fake_model_word_delay_ms <= 200
 
 
 def test_given_the_environment_when_configured_then_it_wins():
@@ -119,8 +122,10 @@ def test_given_the_environment_when_configured_then_it_wins():
             "QUEUE_VISIBILITY_SECONDS": "2",
             "VACUUM_INTERVAL_SECONDS": "0.5",
             "LOCAL_CONCURRENCY": "6",
+            "FAKE_MODEL_WORD_DELAY_MS": "0",
         }
     )
+    assert config.fake_model_word_delay_ms == 0
     assert (config.port, config.moto_port, config.queue_visibility_seconds) == (9001, 5001, 2)
     assert config.vacuum_interval_seconds == 0.5
     assert config.concurrency == 6
@@ -152,6 +157,7 @@ def test_given_serve_help_when_printed_then_it_documents_every_variable(capsys):
         "RETRY_BASE_SECONDS",
         "QUEUE_VISIBILITY_SECONDS",
         "LOCAL_CONCURRENCY",
+        "FAKE_MODEL_WORD_DELAY_MS",
     ):
         assert variable in text
 
@@ -160,3 +166,33 @@ def test_given_a_bad_port_when_serving_then_it_exits_2_before_starting_anything(
     monkeypatch.setenv("PORT", "nope")
     assert cli.main(["serve"]) == 2
     assert "PORT" in capsys.readouterr().err
+
+
+def test_given_a_port_whose_last_connections_wait_in_time_wait_when_the_stack_probes_it_then_it_is_free():
+    """`make run` right after Ctrl-C: the stopped stack closed its connections first,
+    so they wait out TIME_WAIT on its port; its servers bind with SO_REUSEADDR, and the
+    free-port probe must too (or it says "Address already in use")."""
+    from agentfiles_local.runtime.stack import _check_free
+
+    # Given: a server that answered a client and closed the connection first, then stopped
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server's side closes first: it is the one left in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    # When / Then: the probe finds the port free, as the servers that bind it next will
+    _check_free(port, "PORT")
+    # And a server binds it, as the gateway does
+    rebound = socket.create_server(("127.0.0.1", port))
+    rebound.close()
+
+
+def test_given_cors_origins_when_configured_then_they_are_named_never_any():
+    config = StackConfig.from_env({"CORS_ORIGINS": "http://localhost:5173, http://127.0.0.1:3000"})
+    assert config.web_origins == ("http://localhost:5173", "http://127.0.0.1:3000")
+    assert StackConfig.from_env({}).web_origins == ()
+    with pytest.raises(ValueError, match="CORS_ORIGINS"):
+        StackConfig.from_env({"CORS_ORIGINS": "*"})

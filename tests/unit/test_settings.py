@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from agentfiles.settings import (
@@ -86,3 +89,25 @@ def test_a_bad_value_is_refused_at_start_naming_it(environment, name, value):
     environment({**RESOURCES, name: value})
     with pytest.raises(SettingsError, match=name):
         get_settings()
+
+
+def _readme_configuration_rows() -> list[str]:
+    """The variables named in the first column of the README's configuration table."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names += re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])
+    return names
+
+
+def test_the_readme_configuration_table_names_every_setting_once_and_nothing_else() -> None:
+    # Given every variable the settings model reads from the environment
+    variables = {field.alias for field in Settings.model_fields.values() if field.alias}
+    # When the README's configuration table is read
+    documented = _readme_configuration_rows()
+    # Then each is documented exactly once, and the table names no variable that is not read
+    assert sorted(name for name in set(documented) if documented.count(name) > 1) == []
+    assert sorted(variables - set(documented)) == []
+    assert sorted(set(documented) - variables) == []

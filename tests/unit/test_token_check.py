@@ -33,7 +33,8 @@ def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Issuer]:
     found = Issuer()
     monkeypatch.setenv("JWT_ISSUER", found.url)
     monkeypatch.setenv("JWT_AUDIENCE", "web-client,cli-client")
-    monkeypatch.delenv("JWKS_URL", raising=False)
+    # This issuer answers its JWKS to any GET: its keys are named, not discovered.
+    monkeypatch.setenv("JWKS_URL", f"{found.url}/.well-known/jwks.json")
     get_settings.cache_clear()
     token_check.reset()
     yield found

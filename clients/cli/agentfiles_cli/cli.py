@@ -1,4 +1,4 @@
-"""`agentfiles`: the command line of the local system.
+"""`agentfiles`: the command line of the local system, and of a deployed one.
 
 One subcommand per verb, each added by a `add_<verb>(commands)` function listed in
 `SUBCOMMANDS`; a subcommand imports what it needs only when it runs, so that
@@ -23,6 +23,11 @@ environment (each optional):
   PORT                      the HTTP API's port on 127.0.0.1 (default 8000; 0 picks a free one)
   MOTO_PORT                 moto's port, where presigned URLs point (default: a free one)
   FAKE_MODEL_PORT           the built-in model's port (default: a free one)
+  FAKE_MODEL_WORD_DELAY_MS  the built-in model's pause between streamed words (default 60,
+                            a pace to watch and stop; 0 answers at once, as tests do)
+  CORS_ORIGINS              web origins besides the stack's own page that may PUT and GET
+                            on moto (a client's dev server: http://localhost:5173,...);
+                            no other page may use moto, /dev/* or the fake model
   OPENAI_BASE_URL           an OpenAI-compatible endpoint; with OPENAI_API_KEY, a real model.
   OPENAI_API_KEY            When neither is set, the built-in fake model answers, offline.
   MODEL, IMAGE_MODEL        model names (defaults gpt-4o-mini, gpt-image-1)
@@ -51,7 +56,11 @@ def serve(args: argparse.Namespace) -> int:
     from agentfiles_local.runtime.stack import LocalStack, StackConfig
 
     try:
-        config = replace(StackConfig.from_env(), data_dir=args.data)
+        config = replace(
+            StackConfig.from_env(),
+            data_dir=args.data,
+            function_log=None if args.json else (args.log or _default_function_log()),
+        )
     except ValueError as problem:
         print(f"agentfiles serve: {problem}", file=sys.stderr)
         return 2
@@ -101,13 +110,40 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         help="keep the data between runs: saved to DIR when the stack stops, restored when it starts "
         "(default: in memory only)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the functions' JSON logs and metrics (what CloudWatch gets on AWS) on the console "
+        "too, instead of one line per request",
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="where the functions' JSON logs and metrics go without --json "
+        "(default: agentfiles-functions-<PORT>.log in the temporary directory)",
+    )
     parser.set_defaults(run=serve)
+
+
+def _default_function_log() -> Path:
+    import os
+    import tempfile
+
+    port = os.environ.get("PORT", "").strip() or "8000"
+    return Path(tempfile.gettempdir()) / f"agentfiles-functions-{port}.log"
 
 
 def _add_client_commands(commands: argparse._SubParsersAction) -> None:
     from agentfiles_cli.commands import add_client_commands
 
     add_client_commands(commands)
+
+
+def _add_account_commands(commands: argparse._SubParsersAction) -> None:
+    from agentfiles_cli.account import add_account_commands
+
+    add_account_commands(commands)
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
@@ -119,12 +155,17 @@ def _add_admin_commands(commands: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_serve,
     _add_client_commands,
+    _add_account_commands,
     _add_admin_commands,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentfiles", description="The command line of the local system.")
+    parser = argparse.ArgumentParser(
+        prog="agentfiles",
+        description="The command line of agentfiles: the local stack, or a deployed one "
+        "(agentfiles config, login).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(commands)
@@ -133,7 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        code = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of a pipe has what it wanted (`agentfiles threads | head -1`): stop
+        # quietly, as a Unix tool that gets SIGPIPE does, with nothing left to flush.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return code
 
 
 def _show_runtime_logs() -> None:

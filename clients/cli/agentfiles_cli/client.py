@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -75,8 +76,16 @@ class _ProgressReader:
 
 
 class Client:
-    def __init__(self, base_url: str, sub: str, token: str | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        base_url: str,
+        sub: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        websocket_url: str | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
+        self._websocket_url = websocket_url
         self.sub = sub
         self.timeout = timeout
         self._token = token
@@ -88,9 +97,9 @@ class Client:
         try:
             return self._http.request(method, url, timeout=self.timeout, **kwargs)
         except requests.ConnectionError as error:
-            raise Unreachable(
-                f"cannot reach {self.base_url}: is the local stack running (make run)?"
-            ) from error
+            local = urlsplit(self.base_url).hostname in ("127.0.0.1", "localhost", "::1")
+            hint = "is the local stack running (make run)?" if local else "check the URL (agentfiles config)"
+            raise Unreachable(f"cannot reach {self.base_url}: {hint}") from error
 
     @staticmethod
     def _answer(response: requests.Response) -> Any:
@@ -226,8 +235,9 @@ class Client:
 
     def websocket_url(self) -> str | None:
         """Where replies are pushed: the local stack says so in /health (a deployed
-        stack's WebSocketUrl output is given with AGENTFILES_WEBSOCKET_URL)."""
-        configured = os.environ.get("AGENTFILES_WEBSOCKET_URL")
+        stack's WebSocketUrl output comes from `agentfiles config` or
+        AGENTFILES_WEBSOCKET_URL)."""
+        configured = self._websocket_url or os.environ.get("AGENTFILES_WEBSOCKET_URL")
         if configured:
             return configured
         try:

@@ -24,7 +24,7 @@ PROGRESS_FROM_BYTES = 256 * 1024
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url, args.sub)
+    return Client(args.url, args.sub, token=args.token, websocket_url=args.websocket_url)
 
 
 def _emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
@@ -39,16 +39,19 @@ class ProgressBar:
 
     def __init__(self, label: str, width: int = 30):
         self.label, self.width, self.last = label, width, -1
+        # Redrawn in place on a terminal; into a file or a pipe, only the finished line.
+        self.redraw = sys.stderr.isatty()
 
     def __call__(self, sent: int, total: int) -> None:
         percent = int(sent * 100 / total) if total else 100
-        if percent == self.last:
+        if percent == self.last or (not self.redraw and sent < total):
             return
         self.last = percent
         filled = self.width * percent // 100
         bar = "#" * filled + "." * (self.width - filled)
         mib = 1024 * 1024
-        sys.stderr.write(f"\r{self.label} [{bar}] {percent:3d}%  {sent / mib:.1f}/{total / mib:.1f} MiB")
+        start = "\r" if self.redraw else ""
+        sys.stderr.write(f"{start}{self.label} [{bar}] {percent:3d}%  {sent / mib:.1f}/{total / mib:.1f} MiB")
         if sent >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -226,21 +229,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_vacuum(result: dict[str, Any]) -> str:
+    """One line a person reads for what a vacuum run did."""
+    vacuum, sweep = result.get("vacuum") or {}, result.get("sweep") or {}
+    return (
+        f"{vacuum.get('filesDeleted', 0)} file(s) deleted, {human_size(vacuum.get('bytesFreed', 0))} freed, "
+        f"{vacuum.get('markersCleared', 0)} marker(s) cleared, {vacuum.get('candidatesSkipped', 0)} skipped; "
+        f"sweep: {sweep.get('repliesResent', 0)} reply job(s) and "
+        f"{sweep.get('threadCleanupsResent', 0)} cleanup(s) re-sent"
+    )
+
+
 def cmd_vacuum(args: argparse.Namespace) -> int:
     from agentfiles_local.events import schedule_event
 
     result = _client(args).invoke("vacuum", schedule_event())
-
-    def human() -> None:
-        vacuum, sweep = result["vacuum"], result["sweep"]
-        print(
-            f"vacuum: {vacuum['filesDeleted']} file(s) deleted, {vacuum['bytesFreed']} bytes freed, "
-            f"{vacuum['markersCleared']} marker(s) cleared, {vacuum['candidatesSkipped']} skipped; "
-            f"sweep: {sweep['repliesResent']} reply job(s) and "
-            f"{sweep['threadCleanupsResent']} cleanup(s) re-sent"
-        )
-
-    _emit(args, result, human)
+    _emit(args, result, lambda: print(f"vacuum: {describe_vacuum(result)}"))
     return 0
 
 
@@ -263,8 +267,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        default=os.environ.get("AGENTFILES_URL", DEFAULT_URL),
-        help="the API (default $AGENTFILES_URL or %(default)s)",
+        default=None,
+        help="the API (default $AGENTFILES_URL, else the stack `agentfiles config` saved, "
+        f"else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="a bearer token (default $AGENTFILES_TOKEN, else the stored `agentfiles login`, "
+        "else a local stack's token for --sub)",
     )
     parser.add_argument(
         "--sub",
@@ -276,14 +287,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def guarded(args: argparse.Namespace) -> int:
+        from agentfiles_cli.account import AccountError, resolve
+
         try:
+            target = resolve(args.url, args.token, DEFAULT_URL)
+            args.url, args.token, args.websocket_url = target.url, target.token, target.websocket_url
             return command(args)
+        except AccountError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         except ApiError as error:
             print(f"error: {error.code}: {error.message}", file=sys.stderr)
             return 1
         except Unreachable as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            raise  # the reader of a pipe left: `main` ends quietly
         except (OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -298,7 +318,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(run=_run(command))
         return parser
 
-    add("token", cmd_token, "print a bearer token for the local user")
+    add("token", cmd_token, "print the bearer token commands send (the local user's, or the stored login's)")
     add("upload", cmd_upload, "upload files through presigned URLs (dedup shown)").add_argument(
         "files", nargs="+", metavar="FILE"
     )

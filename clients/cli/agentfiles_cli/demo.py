@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import tempfile
 import uuid
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agentfiles_cli.client import ApiError, Client
+from agentfiles_cli.commands import describe_vacuum
 
 
 class StepFailed(Exception):
@@ -33,15 +35,27 @@ def _own_stack() -> Iterator[str]:
     """`agentfiles serve` on a free port, with no grace period, for the tour only."""
     from agentfiles_local.process import StackProcess
 
+    settings = {
+        "GRACE_SECONDS": "0",
+        "VACUUM_INTERVAL_SECONDS": "3600",
+        # The reply streams in at the pace `agentfiles serve` shows it.
+        "FAKE_MODEL_WORD_DELAY_MS": os.environ.get("FAKE_MODEL_WORD_DELAY_MS", "60"),
+    }
     try:
-        stack = StackProcess.start({"GRACE_SECONDS": "0", "VACUUM_INTERVAL_SECONDS": "3600"}, attempts=1)
+        stack = StackProcess.start(settings, attempts=1)
     except RuntimeError as problem:
         raise StepFailed(str(problem)) from None
-    print(f"started a local stack at {stack.base_url} (log: {stack.output_path})")
+    print(f"started a local stack at {stack.base_url}")
+    finished = False
     try:
         yield stack.base_url
+        finished = True
     finally:
         stack.stop()
+        if finished:
+            stack.remove_output()  # a tour that checked out leaves nothing behind
+        else:
+            print(f"the stack's log: {stack.output_path}", file=sys.stderr)
 
 
 def _picture() -> bytes:
@@ -115,7 +129,7 @@ def tour(client: Client) -> None:
 
     say("Run the vacuum")
     result = client.invoke("vacuum", schedule_event())
-    print(f"      vacuum: {result['vacuum']}")
+    print(f"      vacuum: {describe_vacuum(result)}")
     try:
         client.call("GET", f"/files/{file['id']}")
         gone = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -49,16 +50,44 @@ def presign_put(
     return url, headers
 
 
-def presign_get(key: str, expires_in: int, filename: str | None = None, attachment: bool = False) -> str:
+# RFC 5987's attr-char besides letters and digits: what `filename*` may carry unescaped.
+_ATTR_CHARS = "!#$&+-.^_`|~"
+
+
+def _header_safe(filename: str) -> str:
+    # A header value shown to a person: no control character may pass (a line break
+    # would be a header), nor a format or bidi control ("invoice\u202etxt.exe" shows as
+    # "invoiceexe.txt"), even from a row written before filenames were checked.
+    return "".join(
+        "_" if ord(c) < 0x20 or c == "\x7f" or unicodedata.category(c) == "Cf" or c in "\u2028\u2029" else c
+        for c in filename
+    )
+
+
+def content_disposition(filename: str, attachment: bool) -> str:
+    """RFC 6266: an ASCII `filename` for old clients and the exact name as
+    `filename*=UTF-8''...`, which every current browser prefers."""
+    safe = _header_safe(filename)
+    ascii_name = safe.encode("ascii", "replace").decode().replace('"', "'").replace("\\", "_")
+    kind = "attachment" if attachment else "inline"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(safe, safe=_ATTR_CHARS)}"
+
+
+def presign_get(
+    key: str,
+    expires_in: int,
+    filename: str | None = None,
+    attachment: bool = False,
+    content_type: str | None = None,
+) -> str:
+    """A GET URL. With `content_type`, S3 answers with that type whatever the object
+    says (the type the check accepted, not one an overwrite could set); with `filename`,
+    a Content-Disposition that names it, as an attachment or inline."""
     params: dict[str, Any] = {"Bucket": _bucket(), "Key": key}
-    if attachment and filename:
-        # A header value: no control character may pass, even from a row written before
-        # filenames were checked.
-        filename = "".join("_" if ord(c) < 0x20 or c == "\x7f" else c for c in filename)
-        ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
-        params["ResponseContentDisposition"] = (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-        )
+    if content_type:
+        params["ResponseContentType"] = content_type
+    if filename and (attachment or content_type):
+        params["ResponseContentDisposition"] = content_disposition(filename, attachment)
     return clients.s3().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
@@ -106,6 +135,12 @@ def hash_object(key: str, etag: str) -> tuple[str, int]:
     return digest.hexdigest(), total
 
 
+def read_object(key: str, etag: str) -> bytes:
+    """The whole object, in one GET, of exactly the version HEAD saw (the caller bounds
+    its size first: the check reads only objects within the upload limit)."""
+    return clients.s3().get_object(Bucket=_bucket(), Key=key, IfMatch=etag)["Body"].read()
+
+
 def read_range(key: str, length: int) -> bytes:
     """At most the first `length` bytes, in one ranged GET: what is read is bounded by
     the caller, never by the object's size."""
@@ -127,6 +162,20 @@ def put(key: str, data: bytes, media_type: str, sha256_hex: str) -> str:
     return response["ETag"].strip('"')
 
 
+def put_derived(key: str, data: bytes, media_type: str) -> str:
+    """Store something made from a checked file (see `keys.derived_key`); returns its
+    ETag. Made by the server from checked bytes, so it is tagged checked as well."""
+    response = clients.s3().put_object(
+        Bucket=_bucket(),
+        Key=key,
+        Body=data,
+        ContentType=media_type,
+        ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        Tagging="=".join(CHECKED_TAG),
+    )
+    return response["ETag"].strip('"')
+
+
 def mark_checked(key: str) -> None:
     """Tag an object whose bytes passed their check (what public URLs may serve)."""
     clients.s3().put_object_tagging(
@@ -137,6 +186,14 @@ def mark_checked(key: str) -> None:
 def delete(key: str) -> None:
     """Idempotent: deleting a missing key succeeds."""
     clients.s3().delete_object(Bucket=_bucket(), Key=key)
+
+
+def delete_all(object_keys: list[str]) -> None:
+    """Delete each key (missing ones too). One DELETE per key rather than one
+    DeleteObjects: a file has a handful of objects, S3 charges for neither, and a single
+    key's call needs no Content-MD5 nor per-key error handling."""
+    for key in dict.fromkeys(object_keys):
+        delete(key)
 
 
 def public_url(base_url: str, key: str) -> str:

@@ -8,6 +8,7 @@ points them at moto.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -29,11 +30,34 @@ def dynamodb() -> Any:
     return session().client("dynamodb", config=Config(retries=_RETRIES))
 
 
+def s3_regional_endpoint(region: str | None) -> str | None:
+    """S3's own endpoint in `region`, unless botocore's configuration names another (the
+    local stack's moto, through AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
+
+    Without it botocore presigns the global host (`{bucket}.s3.amazonaws.com`) in every
+    region: S3 answers that with a 307 to the regional host for up to a day after a bucket
+    is created outside us-east-1 (a browser's CORS preflight cannot follow it, and a
+    redirected GET no longer matches its signature), and regions opened since 2019 refuse
+    it outright.
+    """
+    if not region or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
+
+
 @cache
 def s3() -> Any:
     # SigV4 signs Content-Length, Content-Type and x-amz-checksum-sha256 into a
     # presigned PUT, so S3 refuses a body that differs from what was registered.
-    return session().client("s3", config=Config(signature_version="s3v4", retries=_RETRIES))
+    config = Config(signature_version="s3v4", retries=_RETRIES)
+    endpoint = s3_regional_endpoint(session().region_name)
+    if endpoint is None:
+        # An endpoint of its own (the local stack's): botocore's addressing for it.
+        return session().client("s3", config=config)
+    # Virtual-hosted addressing on the regional endpoint: `{bucket}.s3.{region}.amazonaws.com`.
+    virtual = config.merge(Config(s3={"addressing_style": "virtual"}))
+    return session().client("s3", config=virtual, endpoint_url=endpoint)
 
 
 @cache

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentfiles.data import keys, table, usage_rows
 from agentfiles.data.errors import ConditionFailed, Contention, QuotaExceeded, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, cond
 from agentfiles.models.common import iso_from_ms
-from agentfiles.models.files import FileRecord, Rejection
+from agentfiles.models.files import DerivedObject, FileRecord, Rejection
 from agentfiles.topology import GC_INDEX
 
 # Tries of a registration: the default quota, then the quota the usage row showed.
@@ -62,11 +62,6 @@ def get(owner: str, file_id: str) -> FileRecord | None:
     return table.record_of(FileRecord, row) if row else None
 
 
-def get_etag(owner: str, file_id: str) -> str | None:
-    row = table.get(keys.file_key(owner, file_id), attributes=["etag"])
-    return row.get("etag") if row else None
-
-
 def list_page(owner: str, limit: int, cursor: str | None) -> tuple[list[FileRecord], str | None]:
     rows, next_cursor = table.query_page(keys.owner_pk(owner), keys.file_sk(""), limit, cursor)
     return [table.record_of(FileRecord, row) for row in rows], next_cursor
@@ -104,10 +99,32 @@ def _hash_put(owner: str, sha256: str, file_id: str, replaces: str | None) -> Pu
     return Put(row, when=cond("attribute_not_exists(#pk) OR #fileId = :self", self=file_id))
 
 
-def mark_ready(record: FileRecord, sha256: str, etag: str, now_ms: int) -> bool:
-    """pending → ready, and point the owner's hash row at this file unless another
-    ready file already stands for this content. Returns False when the file was no
-    longer pending."""
+@dataclass(frozen=True)
+class Described:
+    """What the check learnt and made from a file, recorded as it becomes ready."""
+
+    width: int | None = None
+    height: int | None = None
+    pages: int | None = None
+    derived: dict[str, DerivedObject] = field(default_factory=dict)
+
+    def attributes(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"width": self.width, "height": self.height, "pages": self.pages}
+        if self.derived:
+            values["derived"] = {
+                name: item.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for name, item in self.derived.items()
+            }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def mark_ready(
+    record: FileRecord, sha256: str, etag: str, now_ms: int, described: Described | None = None
+) -> bool:
+    """pending → ready, with what the check made from the file (in the same write, so a
+    ready row names every derived object), and point the owner's hash row at this file
+    unless another ready file already stands for this content. Returns False when the
+    file was no longer pending."""
     owner, file_id = record.owner, record.id
     ready = Update(
         keys.file_key(owner, file_id),
@@ -117,6 +134,7 @@ def mark_ready(record: FileRecord, sha256: str, etag: str, now_ms: int) -> bool:
             "etag": etag,
             "updatedAt": iso_from_ms(now_ms),
             "lastTouchedAt": now_ms,
+            **(described.attributes() if described else {}),
         },
         remove=["uploadExpiresAt"],
         when=cond("#status = :pending", pending="pending"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agentfiles.data import keys, rates, refcounts, table, usage_rows
-from agentfiles.data.errors import Contention, DataError, QuotaExceeded, TransactionCancelled
+from agentfiles.data.errors import ConditionFailed, Contention, DataError, QuotaExceeded, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, Write, cond
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord
@@ -45,6 +45,23 @@ def history(owner: str, thread_id: str, up_to_message_id: str, limit: int) -> li
         consistent=True,
     )
     return [table.record_of(MessageRecord, row) for row in reversed(page.rows)]
+
+
+def mark_refused(owner: str, thread_id: str, message_id: str, entries: set[str]) -> bool:
+    """Remember parts of a user message as refused by a model (`refused_entry`s, added to
+    its string set: idempotent, and no read first). Only while the message exists: a
+    message deleted meanwhile is not brought back as a stub. False when it is gone."""
+    if not entries:
+        return True
+    try:
+        table.update(
+            keys.message_key(owner, thread_id, message_id),
+            add={"refusedParts": set(entries)},
+            when=cond("attribute_exists(#pk) AND #role = :user", user="user"),
+        )
+    except ConditionFailed:
+        return False
+    return True
 
 
 def batch_get_files_and_thread(

@@ -199,11 +199,12 @@ class Put:
 @dataclass(frozen=True)
 class Update:
     """SET attributes to values, ADD numbers to counters (a missing counter counts
-    from zero), REMOVE attributes; only `when` the condition holds."""
+    from zero) or strings to string sets (a missing set starts empty), REMOVE
+    attributes; only `when` the condition holds."""
 
     key: Key
     set: Mapping[str, Any] = field(default_factory=dict)
-    add: Mapping[str, int | float] = field(default_factory=dict)
+    add: Mapping[str, int | float | frozenset[str] | set[str]] = field(default_factory=dict)
     remove: Sequence[str] = ()
     when: Condition | None = None
     # In a transaction: return the row as it was when the condition fails.
@@ -325,7 +326,7 @@ def update(
     key: Key,
     *,
     set: Mapping[str, Any] | None = None,
-    add: Mapping[str, int | float] | None = None,
+    add: Mapping[str, int | float | frozenset[str] | set[str]] | None = None,
     remove: Sequence[str] = (),
     when: Condition | None = None,
     returns: Literal["new", "old"] | None = None,
@@ -379,13 +380,11 @@ def batch_get(keys: Iterable[Key], *, consistent: bool = False) -> list[Row]:
     return rows
 
 
-def transact(writes: Sequence[Write], token: str | None = None) -> None:
+def transact(writes: Sequence[Write]) -> None:
     """All of `writes` or none of them. A transaction refused only because another
     one held its items is tried again (nothing of it was applied); any other refusal
     is `TransactionCancelled`, with a reason per write, in order."""
     params: dict[str, Any] = {"TransactItems": [write.transact_item() for write in writes]}
-    if token:
-        params["ClientRequestToken"] = token
     client = clients.dynamodb()
     for attempt in range(CONFLICT_ATTEMPTS):
         try:

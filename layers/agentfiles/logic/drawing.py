@@ -66,7 +66,9 @@ def draw(job: GenerationJob, reply: MessageRecord, lease: Lease) -> Outcome:
         raise UnsupportedContent("the model returned something that is not an image")
     extension = media_type.rsplit("/", 1)[-1]
     try:
-        stored = store_bytes(job.owner, f"generated-{job.reply_id}.{extension}", media_type, content)
+        stored = store_bytes(
+            job.owner, f"generated-{job.reply_id}.{extension}", media_type, content, generated=True
+        )
     except PayloadTooLarge as refused:
         # The owner's storage is full: the picture cannot be kept, so the reply fails.
         raise UnsupportedContent(refused.message, code=refused.code) from refused

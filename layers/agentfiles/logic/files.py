@@ -10,11 +10,22 @@ from dataclasses import dataclass
 
 from agentfiles.data import blobs, file_rows, keys
 from agentfiles.data.errors import QuotaExceeded
+from agentfiles.data.file_rows import Described
 from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from agentfiles.ids import new_ulid
-from agentfiles.logic.sniff import IMAGE_TYPES, describe, matches, normalize_media_type, sniff
+from agentfiles.logic import derivation
+from agentfiles.logic.sniff import (
+    IMAGE_TYPES,
+    PDF,
+    TEXT_TYPES,
+    describe,
+    matches,
+    normalize_media_type,
+    sniff,
+)
 from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.files import (
+    THUMBNAIL,
     FileOut,
     FilePage,
     FileRecord,
@@ -59,22 +70,47 @@ def _new_record(
     )
 
 
+# Types a browser shows without running anything: opened inline. Anything else (text,
+# JSON, Office files, and whatever an operator allows, HTML, SVG or XML included) is
+# downloaded as an attachment, so a browser never runs an uploaded file on our origin.
+INLINE_TYPES = IMAGE_TYPES | {PDF}
+
+
+def served_content_type(media_type: str) -> str:
+    """The Content-Type a download is served with: the checked type (text is checked to
+    be UTF-8, and says so)."""
+    return f"{media_type}; charset=utf-8" if media_type in TEXT_TYPES else media_type
+
+
 def download_url(record: FileRecord) -> tuple[str, str]:
-    """A GET URL minted now (images open inline, anything else downloads as an
-    attachment under its filename), and when it expires."""
+    """A GET URL minted now, pinned to the checked type and naming the file (images and
+    PDFs open inline, anything else downloads as an attachment), and when it expires."""
     ttl = get_settings().download_url_ttl_seconds
     url = blobs.presign_get(
-        record.s3_key, ttl, filename=record.filename, attachment=record.media_type not in IMAGE_TYPES
+        record.s3_key,
+        ttl,
+        filename=record.filename,
+        attachment=record.media_type not in INLINE_TYPES,
+        content_type=served_content_type(record.media_type),
     )
     return url, iso_from_ms(now_ms() + ttl * 1000)
 
 
+def thumbnail_url(record: FileRecord) -> str | None:
+    """A GET URL of the file's thumbnail, minted now, when it has one."""
+    thumbnail = record.derived.get(THUMBNAIL)
+    if thumbnail is None:
+        return None
+    ttl = get_settings().download_url_ttl_seconds
+    return blobs.presign_get(thumbnail.key, ttl, content_type=thumbnail.media_type)
+
+
 def file_out(record: FileRecord) -> FileOut:
-    """The API view of a file, with a download URL when it is ready."""
+    """The API view of a file, with a download URL (and its thumbnail's) when it is ready."""
     if record.status != "ready":
         return FileOut.of(record)
     url, expires = download_url(record)
-    return FileOut.of(record, url=url, url_expires_at=expires)
+    return FileOut.of(record, url=url, url_expires_at=expires, thumbnail_url=thumbnail_url(record))
 
 
 def _dedup_hit(owner: str, sha256: str) -> FileRecord | None:
@@ -146,10 +182,13 @@ class StoredFile:
     deduplicated: bool
 
 
-def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> StoredFile:
+def store_bytes(
+    owner: str, filename: str, media_type: str, content: bytes, *, generated: bool = False
+) -> StoredFile:
     """Check bytes in hand and store them as a ready file: the path of small uploads,
-    large inline message parts and generated images alike. Over the owner's storage
-    quota: 413 `storage_quota_exceeded`, nothing stored."""
+    large inline message parts and generated images (`generated`: kept as made, with a
+    thumbnail) alike. Over the owner's storage quota: 413 `storage_quota_exceeded`,
+    nothing stored."""
     media_type = check_media_type(media_type)
     if not content:
         raise Unprocessable("the file is empty", code="empty_file")
@@ -161,6 +200,12 @@ def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> S
     sha256 = hashlib.sha256(content).hexdigest()
     if existing := _dedup_hit(owner, sha256):
         return StoredFile(existing, deduplicated=True)
+    # What the upload check would make from these bytes, made here from the bytes in
+    # hand; what it would reject is refused before anything is stored.
+    try:
+        made = derivation.derive(media_type, content, generated=generated)
+    except derivation.NotDerivable as refused:
+        raise Unprocessable(refused.rejection.message, code=refused.rejection.code) from refused
     # The row comes before the bytes: the bucket tells the upload trigger of every
     # object, and a trigger that finds no row removes the object as an orphan. Until
     # the bytes are in, the row is an upload that expires now, so a crash between the
@@ -170,8 +215,12 @@ def store_bytes(owner: str, filename: str, media_type: str, content: bytes) -> S
     record = record.model_copy(update={"upload_expires_at": record.last_touched_at})
     _create(record)
     etag = blobs.put(record.s3_key, content, media_type, sha256)
-    if file_rows.mark_ready(record, sha256, etag, now_ms()):
-        return StoredFile(record.model_copy(update={"status": "ready", "upload_expires_at": None}), False)
+    stored = derivation.store(owner, record.id, made)
+    described = Described(made.width, made.height, made.pages, stored)
+    if file_rows.mark_ready(record, sha256, etag, now_ms(), described):
+        ready = {"status": "ready", "upload_expires_at": None, "etag": etag, "width": made.width}
+        ready |= {"height": made.height, "pages": made.pages, "derived": stored}
+        return StoredFile(record.model_copy(update=ready), False)
     # The upload trigger checked the object first and settled the row.
     settled = file_rows.get(owner, record.id)
     if settled is None or settled.status != "ready":
@@ -223,9 +272,10 @@ def delete_file(owner: str, file_id: str) -> None:
 
 
 def purge(record: FileRecord) -> None:
-    """Remove a tombstoned file: object, hash row, file row. Each step is idempotent,
-    so a purge cut short is finished by running it again."""
-    blobs.delete(record.s3_key)
+    """Remove a tombstoned file: its objects (the original and every one made from it),
+    hash row, file row. Each step is idempotent, so a purge cut short is finished by
+    running it again."""
+    derivation.delete_file_objects(record.owner, record.id, record)
     if record.sha256:
         file_rows.delete_hash_if_points_at(record.owner, record.sha256, record.id)
     file_rows.delete_tombstoned(record)

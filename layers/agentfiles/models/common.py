@@ -32,8 +32,10 @@ class CamelModel(BaseModel):
 class OmitNone(CamelModel):
     """An API view whose absent fields are left out of the JSON instead of sent as null."""
 
+    # No return annotation: with one (`-> dict`), pydantic documents the view as a bare
+    # object and the OpenAPI document loses its fields; without, they are the model's.
     @model_serializer(mode="wrap")
-    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> dict:
+    def _omit_none(self, handler: SerializerFunctionWrapHandler):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 

@@ -76,6 +76,9 @@ class FileRecord(CamelModel):
     last_touched_at: int
     upload_expires_at: int | None = None
     s3_key: str
+    # The ETag of the object the check accepted (set as the file becomes ready): the one
+    # object that may stand at `s3_key` from then on.
+    etag: str | None = None
     rejection: Rejection | None = None
     # Images: the upright size (after EXIF orientation). Documents: their pages (PDF
     # pages, presentation slides).
@@ -113,7 +116,13 @@ class FileOut(OmitNone):
     )
 
     @classmethod
-    def of(cls, record: FileRecord, url: str | None = None, url_expires_at: str | None = None) -> FileOut:
+    def of(
+        cls,
+        record: FileRecord,
+        url: str | None = None,
+        url_expires_at: str | None = None,
+        thumbnail_url: str | None = None,
+    ) -> FileOut:
         return cls(
             id=record.id,
             filename=record.filename,
@@ -130,6 +139,7 @@ class FileOut(OmitNone):
             pages=record.pages,
             url=url,
             url_expires_at=url_expires_at,
+            thumbnail_url=thumbnail_url,
         )
 
 

@@ -34,7 +34,7 @@ class ThreadCleanupJob(CamelModel):
 class Outcome:
     """What one run of a generation job did."""
 
-    status: str  # success | stopped | failed | skipped | lease_lost
+    status: Literal["success", "stopped", "failed", "skipped", "lease_lost"]
     model_calls: int = 0
     writes: int = 0
     chunks: int = 0

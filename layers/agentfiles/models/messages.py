@@ -142,8 +142,26 @@ class MessageRecord(CamelModel):
     stored_bytes: int | None = Field(
         None, description="On a user message: its content's bytes, counted on the owner's storage"
     )
+    # On a user message: the parts a model refused, each `{part index}@{model}` (a
+    # DynamoDB string set, written only by `message_rows.mark_refused`); later calls to
+    # that model leave them out and name them as omitted.
+    refused_parts: list[str] | None = None
     created_at: str
     updated_at: str
+
+    def refused_by(self, model: str) -> set[int]:
+        """The indexes of the parts `model` refused."""
+        found = set()
+        for entry in self.refused_parts or ():
+            index, _, name = entry.partition("@")
+            if name == model and index.isdigit():
+                found.add(int(index))
+        return found
+
+
+def refused_entry(index: int, model: str) -> str:
+    """How a refused part is remembered on its message (see `MessageRecord.refused_parts`)."""
+    return f"{index}@{model}"
 
 
 class MessageOut(OmitNone):

@@ -8,8 +8,15 @@ what it is given: data URLs are decoded, `http(s)` image URLs are downloaded (so
 presigned URL that does not work makes the reply fail), every image is decoded with
 Pillow and every PDF opened with pypdf.
 
+It downloads only from the origins it is given (`fetch_from`: the local stack gives
+its S3 endpoint) and follows no redirect: any other URL is refused before a request is
+made, with one message whatever is behind it, so no message can make it probe the
+machine. And it answers no web page: a request with an `Origin`, a `Sec-Fetch-Site`
+other than `none`, or a `Host` that is not its loopback address is a 403
+(`cross_site_request`), so a page cannot arm its faults or call it.
+
     from agentfiles_local.fake_model import FakeModel
-    with FakeModel(word_count=200, chunk_delay_s=0.01) as fake:
+    with FakeModel(word_count=200, chunk_delay_s=0.01, fetch_from=["http://127.0.0.1:5000"]) as fake:
         client = OpenAI(base_url=fake.url, api_key="test", max_retries=0)
 
 or as a process: `python -m agentfiles_local.fake_model --port 8001` (prints its base URL).
@@ -20,9 +27,9 @@ Routes
   `chat.completion.chunk`s, one per word, then `data: [DONE]`; with
   `stream_options: {"include_usage": true}` a last chunk with empty `choices` and the
   usage). Content parts: `text`, `image_url` (`data:<type>;base64,...` or
-  `http(s)://...`, downloaded with a 10 s timeout) and `file` (`file_data`, a base64 PDF
-  data URL). `max_tokens` / `max_completion_tokens` cut the reply (`finish_reason`
-  `length`).
+  `http(s)://...` on an origin of `fetch_from`, downloaded with a 10 s timeout) and
+  `file` (`file_data`, a base64 PDF data URL). `max_tokens` / `max_completion_tokens`
+  cut the reply (`finish_reason` `length`).
 - `POST /v1/images/generations`: `{prompt, model?, size?, n?, response_format?}` →
   `{"created", "data": [{"b64_json"}], "usage"}`; a PNG of `size` (default 256x256, each
   side at most 1024) coloured by the prompt's hash and carrying its text. Only
@@ -73,8 +80,17 @@ Test controls
   `chunk_times`: how many pieces went out before the client hung up, and when), `prompt` and
   `size` for images, `error` when it failed.
 - `configure(chunk_delay_s=..., word_count=...)` / `POST /_fake/config`: pace and
-  length of later replies. `reset()` / `POST /_fake/reset`: forget calls and faults
-  and restore the constructor's pace and length.
+  length of later replies.
+- Capabilities: `FakeModel(refuse=["file", "image"])`, `configure(refuse=[...])`,
+  `POST /_fake/config {"refuse": ["file"]}`, `--refuse file,image`, or
+  `FAKE_MODEL_REFUSE=file,image` in the environment (a local stack's fake model reads
+  it): the model then answers a request holding such a part with a 400, as a model
+  without that input does. A `file` part as vLLM refuses one (`Unsupported chat content
+  part type: 'file'. Supported types: ...`, param `type`), an image as OpenAI refuses
+  one for a model that cannot see (`Invalid content type. image_url is only supported
+  by certain models.`, param `messages.[i].content.[j].type`).
+- `reset()` / `POST /_fake/reset`: forget calls and faults and restore the
+  constructor's pace, length and refused kinds.
 """
 
 from agentfiles_local.fake_model.server import CHAT_MODEL, IMAGE_MODEL, FakeModel

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,9 +154,10 @@ def read_conversation(messages: Any) -> Conversation:
     return Conversation(messages=messages, last_user_texts=last_user)
 
 
-def look(conversation: Conversation, seen: list[Seen]) -> None:
+def look(conversation: Conversation, seen: list[Seen], fetch_from: Collection[str] = ()) -> None:
     """Decode every attachment in order, appending to `seen` as it goes (so a caller
-    that catches the error still knows what was seen before the failure)."""
+    that catches the error still knows what was seen before the failure). Image URLs
+    are downloaded only from the origins in `fetch_from` (the stack's own S3)."""
     images = files = 0
     for position, message in enumerate(conversation.messages):
         content = message.get("content")
@@ -166,10 +167,44 @@ def look(conversation: Conversation, seen: list[Seen]) -> None:
             where = f"messages[{position}].content[{part_position}]"
             if part["type"] == "image_url":
                 images += 1
-                seen.append(_look_at_image(part["image_url"]["url"], images, where))
+                seen.append(_look_at_image(part["image_url"]["url"], images, where, fetch_from))
             elif part["type"] == "file":
                 files += 1
                 seen.append(_look_at_file(part["file"], files, where))
+
+
+# The kinds of part the fake model can be told to refuse (`FakeModel(refuse=...)`).
+REFUSABLE = frozenset({"file", "image"})
+# What vLLM's chat parser takes (it answers any other part type with this list).
+_VLLM_PART_TYPES = "'text', 'image_url', 'input_audio', 'video_url', 'refusal', 'image_embeds', 'audio_url'"
+
+
+def refusal(conversation: Conversation, refuse: frozenset[str]) -> ModelError | None:
+    """The 400 a model without some kinds of input answers, for the first such part:
+    a `file` part as vLLM refuses it (no `file` parts at all), an image as OpenAI
+    refuses one for a model that cannot see (the part named in `param`)."""
+    if not refuse:
+        return None
+    for position, message in enumerate(conversation.messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part_position, part in enumerate(content):
+            if part["type"] == "file" and "file" in refuse:
+                return ModelError(
+                    400,
+                    f"Unsupported chat content part type: 'file'. Supported types: {_VLLM_PART_TYPES}.",
+                    type="BadRequestError",
+                    param="type",
+                    code="400",
+                )
+            if part["type"] == "image_url" and "image" in refuse:
+                return ModelError(
+                    400,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=f"messages.[{position}].content.[{part_position}].type",
+                )
+    return None
 
 
 def _check_part(part: Any, where: str) -> None:
@@ -228,12 +263,12 @@ def _texts_of(content: Any) -> Iterator[str]:
                 yield part["text"]
 
 
-def _look_at_image(url: str, index: int, where: str) -> Seen:
+def _look_at_image(url: str, index: int, where: str, fetch_from: Collection[str] = ()) -> Seen:
     if url.startswith("data:"):
         media_type, data = _decode_data_url(url, where, code="invalid_image_url")
         source = "data"
     elif urlsplit(url).scheme in {"http", "https"}:
-        media_type, data = _download(url, where)
+        media_type, data = _download(url, where, fetch_from)
         source = "url"
     else:
         raise ModelError(
@@ -332,9 +367,33 @@ def _decode_base64(text: str, where: str, *, code: str) -> bytes:
         raise ModelError(400, "Invalid base64 data.", param=where, code=code) from error
 
 
-def _download(url: str, where: str) -> tuple[str, bytes]:
-    """GET the image as OpenAI would; the URL's query (a presigned signature) stays out of messages."""
+def origin_of(url: str) -> str:
+    """`scheme://host:port`, lower-cased, with the scheme's default port spelled out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _download(url: str, where: str, fetch_from: Collection[str] = ()) -> tuple[str, bytes]:
+    """GET the image as OpenAI would, but only from an origin in `fetch_from` (the
+    stack's own S3), and following no redirect: a URL anywhere else is refused before
+    anything is sent, with one message whatever is behind it, so that the model is no
+    probe of the developer's machine. The URL's query (a presigned signature) stays out
+    of messages."""
     shown = _without_query(url)
+    allowed = {origin_of(origin) for origin in fetch_from}
+    if origin_of(url) not in allowed:
+        raise ModelError(
+            400,
+            "Image URLs are fetched only from this stack's own storage; send the image inline "
+            "(a data URL) or as a URL the API signed.",
+            param=f"{where}.image_url.url",
+            code="invalid_image_url",
+        )
     request = urllib.request.Request(url, headers={"User-Agent": "agentfiles-fake-model/1"})
     try:
         with _opener_for(url).open(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
@@ -370,6 +429,14 @@ def _without_query(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: S3 answers a signed GET itself, and a redirect could point
+    anywhere (the check on the URL's origin would be for nothing)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def _opener_for(url: str) -> urllib.request.OpenerDirector:
     """Loopback URLs (the local stack's S3) never go through a proxy set in the environment."""
     host = urlsplit(url).hostname or ""
@@ -378,5 +445,5 @@ def _opener_for(url: str) -> urllib.request.OpenerDirector:
     except ValueError:
         loopback = False
     if loopback:
-        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    return urllib.request.build_opener()
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects)
+    return urllib.request.build_opener(_NoRedirects)

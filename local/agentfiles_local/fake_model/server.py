@@ -9,11 +9,12 @@ import base64
 import copy
 import json
 import logging
+import os
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,7 +22,15 @@ from urllib.parse import unquote, urlsplit
 
 from agentfiles_local.fake_model import answer, picture
 from agentfiles_local.fake_model.errors import ModelError, fault
-from agentfiles_local.fake_model.inspection import Markers, Seen, count_words, look, read_conversation
+from agentfiles_local.fake_model.inspection import (
+    REFUSABLE,
+    Markers,
+    Seen,
+    count_words,
+    look,
+    read_conversation,
+    refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +42,7 @@ IMAGE_MODEL = "fake-image"
 MODELS = (CHAT_MODEL, IMAGE_MODEL)
 MAX_IMAGES_PER_REQUEST = 4
 MAX_CHUNK_DELAY_S = 5.0
+REFUSE_VARIABLE = "FAKE_MODEL_REFUSE"
 SYSTEM_FINGERPRINT = "fp_fake_model"
 
 
@@ -51,12 +61,21 @@ class FakeModel:
         *,
         chunk_delay_s: float = 0.0,
         word_count: int | None = None,
+        fetch_from: Iterable[str] = (),
+        refuse: Iterable[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        # The only origins image URLs are downloaded from (the local stack's S3): any
+        # other URL is refused without a request, so the model probes nothing.
+        self.fetch_from: tuple[str, ...] = tuple(fetch_from)
         self.chunk_delay_s = chunk_delay_s
         self.word_count = word_count
-        self._defaults = (chunk_delay_s, word_count)
+        # The kinds of part this model refuses, as a model without them does (see
+        # `inspection.refusal`): "file" like vLLM, "image" like a text-only model.
+        # Unset: FAKE_MODEL_REFUSE (comma-separated), so a local stack can run as one.
+        self.refuse = _refuse_kinds(os.environ.get(REFUSE_VARIABLE, "") if refuse is None else refuse)
+        self._defaults = (chunk_delay_s, word_count, self.refuse)
         self._lock = threading.Lock()
         self._next_faults: deque[int] = deque()
         self._always: int | None = None
@@ -114,8 +133,17 @@ class FakeModel:
         with self._lock:
             self._always = checked
 
-    def configure(self, *, chunk_delay_s: float | None = None, word_count: int | None = None) -> None:
-        """Change the streaming pace or reply length of later calls (0 clears the word count)."""
+    def configure(
+        self,
+        *,
+        chunk_delay_s: float | None = None,
+        word_count: int | None = None,
+        refuse: Iterable[str] | None = None,
+    ) -> None:
+        """Change the streaming pace, reply length or refused kinds of later calls (0
+        clears the word count, an empty `refuse` takes every kind again)."""
+        if refuse is not None:
+            self.refuse = _refuse_kinds(refuse)
         if chunk_delay_s is not None:
             self.chunk_delay_s = min(max(0.0, float(chunk_delay_s)), MAX_CHUNK_DELAY_S)
         if word_count is not None:
@@ -133,7 +161,7 @@ class FakeModel:
             self._calls.clear()
             self._next_faults.clear()
             self._always = None
-        self.chunk_delay_s, self.word_count = self._defaults
+        self.chunk_delay_s, self.word_count, self.refuse = self._defaults
 
     def faults(self) -> dict[str, Any]:
         with self._lock:
@@ -150,6 +178,17 @@ class FakeModel:
     def _record(self, call: dict[str, Any]) -> None:
         with self._lock:
             self._calls.append(call)
+
+
+def _refuse_kinds(kinds: Iterable[str] | str) -> frozenset[str]:
+    if isinstance(kinds, str):
+        kinds = kinds.split(",")
+    found = frozenset(kind.strip() for kind in kinds if kind.strip())
+    if found - REFUSABLE:
+        raise ValueError(
+            f"the fake model refuses {', '.join(sorted(REFUSABLE))}, not {', '.join(sorted(found))}"
+        )
+    return found
 
 
 def _fault_status(status: Any) -> int:
@@ -209,6 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
+            refusal = self._from_a_browser()
+            if refusal:
+                self.close_connection = True
+                raise ModelError(403, refusal, code="cross_site_request")
             body = self._read_body()
             path = urlsplit(self.path).path.rstrip("/") or "/"
             self._route(method, path, body)
@@ -219,6 +262,22 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # the server thread must survive anything a request does
             logger.exception("fake model: unexpected error on %s %s", method, self.path)
             self._send_error(_internal(error))
+
+    def _from_a_browser(self) -> str | None:
+        """Why a request must be refused: the model (and its fault controls) are for the
+        stack's processes and loopback tools, never for a web page. A browser says where a
+        request comes from (`Origin`, `Sec-Fetch-Site`); a name rebound to 127.0.0.1 shows
+        in `Host`."""
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").lower()
+        if host and host not in {f"127.0.0.1:{port}", f"localhost:{port}"}:
+            return f"Host {host!r} is not this model"
+        if self.headers.get("Origin") is not None:
+            return "web pages may not call the fake model"
+        fetch_site = (self.headers.get("Sec-Fetch-Site") or "none").lower()
+        if fetch_site != "none":
+            return f"{fetch_site} requests may not call the fake model"
+        return None
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         model = self.server.model
@@ -316,7 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
         markers = conversation.markers
         if markers.fail is not None:
             raise fault(markers.fail)
-        look(conversation, seen)
+        refused = refusal(conversation, self.server.model.refuse)
+        if refused is not None:
+            raise refused
+        look(conversation, seen, self.server.model.fetch_from)
         call["saw"] = [item.to_dict() for item in seen]
 
         model = self.server.model
@@ -462,14 +524,29 @@ class _Handler(BaseHTTPRequestHandler):
     def _set_config(self, payload: Any) -> None:
         model = self.server.model
         if not isinstance(payload, dict):
-            raise ModelError(400, 'Expected {"chunk_delay_s": float, "word_count": int}.')
+            raise ModelError(400, 'Expected {"chunk_delay_s": float, "word_count": int, "refuse": [kind]}.')
         delay, words = payload.get("chunk_delay_s"), payload.get("word_count")
         if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
             raise ModelError(400, "'chunk_delay_s' must be a number.", param="chunk_delay_s")
         if words is not None and (isinstance(words, bool) or not isinstance(words, int) or words < 0):
             raise ModelError(400, "'word_count' must be a non-negative integer.", param="word_count")
-        model.configure(chunk_delay_s=delay, word_count=words)
-        self._send_json(200, {"chunk_delay_s": model.chunk_delay_s, "word_count": model.word_count})
+        refuse = payload.get("refuse")
+        if refuse is not None and (
+            not isinstance(refuse, list) or not all(isinstance(kind, str) for kind in refuse)
+        ):
+            raise ModelError(400, '\'refuse\' must be a list of kinds ("file", "image").', param="refuse")
+        try:
+            model.configure(chunk_delay_s=delay, word_count=words, refuse=refuse)
+        except ValueError as error:
+            raise ModelError(400, str(error), param="refuse") from error
+        self._send_json(
+            200,
+            {
+                "chunk_delay_s": model.chunk_delay_s,
+                "word_count": model.word_count,
+                "refuse": sorted(model.refuse),
+            },
+        )
 
     # wire
 

@@ -12,11 +12,14 @@ Server Error"}` when the function fails, CORS preflights.
 Any method no route has (TRACE, PATCH where there is none, anything) is a route that
 does not exist: 404 `{"message":"Not Found"}`, as API Gateway answers it.
 
-Local only, and never behind the authorizer: `GET /health` (what runs where),
+Local only, and never behind the authorizer: `GET /health` (what runs where; to a page
+on another origin only where the API, its docs and its WebSocket are),
 `POST /dev/token` (a signed token for any subject), `POST /dev/invoke/<function>` (run a
-function on a posted event), `GET /.well-known/jwks.json`,
+function on a posted event), `GET /.well-known/jwks.json`, `GET /favicon.ico`,
 and the web page, if there is one: `GET /` serves `clients/web/index.html`
-and `GET /static/<name>` the other files of that folder.
+and `GET /static/<name>` the other files of that folder; `GET /static/client/<name>`
+serves the TypeScript client's compiled ES module (`clients/typescript/dist/`), which
+the page imports.
 
 `/dev/*` mints tokens and runs functions (and may spend a real model's money), so no
 other web page may use it: it sends no CORS headers, and refuses (403) a request whose
@@ -32,7 +35,9 @@ import json
 import logging
 import mimetypes
 import re
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,14 +55,26 @@ log = logging.getLogger(__name__)
 
 # API Gateway's HTTP API refuses bodies over 10 MB.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# A chunk-size or trailer line longer than this is no HTTP/1.1 a client would send.
+MAX_LINE_BYTES = 4096
 # Connections the kernel completes and holds while the gateway is busy accepting (the
 # kernel caps it at net.core.somaxconn); socketserver's default of 5 refuses a burst.
 ACCEPT_BACKLOG = 1024
 DEV_PREFIX = "/dev/"
+# The stack's icon, so that no page of it logs a 404 for /favicon.ico.
+FAVICON_SVG = (
+    b"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
+    b"<rect width='16' height='16' rx='3' fill='#225'/>"
+    b"<path d='M4 11V5h5M4 8h4' stroke='#fff' stroke-width='2' fill='none'/></svg>"
+)
+# What `/health` tells a page on another origin (a client's own dev server, say).
+PUBLIC_HEALTH = ("api", "docs", "websocketUrl")
 # What Sec-Fetch-Site says of a request the stack's own page (or a typed URL) made.
 SAME_ORIGIN_FETCHES = ("same-origin", "none")
 # The web page is a client of the API like any other: a plain folder of the repository.
 WEB_DIR = REPO_ROOT / "clients" / "web"
+CLIENT_DIR = REPO_ROOT / "clients" / "typescript" / "dist"
+CLIENT_PREFIX = "/static/client/"
 CORS_HEADERS = [("access-control-allow-origin", "*")]
 PREFLIGHT_HEADERS = [
     ("access-control-allow-methods", "GET,POST,DELETE,OPTIONS"),
@@ -208,6 +225,7 @@ class Gateway:
         port: int = 0,
         health: Callable[[], dict[str, Any]] = lambda: {},
         web_dir: Path = WEB_DIR,
+        client_dir: Path = CLIENT_DIR,
         function: str = "api",
     ) -> None:
         self.functions = functions
@@ -215,6 +233,7 @@ class Gateway:
         self.routes = Routes()
         self.health = health
         self.web_dir = web_dir
+        self.client_dir = client_dir
         self._server = _Server((host, port), _RequestHandler)
         self._server.gateway = self
         self._thread: threading.Thread | None = None
@@ -267,6 +286,10 @@ class Gateway:
             except InvalidToken as problem:
                 challenge = f'Bearer scope="" error="invalid_token" error_description="{problem}"'
                 return json_response(401, {"message": "Unauthorized"}, [("www-authenticate", challenge)])
+        if request.body and _declared_text(request) and not _is_utf8(request.body):
+            # The event would carry the text with replacement characters in place of the
+            # bytes the client sent: refuse it instead, as JSON that cannot be read.
+            return _error(400, "invalid_json", "the body is declared as text but is not UTF-8")
         event = to_event(request, match, claims, self.port)
         try:
             result = self.functions.invoke(self.function, event)
@@ -298,7 +321,7 @@ class Gateway:
     def _local(self, request: HttpRequest, path: str) -> HttpResponse | None:
         method = request.method
         if method == "GET" and path == "/health":
-            return json_response(200, {"status": "ok", **self.health()})
+            return self._health(request)
         if method == "GET" and path == "/.well-known/jwks.json":
             return json_response(200, self.tokens.jwks())
         if method == "POST" and path == "/dev/token":
@@ -309,9 +332,27 @@ class Gateway:
             if (self.web_dir / "index.html").is_file():
                 return self._static("index.html")
             return HttpResponse(302, [("location", "/docs")])
+        if method == "GET" and path == "/favicon.ico":
+            # What a browser asks of any page here (the web page, a file opened from the API).
+            return HttpResponse(
+                200, [("content-type", "image/svg+xml"), ("cache-control", "max-age=86400")], FAVICON_SVG
+            )
+        if method == "GET" and path.startswith(CLIENT_PREFIX):
+            return self._static(path.removeprefix(CLIENT_PREFIX), self.client_dir)
         if method == "GET" and path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
         return None
+
+    def _health(self, request: HttpRequest) -> HttpResponse:
+        """Everything about the stack for its own page and for tools on this machine; for
+        a page on another origin (a client's dev server), only what a deployed API's
+        client needs to find: where the API, its docs and its WebSocket are. Never, for
+        such a page, where moto, the queues or the model are."""
+        details = self.health()
+        if self._cross_site(request) is None:
+            return json_response(200, {"status": "ok", **details})
+        public = {name: details[name] for name in PUBLIC_HEALTH if name in details}
+        return json_response(200, {"status": "ok", **public})
 
     def _issue_token(self, body: bytes) -> HttpResponse:
         try:
@@ -349,8 +390,8 @@ class Gateway:
             )
         return json_response(200, result)
 
-    def _static(self, name: str) -> HttpResponse:
-        root = self.web_dir.resolve()
+    def _static(self, name: str, folder: Path | None = None) -> HttpResponse:
+        root = (folder or self.web_dir).resolve()
         file = (root / name).resolve()
         if not name or not file.is_relative_to(root) or not file.is_file():
             return json_response(404, {"message": "Not Found"})
@@ -360,6 +401,27 @@ class Gateway:
         return HttpResponse(
             200, [("content-type", media_type), ("cache-control", "no-cache")], file.read_bytes()
         )
+
+
+def _declared_text(request: HttpRequest) -> bool:
+    """Whether the event carries this body as text (not base64), as `to_event` decides."""
+    return (request.header("content-type") or "").strip().lower().startswith(("application/json", "text/"))
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk's first line (hexadecimal, extensions after `;`)."""
+    digits = line.split(b";")[0].strip()
+    if not digits or len(digits) > 8 or any(c not in b"0123456789abcdefABCDEF" for c in digits):
+        raise _BadRequest(f"chunk size {line[:20]!r} is no size")
+    return int(digits, 16)
 
 
 def _invalid(message: str) -> HttpResponse:
@@ -376,9 +438,26 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = ACCEPT_BACKLOG
     gateway: Gateway
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up is routine: one quiet line, no traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, CLIENT_GONE):
+            log.debug("a client at %s hung up (%s)", client_address[0], type(error).__name__)
+            return
+        log.exception("the gateway failed on a request from %s", client_address[0])
+
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _BadRequest(Exception):
+    """A request API Gateway's front door refuses before any route: a Content-Length
+    that is no length, a chunk size that is no size."""
+
+
+# A client that hangs up before it has read its answer (`curl -m 1` during a cold start).
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -395,18 +474,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
     timeout = 120
 
     def _handle(self) -> None:
+        started = time.perf_counter()
         try:
             body = self._read_body()
         except _BodyTooLarge:
             self.close_connection = True
             response = json_response(413, {"message": "Request Entity Too Large"}, CORS_HEADERS)
+        except _BadRequest:
+            # The rest of the stream cannot be framed: answer, then close.
+            self.close_connection = True
+            response = json_response(400, {"message": "Bad Request"}, CORS_HEADERS)
         else:
             request = HttpRequest(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
             response = self.server.gateway.handle(request)
-        self._write(response)
-        log.info("%s %s %d", self.command, self.path.partition("?")[0], response.status)
+        try:
+            self._write(response)
+        finally:
+            log.info(
+                "%s %s %d %.0f ms",
+                self.command,
+                self.path.partition("?")[0],
+                response.status,
+                (time.perf_counter() - started) * 1000,
+            )
 
     def __getattr__(self, name: str) -> Any:
         # BaseHTTPRequestHandler answers 501 to a method without a `do_<METHOD>`; every
@@ -419,16 +511,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             chunks = []
             total = 0
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            while size := _chunk_size(self.rfile.readline(MAX_LINE_BYTES + 1)):
                 total += size
                 if total > MAX_BODY_BYTES:
                     raise _BodyTooLarge
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline().strip():  # trailers
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(3).strip():
+                    raise _BadRequest("a chunk is shorter than its size")
+                chunks.append(chunk)
+            while self.rfile.readline(MAX_LINE_BYTES + 1).strip():  # trailers
                 pass
             return b"".join(chunks)
-        length = int(self.headers.get("content-length") or 0)
+        declared = self.headers.get_all("content-length") or []
+        values = {value.strip() for value in declared}
+        if len(values) > 1 or any(not value.isascii() or not value.isdigit() for value in values):
+            raise _BadRequest(f"Content-Length {declared!r} is no length")
+        length = int(values.pop()) if values else 0
         if length > MAX_BODY_BYTES:
             raise _BodyTooLarge
         return self.rfile.read(length) if length else b""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from agentfiles.topology import QueueSpec
@@ -149,11 +150,19 @@ class QueuePoller:
         self.batches += 1
         event = sqs_event([to_record(message, self.queue_arn) for message in batch])
         ids = [message["MessageId"] for message in batch]
+        started = time.perf_counter()
         try:
             response = self._host.invoke(self.spec.consumer, event)
         except Exception:
             log.exception("%s failed on a batch of %d: it will be retried", self.spec.consumer, len(batch))
             return 0
+        log.info(
+            "%s → %s: %d record(s) in %.0f ms",
+            self.spec.name,
+            self.spec.consumer,
+            len(batch),
+            (time.perf_counter() - started) * 1000,
+        )
         failed = failed_ids(response, ids)
         done = [message for message in batch if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):

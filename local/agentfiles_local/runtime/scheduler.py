@@ -40,9 +40,19 @@ class Schedule:
         as EventBridge does after its retries."""
         self.runs += 1
         try:
-            self._host.invoke(self.function, schedule_event())
+            result = self._host.invoke(self.function, schedule_event())
         except Exception:
             log.exception("scheduled %s failed", self.function)
+            return
+        # One line when the run did something; an idle run says nothing.
+        done = (result or {}).get("vacuum") if isinstance(result, dict) else None
+        if isinstance(done, dict) and done.get("filesDeleted"):
+            log.info(
+                "%s: %s file(s) deleted, %s bytes freed",
+                self.function,
+                done.get("filesDeleted"),
+                done.get("bytesFreed", 0),
+            )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):

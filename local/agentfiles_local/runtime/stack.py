@@ -24,7 +24,7 @@ from agentfiles import topology
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
 from agentfiles_local.provision import REGION, Resources, provision
-from agentfiles_local.runtime.aws import MotoProcess
+from agentfiles_local.runtime.aws import Credentials, MotoProcess
 from agentfiles_local.runtime.gateway import Gateway
 from agentfiles_local.runtime.host import FunctionHost, default_concurrency, start_forkserver
 from agentfiles_local.runtime.pollers import QueuePoller
@@ -32,10 +32,13 @@ from agentfiles_local.runtime.scheduler import Schedule
 from agentfiles_local.runtime.snapshot import Snapshot
 from agentfiles_local.runtime.tokens import AUDIENCE
 from agentfiles_local.runtime.websocket import WebSocketGateway
+from agentfiles_local.runtime.worker import LOG_FILE_VARIABLE
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+# The one access key moto takes (it refuses others, as AWS refuses an unknown key).
+CREDENTIALS = Credentials("testing", "testing")
 VACUUM_FUNCTION = "vacuum"
 
 # Function settings that differ locally; each can still be set in the environment.
@@ -53,8 +56,11 @@ _AWS_OVERRIDES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AW
 
 def _check_free(port: int, variable: str) -> None:
     """Fail early on a taken port: moto's server binds on its own thread and, if it
-    cannot, its `start()` waits forever."""
+    cannot, its `start()` waits forever. The probe binds as the servers do, with
+    SO_REUSEADDR: the connections of a stack stopped a moment ago (Ctrl-C, then `make
+    run` again) wait out TIME_WAIT on the port, which does not stop a server from binding."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError as error:
@@ -70,15 +76,24 @@ class StackConfig:
     fake_model_port: int = 0
     queue_visibility_seconds: int = 5
     vacuum_interval_seconds: float = 30.0
+    # The built-in model's pause between the words it streams: a reply a person can
+    # watch arrive (and stop). Tests set 0.
+    fake_model_word_delay_ms: int = 60
     concurrency: int = field(default_factory=default_concurrency)
     # Where the data is kept between runs (`serve --data DIR`); None keeps it in memory.
     data_dir: Path | None = None
+    # Where the functions' own output goes (their JSON logs and metrics, CloudWatch's
+    # share on AWS), so the console keeps one line per request; None: the console.
+    function_log: Path | None = None
+    # Web origins besides the stack's own page that may upload to and download from moto
+    # (a client's dev server, say): `CORS_ORIGINS`, as the `corsOrigins` context on AWS.
+    web_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
         """Read PORT, MOTO_PORT, FAKE_MODEL_PORT, QUEUE_VISIBILITY_SECONDS,
-        VACUUM_INTERVAL_SECONDS and LOCAL_CONCURRENCY; a bad value is a ValueError that
-        names the variable."""
+        VACUUM_INTERVAL_SECONDS, LOCAL_CONCURRENCY and FAKE_MODEL_WORD_DELAY_MS; a bad
+        value is a ValueError that names the variable."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         for name, variable, kind, low in (
@@ -88,6 +103,7 @@ class StackConfig:
             ("queue_visibility_seconds", "QUEUE_VISIBILITY_SECONDS", int, 1),
             ("vacuum_interval_seconds", "VACUUM_INTERVAL_SECONDS", float, 0.1),
             ("concurrency", "LOCAL_CONCURRENCY", int, 1),
+            ("fake_model_word_delay_ms", "FAKE_MODEL_WORD_DELAY_MS", int, 0),
         ):
             raw = env.get(variable, "").strip()
             if not raw:
@@ -99,6 +115,11 @@ class StackConfig:
             if value < low or (name.endswith("port") and value > 65535):
                 raise ValueError(f"{variable}={raw!r} is out of range")
             values[name] = value
+        origins = [origin.strip() for origin in env.get("CORS_ORIGINS", "").split(",") if origin.strip()]
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS='*' would let any web page use moto: name the origins")
+        if origins:
+            values["web_origins"] = tuple(origins)
         return cls(**values)
 
 
@@ -147,6 +168,11 @@ class LocalStack:
             # A taken port fails before anything runs.
             if self.config.port:
                 _check_free(self.config.port, "PORT")
+            if self.config.function_log is not None:
+                self.config.function_log.write_bytes(b"")  # this run's lines only
+                os.environ[LOG_FILE_VARIABLE] = str(self.config.function_log)
+            else:
+                os.environ.pop(LOG_FILE_VARIABLE, None)
             # moto and the functions' instances are forked from one server process
             # that imports the heavy libraries once; it starts loading them now.
             start_forkserver()
@@ -211,15 +237,16 @@ class LocalStack:
     def _start_aws(self) -> None:
         if self.config.moto_port:
             _check_free(self.config.moto_port, "MOTO_PORT")
-        self.moto = MotoProcess(HOST, self.config.moto_port).start()
+        public = os.environ.get("URL_MODE", FUNCTION_DEFAULTS["URL_MODE"]) == "public"
+        self.moto = MotoProcess(HOST, self.config.moto_port, CREDENTIALS, public_reads=public).start()
         for name in [*_AWS_OVERRIDES, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:
             os.environ.pop(name, None)
         os.environ.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ACCESS_KEY_ID": CREDENTIALS.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": CREDENTIALS.secret_access_key,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
             }
@@ -287,7 +314,13 @@ class LocalStack:
             log.warning("no model configured and the built-in fake model is missing: replies will fail")
             self.model = ModelInUse(None, get_settings().model, fake=False)
             return
-        self._fake_model = FakeModel(host=HOST, port=self.config.fake_model_port).start()
+        self._fake_model = FakeModel(
+            host=HOST,
+            port=self.config.fake_model_port,
+            chunk_delay_s=self.config.fake_model_word_delay_ms / 1000,
+            # Presigned and public URLs point at moto; nothing else is the stack's.
+            fetch_from=(self.aws_endpoint,),
+        ).start()
         os.environ.update({"OPENAI_BASE_URL": self._fake_model.url, "OPENAI_API_KEY": "local"})
         get_settings.cache_clear()
         self.model = ModelInUse(self._fake_model.url, get_settings().model, fake=True)
@@ -308,6 +341,11 @@ class LocalStack:
             self.gateway = Gateway(self.functions, host=HOST, port=self.config.port, health=self.health)
         except OSError as error:
             raise OSError(error.errno, f"PORT={self.config.port}: {error.strerror}") from None
+        # Of web pages, only the stack's own may call moto (its uploads and downloads).
+        assert self.moto is not None
+        self.moto.allow_origins(
+            [self.gateway.url, f"http://localhost:{self.gateway.port}", *self.config.web_origins]
+        )
         return self.gateway
 
     def _bind_websocket(self, gateway: Gateway) -> None:
@@ -407,6 +445,10 @@ class LocalStack:
                 f"  data    {self.config.data_dir} (saved when it stops, restored when it starts)"
                 if self.config.data_dir
                 else "  data    in memory only (serve --data DIR keeps it)",
+                f"  logs    one line per request here; the functions' JSON logs and metrics in "
+                f"{self.config.function_log} (serve --json prints them here)"
+                if self.config.function_log
+                else "  logs    the functions' JSON logs and metrics are printed here (--json)",
                 "Ctrl-C stops it.",
             )
         )

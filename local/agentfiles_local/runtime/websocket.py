@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -205,7 +206,9 @@ class WebSocketGateway:
     def _route(self, connection: _Connection, body: str) -> None:
         try:
             action = json.loads(body).get("action")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
+            # API Gateway selects `$default` for a body it cannot read as JSON (one nested
+            # past what a parser takes, too), and the connection stays open.
             action = None
         route = action if action in ROUTES else "$default"
         event = websocket_message_event(connection.request, route, body, connection.authorizer)
@@ -266,6 +269,12 @@ def _allows(decision: Any) -> bool:
 class _CallbackServer(ThreadingHTTPServer):
     daemon_threads = True
     gateway: WebSocketGateway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A caller that gave up mid-answer is routine: no traceback on the console."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        log.exception("@connections failed on a request from %s", client_address[0])
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):

@@ -26,6 +26,8 @@ import warnings
 from multiprocessing.connection import Connection
 from typing import Any
 
+# Set by `agentfiles serve` (unless --json): the file the functions' stdout goes to.
+LOG_FILE_VARIABLE = "AGENTFILES_FUNCTION_LOG"
 # The spec of a function: (name, handler module, timeout seconds, memory MB).
 FunctionSpec = tuple[str, str, int, int]
 
@@ -46,6 +48,7 @@ def serve(conn: Connection, spec: FunctionSpec, environment: dict[str, str], num
     name_process(f"{spec[0]}#{number}")
     os.environ.clear()
     os.environ.update(environment)
+    _log_to_file(environment.get(LOG_FILE_VARIABLE))
     # Lambda's logs reach CloudWatch line by line; keep stdout as prompt when piped.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
@@ -87,6 +90,18 @@ def serve(conn: Connection, spec: FunctionSpec, environment: dict[str, str], num
             return
         except Exception as error:  # the result would not pickle
             conn.send(_failure(error))
+
+
+def _log_to_file(path: str | None) -> None:
+    """What the function prints (Powertools' JSON logs, its metrics' EMF blobs: what
+    CloudWatch gets on AWS) goes to this file instead of the console, where a person
+    reads one line per request; the function itself is unchanged."""
+    if not path:
+        return
+    sys.stdout.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.close(fd)
 
 
 def _failure(error: BaseException) -> tuple[str, str, str, str]:
