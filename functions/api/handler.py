@@ -10,6 +10,8 @@ also builds what the first requests would otherwise build."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any, Literal
 
@@ -116,6 +118,13 @@ def _validation_error(error: RequestValidationError) -> Response:
     )
 
 
+@app.exception_handler(RecursionError)
+def _too_deep(_: RecursionError) -> Response:
+    # The JSON decoder recurses once per `[` or `{`: a body (or a cursor) nested past
+    # Python's recursion limit is refused as the malformed input it is.
+    return json_response(400, {"error": {"code": "invalid_json", "message": "the JSON is nested too deeply"}})
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response:
     return json_response(404, {"error": {"code": "route_not_found", "message": "no such route"}})
@@ -180,7 +189,23 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     readable = _json_bodies(event)
     if readable is None:
         return _unsupported_media_type(event)
+    readable = _text_body(readable)
+    if readable is None:
+        return _error(400, "invalid_json", "the body is not UTF-8 text, so it cannot be JSON")
     return app.resolve(readable, context)
+
+
+def _text_body(event: dict) -> dict | None:
+    """A body API Gateway sent as base64 (any type it does not take for text: no type, a
+    form type, a `+json` type) decoded here, once: None when it is not UTF-8."""
+    body = event.get("body")
+    if not event.get("isBase64Encoded") or not body:
+        return event
+    try:
+        text = base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    return {**event, "body": text, "isBase64Encoded": False}
 
 
 def _json_bodies(event: dict) -> dict | None:
@@ -198,14 +223,15 @@ def _json_bodies(event: dict) -> dict | None:
 
 def _unsupported_media_type(event: dict) -> dict:
     declared = (event.get("headers") or {}).get("content-type", "")
-    error = {
-        "code": "unsupported_media_type",
-        "message": f"send the body as application/json, not {declared}",
-    }
+    return _error(415, "unsupported_media_type", f"send the body as application/json, not {declared}")
+
+
+def _error(status: int, code: str, message: str) -> dict:
+    """An error answered before the resolver runs, in the same envelope."""
     return {
-        "statusCode": 415,
+        "statusCode": status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"error": error}, separators=(",", ":")),
+        "body": json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")),
         "isBase64Encoded": False,
     }
 

@@ -26,13 +26,14 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     job = ThreadCleanupJob.model_validate_json(record.body)
     logger.append_keys(thread_id=job.thread_id)
-    if purge_thread(job.owner, job.thread_id, lambda_context.get_remaining_time_in_millis):
+    purge = purge_thread(job.owner, job.thread_id, lambda_context.get_remaining_time_in_millis)
+    if purge.done:
         metrics.add_metric(name="ThreadsPurged", unit=MetricUnit.Count, value=1)
         logger.info("thread purged")
     else:
-        # Out of time for this invocation: continue in a fresh one.
-        jobs.send_thread_cleanup(job)
-        logger.info("thread purge continues in a new job")
+        # Out of time for this invocation, or a reply still ending: continue in a new job.
+        jobs.send_thread_cleanup(job, purge.wait_s)
+        logger.info("thread purge continues in a new job", extra={"wait_s": purge.wait_s})
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -96,7 +96,11 @@ class Settings(BaseModel):
     model_timeout_seconds: float = Field(120.0, alias="MODEL_TIMEOUT_SECONDS", gt=0)
     history_messages: int = Field(20, alias="HISTORY_MESSAGES", ge=1, le=100)
     stream_flush_ms: int = Field(250, alias="STREAM_FLUSH_MS", ge=0)
+    # The longest one worker may hold a reply (past the generate function's timeout)...
     lease_seconds: int = Field(330, alias="LEASE_SECONDS", gt=0)
+    # ...renewed as it streams: a chat reply's lease ends this long after the worker was
+    # last heard from, so a worker that died is taken over (or stopped) within seconds.
+    lease_heartbeat_seconds: int = Field(15, alias="LEASE_HEARTBEAT_SECONDS", ge=2)
     retry_base_seconds: int = Field(10, alias="RETRY_BASE_SECONDS", ge=0)
     # The completion limit sent to the model: a longer answer ends `length`, never fails.
     max_reply_tokens: int = Field(4096, alias="MAX_REPLY_TOKENS", ge=1)

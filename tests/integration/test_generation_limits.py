@@ -10,8 +10,10 @@ from contextlib import contextmanager
 
 from agentfiles.data import clients, keys, table
 from agentfiles.ids import new_ulid
+from agentfiles.logic.inline_parts import content_bytes
 from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.files import FileRecord
+from agentfiles.models.messages import TextPart
 from agentfiles.settings import get_settings
 from agentfiles_local.events import LambdaContext
 from functions.generate.handler import lambda_handler
@@ -258,7 +260,9 @@ def test_a_picture_that_does_not_fit_the_storage_quota_fails_the_reply(worker, m
     assert reply["status"] == "failed" and reply["error"]["code"] == "storage_quota_exceeded"
     assert "storage quota" in reply["error"]["message"]
     assert not worker.object_keys()
-    assert worker.call_api("GET", "/usage").body["storage"]["bytes"] == 0
+    # (what is counted is the prompt's message, not a picture)
+    prompt = content_bytes([TextPart(text="a fox")])
+    assert worker.call_api("GET", "/usage").body["storage"]["bytes"] == prompt
 
 
 # ---- usage of the day --------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_catching_up_after_n_returns_exactly_the_missing_deltas_and_the_ended_st
     assert answer.status == 200
     assert [d["seq"] for d in answer.body["deltas"]] == list(range(6, last + 1))
     assert answer.body["status"] == "success" and answer.body["lastSeq"] == last
-    assert calls.names() == ["Query", "GetItem"]
+    assert calls.names() == ["Query", "BatchGetItem"]
     # And the whole stream from 0 pieces together the reply
     whole = _stream(worker, thread, reply_id).body["deltas"]
     assert "".join(d["text"] for d in whole) == _text(_message(worker, thread, reply_id))
@@ -320,3 +320,58 @@ def test_a_takeover_supersedes_what_the_lost_worker_streamed(worker, model):
     except live.LeaseLost:
         pass
     assert len(delta_rows.read_all(ref)) == len(rows)
+
+
+# ---- deleting a thread stops its replies ------------------------------------------------
+
+
+def _usage_replies(aws) -> int:
+    return aws.call_api("GET", "/usage").body["generation"]["replies"]
+
+
+def test_deleting_a_thread_stops_its_streaming_reply_at_the_next_flush_and_counts_it_once(worker, model):
+    # Given a slow, long reply being streamed
+    model.configure(chunk_delay_s=0.002, word_count=20_000)
+    thread, reply_id = _ask(worker, "go on and on")
+    runner, _ = _in_background(worker)
+    _wait_for_deltas(worker, thread, reply_id, at_least=3)
+    # When its thread is deleted
+    assert worker.call_api("DELETE", f"/threads/{thread}").status == 202
+    at_delete = while_writing(lambda: _rows(worker, thread, reply_id))
+    runner.join(30)
+    # Then the stream was sealed before the answer, and the worker wrote nothing after it:
+    # it stopped at its next flush, and hung up on the model
+    assert not runner.is_alive()
+    rows = sorted(_rows(worker, thread, reply_id), key=lambda r: r["seq"])
+    assert rows == sorted(at_delete, key=lambda r: r["seq"])
+    assert rows[-1]["end"] == "stopped"
+    assert model.calls[0]["chunks_sent"] < 10_000
+    # And the thread's reply is not found anywhere, its stream included
+    stream = _stream(worker, thread, reply_id)
+    assert stream.status == 404 and stream.body["error"]["code"] == "message_not_found"
+    assert _stream(worker, thread, reply_id, after=rows[-1]["seq"]).status == 404
+    stop = worker.call_api("POST", f"/threads/{thread}/messages/{reply_id}/stop")
+    assert stop.status == 404
+    # And the reply counts once on the owner's usage, before and after the purge
+    assert _usage_replies(worker) == 1
+    worker.run_maintenance()
+    left = worker.dynamodb.query(
+        TableName=worker.resources.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": keys.thread_pk("alice", thread)}},
+    )["Items"]
+    assert left == []
+    assert _usage_replies(worker) == 1
+
+
+def test_deleting_a_thread_stops_a_reply_not_started_so_its_job_never_calls_the_model(worker, model):
+    # Given a pending reply
+    thread, reply_id = _ask(worker, "never mind")
+    # When the thread is deleted, then the reply's job is delivered
+    assert worker.call_api("DELETE", f"/threads/{thread}").status == 202
+    assert worker.deliver("generations") == {"batchItemFailures": []}
+    # Then the model was never called, nothing was streamed, and the purge leaves nothing
+    assert model.calls == []
+    assert [r.get("end") for r in _rows(worker, thread, reply_id)] == ["stopped"]
+    worker.run_maintenance()
+    assert _rows(worker, thread, reply_id) == []

@@ -319,6 +319,10 @@ class ReferenceCounting(RuleBasedStateMachine):
                 owner = row["pk"].removeprefix("OWNER#")
                 counted[owner][0] += row["size"]
                 counted[owner][1] += 1
+            elif row["sk"].startswith("MSG#"):
+                # ... and over their messages' stored content
+                owner = row["pk"].removeprefix("OWNER#").split("#THREAD#", 1)[0]
+                counted[owner][0] += row.get("storedBytes", 0)
         usage = {
             r["pk"].removeprefix("OWNER#"): [r.get("bytes", 0), r.get("files", 0)]
             for r in rows

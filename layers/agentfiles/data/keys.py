@@ -83,6 +83,16 @@ def delta_key(owner: str, thread_id: str, message_id: str, seq: int) -> Key:
     return Key(thread_pk(owner, thread_id), delta_sk(message_id, seq))
 
 
+# A reply being made: one marker row per reply from its save until it ends, in its
+# thread's partition, so deleting a thread finds the replies to stop with one Query.
+def live_prefix() -> str:
+    return "LIVE#"
+
+
+def live_key(owner: str, thread_id: str, reply_id: str) -> Key:
+    return Key(thread_pk(owner, thread_id), f"{live_prefix()}{reply_id}")
+
+
 # WebSocket connections: the connection row in its owner's partition, and one
 # subscription row per thread it follows, in that thread's partition, so the thread's
 # subscribers are one Query and go with the thread when it is purged.

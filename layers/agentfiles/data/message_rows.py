@@ -4,11 +4,11 @@ with their reference counts."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from agentfiles.data import keys, rates, refcounts, table
-from agentfiles.data.errors import ConditionFailed, DataError, TransactionCancelled
+from agentfiles.data import keys, rates, refcounts, table, usage_rows
+from agentfiles.data.errors import ConditionFailed, Contention, DataError, QuotaExceeded, TransactionCancelled
 from agentfiles.data.table import Delete, Put, Update, Write, cond
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.files import FileRecord
@@ -16,6 +16,7 @@ from agentfiles.models.messages import MessageRecord
 from agentfiles.models.threads import ThreadRecord
 
 MAX_TRANSACTION_ITEMS = 100
+_QUOTA_ATTEMPTS = 3
 
 
 def message_row(record: MessageRecord, **extra: object) -> table.Row:
@@ -103,10 +104,17 @@ class Exchange:
     reply_sweep_at_ms: int | None = None
     # Generations the owner may ask for per rate window (the reply takes one).
     generations_per_window: int | None = None
+    # For a file that parts name with a type: the types its checked type must be among.
+    file_types: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 SaveFailure = Literal[
-    "idempotency_key_used", "thread_unavailable", "rate_limited", "file_unavailable", "conflict"
+    "idempotency_key_used",
+    "thread_unavailable",
+    "rate_limited",
+    "file_unavailable",
+    "file_type_mismatch",
+    "conflict",
 ]
 
 
@@ -115,6 +123,8 @@ class SaveRefused(DataError):
     reason: SaveFailure
     file_id: str | None = None
     file_status: str | None = None
+    # The file's checked type, when it is ready but not of the type its part says.
+    file_media_type: str | None = None
 
 
 def _idempotency_put(owner: str, thread_id: str, record: IdempotencyRecord) -> Put:
@@ -151,14 +161,71 @@ def _thread_touch(owner: str, thread_id: str, now_ms: int) -> Update:
     )
 
 
+def live_row(reply: MessageRecord) -> table.Row:
+    """The marker of a reply being made (`keys.live_key`): written with the pending
+    reply, deleted in the write that ends it (or deletes it)."""
+    key = keys.live_key(reply.owner, reply.thread_id, reply.id)
+    return {"pk": key.pk, "sk": key.sk, "replyId": reply.id}
+
+
+def live_replies(owner: str, thread_id: str) -> list[str]:
+    """The replies of a thread that were being made when last written: one Query."""
+    page = table.query(keys.thread_pk(owner, thread_id), prefix=keys.live_prefix(), consistent=True)
+    return [str(row["replyId"]) for row in page.rows]
+
+
+def forget_live(owner: str, thread_id: str, reply_id: str) -> None:
+    """Remove a marker whose reply has ended or is gone."""
+    table.delete(keys.live_key(owner, thread_id, reply_id))
+
+
+def get_in_active_thread(owner: str, thread_id: str, message_id: str) -> MessageRecord | None:
+    """The message, or None when it or its thread is gone (a thread being deleted is
+    gone): one consistent BatchGetItem."""
+    message_key = keys.message_key(owner, thread_id, message_id)
+    message: MessageRecord | None = None
+    active = False
+    for row in table.batch_get([keys.thread_key(owner, thread_id), message_key], consistent=True):
+        if row["sk"] == message_key.sk:
+            message = table.record_of(MessageRecord, row)
+        else:
+            active = row.get("status") == "active"
+    return message if active else None
+
+
 def _put_new(row: table.Row) -> Put:
     return Put(row, when=cond("attribute_not_exists(#pk)"))
 
 
 def save_exchange(exchange: Exchange) -> None:
     """ONE transaction: [idempotency key], the message, the thread's updatedAt, [the
-    pending reply and +1 on the owner's rate window], and +1 on each distinct file the
-    message references."""
+    pending reply, its marker and +1 on the owner's rate window], +1 on each distinct
+    file the message references (ready, and of the type its parts say), and the
+    message's bytes on the owner's storage, within the quota. Assumed first: the default
+    quota; a refusal shows the usage row as it was, and the save is tried again under an
+    operator's override it holds. `QuotaExceeded` when the quota leaves no room."""
+    quota = usage_rows.default_quota()
+    for _ in range(_QUOTA_ATTEMPTS):
+        refused = _save_under(exchange, quota)
+        if refused is None:
+            return
+        in_force = usage_rows.quota_of(refused)
+        if in_force == quota:
+            size = exchange.message.stored_bytes or 0
+            raise QuotaExceeded(
+                size=size,
+                used_bytes=int(refused.get("bytes", 0)),
+                used_files=int(refused.get("files", 0)),
+                quota_bytes=quota.bytes,
+                quota_files=quota.files,
+            )
+        quota = in_force
+    raise Contention("the owner's quota kept changing while the message was saved")
+
+
+def _save_under(exchange: Exchange, quota: usage_rows.Quota) -> table.Row | None:
+    """The save's transaction under `quota`. None when saved; the usage row as it was
+    when the quota refused it (an empty row when there was none)."""
     message, reply, now = exchange.message, exchange.reply, exchange.now_ms
     writes: list[Write] = []
     if exchange.idempotency:
@@ -170,12 +237,17 @@ def save_exchange(exchange: Exchange) -> None:
         sweep_at = exchange.reply_sweep_at_ms
         shard = keys.sweep_shard(keys.REPLY_SWEEP, reply.id) if sweep_at is not None else None
         writes.append(_put_new(message_row(reply, sweepShard=shard, sweepAt=sweep_at)))
+        writes.append(Put(live_row(reply)))
     rate_index = None
     if reply and exchange.generations_per_window is not None:
         rate_index = len(writes)
         writes.append(rates.take(message.owner, now, exchange.generations_per_window))
     first_file = len(writes)
-    writes.extend(refcounts.take(message.owner, message.file_ids, now))
+    writes.extend(refcounts.take(message.owner, message.file_ids, now, exchange.file_types))
+    usage_index = None
+    if message.stored_bytes:
+        usage_index = len(writes)
+        writes.append(usage_rows.reserve_bytes(message.owner, message.stored_bytes, quota))
 
     try:
         table.transact(writes)
@@ -191,10 +263,16 @@ def save_exchange(exchange: Exchange) -> None:
         for offset, file_id in enumerate(dict.fromkeys(message.file_ids)):
             if cancelled.failed(first_file + offset):
                 old = cancelled.reasons[first_file + offset].item
-                raise SaveRefused(
-                    "file_unavailable", file_id, old.get("status") if old else None
-                ) from cancelled
+                status = old.get("status") if old else None
+                if old and status == "ready":
+                    raise SaveRefused(
+                        "file_type_mismatch", file_id, status, file_media_type=old.get("mediaType")
+                    ) from cancelled
+                raise SaveRefused("file_unavailable", file_id, status) from cancelled
+        if usage_index is not None and cancelled.failed(usage_index):
+            return cancelled.reasons[usage_index].item or {}
         raise
+    return None
 
 
 # ---- deletes -------------------------------------------------------------------
@@ -213,10 +291,13 @@ def _delete_message(record: MessageRecord) -> Delete:
 def delete_message(record: MessageRecord, now_ms: int) -> bool:
     """ONE transaction: the delete and -1 on each file it referenced. Returns False
     when the message changed or vanished since it was read."""
+    writes: list[Write] = [_delete_message(record)]
+    if record.role == "assistant":
+        writes.append(Delete(keys.live_key(record.owner, record.thread_id, record.id)))
+    if record.stored_bytes:
+        writes.append(usage_rows.release_bytes(record.owner, record.stored_bytes))
     try:
-        table.transact(
-            [_delete_message(record), *refcounts.release(record.owner, Counter(record.file_ids), now_ms)]
-        )
+        table.transact([*writes, *refcounts.release(record.owner, Counter(record.file_ids), now_ms)])
     except TransactionCancelled as cancelled:
         if cancelled.failed(0) or cancelled.conflicted():
             return False
@@ -236,29 +317,34 @@ def delete_rows(owner: str, rows: list[table.Row], now_ms: int) -> int:
     deleted = 0
     batch: list[Write] = []
     counts: Counter[str] = Counter()
+    stored = 0
+    # One item of each transaction releases its messages' bytes.
+    room = MAX_TRANSACTION_ITEMS - 1
 
     def flush() -> None:
-        nonlocal deleted, batch, counts
+        nonlocal deleted, batch, counts, stored
         if not batch:
             return
+        released = [usage_rows.release_bytes(owner, stored)] if stored else []
         try:
-            table.transact(batch + refcounts.release(owner, counts, now_ms))
+            table.transact(batch + refcounts.release(owner, counts, now_ms) + released)
             deleted += len(batch)
         except TransactionCancelled:
             pass  # re-read and retried by the caller's next page
-        batch, counts = [], Counter()
+        batch, counts, stored = [], Counter(), 0
 
     for row in rows:
         if row["sk"].startswith(keys.message_sk("")):
             record = table.record_of(MessageRecord, row)
             extra = Counter(record.file_ids)
             new_files = len(set(extra) - set(counts))
-            if len(batch) + 1 + len(counts) + new_files > MAX_TRANSACTION_ITEMS:
+            if len(batch) + 1 + len(counts) + new_files > room:
                 flush()
             batch.append(_delete_message(record))
             counts.update(extra)
+            stored += record.stored_bytes or 0
         else:
-            if len(batch) + 1 + len(counts) > MAX_TRANSACTION_ITEMS:
+            if len(batch) + 1 + len(counts) > room:
                 flush()
             batch.append(Delete(keys.Key.of(row)))
     flush()

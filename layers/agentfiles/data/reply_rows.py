@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from agentfiles.data import keys, refcounts, table
 from agentfiles.data.errors import ConditionFailed, TransactionCancelled
-from agentfiles.data.table import Update, cond
+from agentfiles.data.table import Delete, Update, cond
 from agentfiles.data.usage_rows import count_reply
 from agentfiles.models.common import iso_from_ms
 from agentfiles.models.messages import MessageError, MessageRecord, MessageRef, Part, Usage
@@ -82,6 +82,20 @@ def take_lease(lease: Lease, now_ms: int, lease_until_ms: int) -> Taken | None:
     return Taken(table.record_of(MessageRecord, row), int(row["generation"])) if row else None
 
 
+def renew_lease(lease: Lease, lease_until_ms: int) -> bool:
+    """Move the end of this holder's lease (its heartbeat). False when the lease is lost:
+    taken over after it ran out, ended by a stop, or the reply deleted."""
+    try:
+        table.update(
+            lease.key,
+            set={"leaseUntil": lease_until_ms},
+            when=cond("#leaseId = :lease AND #status = :streaming", lease=lease.id, streaming="streaming"),
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
 def read(reply: MessageRef) -> table.Row | None:
     """The raw row, lease attributes included."""
     return table.get(keys.message_key(reply.owner, reply.thread_id, reply.message_id))
@@ -97,6 +111,11 @@ def _update(lease: Lease, **changes: Any) -> MessageRecord | None:
     return table.record_of(MessageRecord, row) if row else None
 
 
+def _not_live(lease: Lease) -> Delete:
+    """The reply's marker of being made goes with the write that counts its end."""
+    return Delete(keys.live_key(lease.reply.owner, lease.reply.thread_id, lease.reply.message_id))
+
+
 def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> MessageRecord | None:
     """ONE transaction: the reply's last write, only while this lease holds it, with
     the items that count it. Returns the reply as it ended (a transaction returns no
@@ -104,7 +123,7 @@ def _end(lease: Lease, changes: dict[str, Any], *counted: Update) -> MessageReco
     row stays small (a picture's part); a text goes through `_count_then_end`."""
     end = Update(lease.key, set=changes, remove=_ENDED, when=lease.holds())
     try:
-        table.transact([end, *counted])
+        table.transact([end, *counted, _not_live(lease)])
     except TransactionCancelled as cancelled:
         if cancelled.failed(0):
             return None
@@ -127,7 +146,7 @@ def _count_then_end(lease: Lease, changes: dict[str, Any], counted: Update) -> M
         when=cond("#leaseId = :lease AND attribute_not_exists(#counted)", lease=lease.id),
     )
     try:
-        table.transact([mark, counted])
+        table.transact([mark, counted, _not_live(lease)])
     except TransactionCancelled as cancelled:
         if not cancelled.failed(0):
             raise

@@ -473,7 +473,8 @@ def decode_cursor(cursor: str | None, pk: str, sk_prefix: str) -> dict[str, Any]
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         sk = json.loads(base64.urlsafe_b64decode(padded))["sk"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as error:
+        # RecursionError: a forged cursor nested past the JSON decoder's limit.
         raise BadCursor("cursor is not one this API issued") from error
     if not isinstance(sk, str) or not sk.startswith(sk_prefix):
         raise BadCursor("cursor is not one this API issued")

@@ -1,14 +1,18 @@
 """Every change to what an owner has stored and generated, in one place.
 
 Storage. The owner's usage row (`USAGE`) holds `bytes` and `files`: the sum of `size`
-over the owner's counted files, and their number. A file is counted from the moment its
-row is created (its declared size is reserved) until its row is deleted, unless it was
-rejected (its reservation is released then). Each change is an item of the transaction
-that changes the file row, so usage equals that sum at every moment, whatever crashes:
+over the owner's counted files plus the `storedBytes` of their saved messages, and the
+number of those files. A file is counted from the moment its row is created (its
+declared size is reserved) until its row is deleted, unless it was rejected (its
+reservation is released then); a message from its save until its row is deleted. Each
+change is an item of the transaction that changes the file or message row, so usage
+equals that sum at every moment, whatever crashes:
 
 - `reserve`: +size, +1 file, with the file row's creation, only while the quota holds;
 - `release`: -size, -1 file, with the rejection or the deletion of a counted row, only
-  while the counters are at least that much (never negative).
+  while the counters are at least that much (never negative);
+- `reserve_bytes` / `release_bytes`: the same for a message's content (no file), with
+  the save of the message and with every delete of it (its own, its thread's purge).
 
 Quota. The row may also hold `quotaBytes` / `quotaFiles`, an operator's override of the
 defaults (`STORAGE_QUOTA_BYTES`, `STORAGE_QUOTA_FILES`). DynamoDB conditions cannot add,
@@ -122,6 +126,25 @@ def release(owner: str, size: int) -> Update:
         add={"bytes": -size, "files": -1},
         when=cond("#bytes >= :size AND #files >= :one", size=size, one=1),
     )
+
+
+def reserve_bytes(owner: str, size: int, quota: Quota) -> Update:
+    """+size, no file: a saved message's content, only if it stays within `quota` (and
+    `quota` is the one in force). On refusal DynamoDB returns the usage row as it was."""
+    values: dict[str, int] = {"room_bytes": quota.bytes - size}
+    if quota.overrides.bytes is not None:
+        values["quotaBytes"] = quota.overrides.bytes
+    return Update(
+        keys.usage_key(owner),
+        add={"bytes": size},
+        when=cond(_within("bytes", "quotaBytes", quota.bytes, quota.overrides.bytes, size), **values),
+        old_on_failure=True,
+    )
+
+
+def release_bytes(owner: str, size: int) -> Update:
+    """-size, no file: deleted messages' content, never below zero."""
+    return Update(keys.usage_key(owner), add={"bytes": -size}, when=cond("#bytes >= :size", size=size))
 
 
 def _storage(row: table.Row | None) -> Storage:

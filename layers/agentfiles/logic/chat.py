@@ -11,14 +11,13 @@ or the second try is refused too, the reply fails `attachment_refused`, naming t
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from typing import Any
 
 from agentfiles.data import message_rows, reply_rows
 from agentfiles.data.reply_rows import Lease
 from agentfiles.logic import live, push
-from agentfiles.logic.live import LeaseLost, StreamWriter
+from agentfiles.logic.live import Heartbeat, LeaseLost, StreamWriter
 from agentfiles.logic.prompt import PartAt, Prompt, Sent, UnsupportedContent, chat_messages
 from agentfiles.model_client import Refusal, attachment_refusal, model_client
 from agentfiles.models.common import now_ms
@@ -29,7 +28,11 @@ from agentfiles.observability import logger
 from agentfiles.settings import get_settings
 
 
-def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter) -> Outcome:
+def answer(
+    job: GenerationJob, reply: MessageRecord, lease: Lease, writer: StreamWriter, heartbeat: Heartbeat
+) -> Outcome:
+    """The heartbeat is kept on every chunk (it writes once per half beat at most), so
+    the lease runs out only when this worker stops being heard from."""
     settings = get_settings()
     history = [
         m
@@ -39,19 +42,22 @@ def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Strea
     if not history or history[-1].id != job.message_id:
         raise UnsupportedContent("the message this reply answers was deleted")
     model = reply.model or settings.model
+    heartbeat.keep()
     stream, calls = _open(job, history, model)
     pending: list[str] = []
     pending_chars = text_chars = text_bytes = 0
     usage: Usage | None = None
     finish_reason: str | None = None
-    flush_every = settings.stream_flush_ms / 1000
-    last_flush = time.monotonic()
+    flush_every = settings.stream_flush_ms
+    clock = heartbeat.clock
+    last_flush = clock()
     chunks = 0
     full = False
     stopped: DeltaRecord | None = None
     try:
         for chunk in stream:
             chunks += 1
+            heartbeat.keep()
             if chunk.usage:
                 usage = Usage(
                     prompt_tokens=chunk.usage.prompt_tokens,
@@ -72,11 +78,11 @@ def answer(job: GenerationJob, reply: MessageRecord, lease: Lease, writer: Strea
             if full:
                 # As much as the reply can hold: stop reading (and paying for) the rest.
                 break
-            due = time.monotonic() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
+            due = clock() - last_flush >= flush_every or pending_chars >= live.DELTA_MAX_CHARS
             if pending and due:
                 # At most one write per flush interval, however many chunks arrive.
                 writer.flush("".join(pending))
-                pending, pending_chars, last_flush = [], 0, time.monotonic()
+                pending, pending_chars, last_flush = [], 0, clock()
     except live.Stopped as stop:
         stopped = stop.end
     finally:

@@ -122,7 +122,7 @@ def quota_exceeded(exceeded: QuotaExceeded) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"storing {exceeded.size} more bytes would exceed your storage quota: {exceeded.used_bytes} of "
         f"{exceeded.quota_bytes} bytes and {exceeded.used_files} of {exceeded.quota_files} files are used; "
-        "delete files to make room",
+        "delete files or messages to make room",
         code="storage_quota_exceeded",
         details={
             "size": exceeded.size,

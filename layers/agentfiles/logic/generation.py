@@ -14,7 +14,7 @@ import uuid
 from agentfiles.data import reply_rows
 from agentfiles.data.reply_rows import Lease
 from agentfiles.logic import chat, drawing, live, push
-from agentfiles.logic.live import LeaseLost, StreamWriter
+from agentfiles.logic.live import Clock, LeaseLost, StreamWriter
 from agentfiles.logic.prompt import UnsupportedContent
 from agentfiles.model_client import ModelFailure, classify
 from agentfiles.models.common import now_ms
@@ -34,13 +34,18 @@ class RetryLater(Exception):
         self.delay_s = delay_s
 
 
-def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcome:
+def run_job(job: GenerationJob, receive_count: int, max_receives: int, clock: Clock = now_ms) -> Outcome:
+    """`clock` (ms since the epoch) times the lease and the flushes."""
     settings = get_settings()
     lease = Lease(job.reply, uuid.uuid4().hex)
-    now = now_ms()
-    taken = reply_rows.take_lease(lease, now, now + settings.lease_seconds * 1000)
+    now = clock()
+    # A picture comes in one call, with nothing to renew the lease on: it is held for
+    # the whole job. A chat reply is held for a heartbeat, renewed as it streams.
+    heartbeat = live.Heartbeat.start(lease, clock, now)
+    until = now + settings.lease_seconds * 1000 if job.kind == "image" else heartbeat.until_ms
+    taken = reply_rows.take_lease(lease, now, until)
     if taken is None:
-        return _not_taken(job)
+        return _not_taken(job, clock)
     reply = taken.record
     logger.append_keys(
         reply_id=job.reply_id, thread_id=job.thread_id, lease_id=lease.id, generation=taken.generation
@@ -59,7 +64,7 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
                 raise LeaseLost
             return Outcome("skipped" if opened.end.end == "stopped" else "success")
         writer = opened
-        return chat.answer(job, reply, lease, writer)
+        return chat.answer(job, reply, lease, writer, heartbeat)
     except LeaseLost:
         logger.info("lease lost; another worker or a delete owns the reply now")
         return Outcome("lease_lost")
@@ -85,13 +90,13 @@ def run_job(job: GenerationJob, receive_count: int, max_receives: int) -> Outcom
         raise RetryLater(failure.code, _backoff(failure, receive_count)) from error
 
 
-def _not_taken(job: GenerationJob) -> Outcome:
+def _not_taken(job: GenerationJob, clock: Clock) -> Outcome:
     """The lease was refused: the reply ended already (a duplicate delivery, a stop), is
     gone, or another worker is streaming it right now."""
     row = reply_rows.read(job.reply)
     if row is None or row["status"] in ENDED_STATUSES:
         return Outcome("skipped")
-    wait_ms = max(0, int(row.get("leaseUntil", 0)) - now_ms())
+    wait_ms = max(0, int(row.get("leaseUntil", 0)) - clock())
     raise RetryLater("reply is being written by another worker", min(MAX_RETRY_DELAY_S, wait_ms // 1000 + 1))
 
 

@@ -23,6 +23,7 @@ row, and the rows from the last reset to the end are exactly the reply's text.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentfiles.data import delta_rows, message_rows, reply_rows
@@ -132,6 +133,42 @@ class StreamWriter:
         raise LeaseLost
 
 
+# Milliseconds since the epoch: `now_ms`, or a test's clock.
+Clock = Callable[[], int]
+
+
+@dataclass
+class Heartbeat:
+    """A chat holder's short lease, renewed as the reply streams: once half of it is
+    spent, the next `keep` moves its end `beat_ms` past now (one conditional write per
+    half beat, whatever the chunk rate), never past `bound_ms` (LEASE_SECONDS after the
+    take). A holder that stops being heard from (killed, frozen) loses the reply within
+    a beat: a redelivery takes it over, a stop concludes it."""
+
+    lease: Lease
+    clock: Clock
+    beat_ms: int
+    bound_ms: int
+    until_ms: int
+
+    @classmethod
+    def start(cls, lease: Lease, clock: Clock, taken_at_ms: int) -> Heartbeat:
+        settings = get_settings()
+        bound = taken_at_ms + settings.lease_seconds * 1000
+        beat = settings.lease_heartbeat_seconds * 1000
+        return cls(lease, clock, beat, bound, min(bound, taken_at_ms + beat))
+
+    def keep(self) -> None:
+        """Renew the lease if half of it is spent. Raises `LeaseLost` when it is lost."""
+        now = self.clock()
+        if self.until_ms - now > self.beat_ms // 2 or self.until_ms >= self.bound_ms:
+            return
+        until = min(self.bound_ms, now + self.beat_ms)
+        if not reply_rows.renew_lease(self.lease, until):
+            raise LeaseLost
+        self.until_ms = until
+
+
 @dataclass(frozen=True)
 class Sealed:
     """The stream already ended (a stop, or a holder that died after its end row): the
@@ -222,16 +259,18 @@ def conclude(lease: Lease, record: MessageRecord, rows: list[DeltaRecord]) -> Me
 
 def catch_up(owner: str, thread_id: str, message_id: str, after: int) -> StreamOut:
     """The deltas after `after`: one Query while the reply is being written. The reply
-    row is read as well when nothing is past `after` (not started, ended, or not there)
-    and when the page holds the end row: the writer seals the stream before it writes
-    the reply's text, so only the reply row can say the reply has ended. An ended
-    status here means a read of the message finds it ended, with its whole text."""
+    row (and its thread) is read as well when nothing is past `after` (not started,
+    ended, or not there) and when the page holds the end row: the writer seals the
+    stream before it writes the reply's text, so only the reply row can say the reply
+    has ended. An ended status here means a read of the message finds it ended, with its
+    whole text. Deleting a thread seals the streams of its replies first, so a deleted
+    thread's reply always reaches the read, and is not found."""
     ref = MessageRef(owner, thread_id, message_id)
     rows = delta_rows.after(ref, after)
     out = [DeltaOut(seq=row.seq, text=row.text, reset=row.reset or None) for row in rows]
     if rows and rows[-1].end is None:
         return StreamOut(message_id=message_id, status="streaming", deltas=out, last_seq=rows[-1].seq)
-    record = message_rows.get_message(owner, thread_id, message_id)
+    record = message_rows.get_in_active_thread(owner, thread_id, message_id)
     if record is None:
         raise NotFound(f"message {message_id} not found", code="message_not_found")
     if rows:
@@ -251,14 +290,22 @@ def stop_reply(owner: str, thread_id: str, message_id: str) -> StopOutcome:
     """Stop a reply. Ended: unchanged. Not being written (pending, or its worker's lease
     ran out): stopped here, under a lease, keeping what its stream holds. Being written:
     its stream is sealed, and its worker ends it within a flush."""
-    record = message_rows.get_message(owner, thread_id, message_id)
+    record = message_rows.get_in_active_thread(owner, thread_id, message_id)
     if record is None:
         raise NotFound(f"message {message_id} not found", code="message_not_found")
     if record.role != "assistant":
         raise Conflict("only an assistant reply can be stopped", code="not_a_reply")
+    outcome = _stop(record)
+    if outcome is None:
+        raise NotFound(f"message {message_id} not found", code="message_not_found")
+    return outcome
+
+
+def _stop(record: MessageRecord) -> StopOutcome | None:
+    """Stop a reply as read in `record`; None when it is gone meanwhile."""
     if record.status in ENDED_STATUSES:
         return StopOutcome(record, accepted=False)
-    ref = MessageRef(owner, thread_id, message_id)
+    ref = MessageRef(record.owner, record.thread_id, record.id)
     lease = Lease(ref, uuid.uuid4().hex)
     now = now_ms()
     taken = reply_rows.take_lease(lease, now, now + STOP_LEASE_MS)
@@ -266,13 +313,29 @@ def stop_reply(owner: str, thread_id: str, message_id: str) -> StopOutcome:
         seal(ref, "stopped")
         final = conclude(lease, taken.record, delta_rows.read_all(ref))
         return StopOutcome(final or record, accepted=True)
-    again = message_rows.get_message(owner, thread_id, message_id)
+    again = message_rows.get_message(record.owner, record.thread_id, record.id)
     if again is None:
-        raise NotFound(f"message {message_id} not found", code="message_not_found")
+        return None
     if again.status in ENDED_STATUSES:
         return StopOutcome(again, accepted=False)
     seal(ref, "stopped")
     return StopOutcome(again, accepted=True)
+
+
+def stop_thread_replies(owner: str, thread_id: str) -> bool:
+    """Stop every reply of a thread that is being deleted, as a stop would: those no
+    worker is writing end now, the streams of those being written are sealed (their
+    workers end them, and count them, within a flush). True when none is left being
+    written; the thread's rows may then go."""
+    writing = False
+    for reply_id in message_rows.live_replies(owner, thread_id):
+        record = message_rows.get_message(owner, thread_id, reply_id)
+        outcome = _stop(record) if record is not None else None
+        if outcome is None or outcome.message.status in ENDED_STATUSES:
+            message_rows.forget_live(owner, thread_id, reply_id)
+        else:
+            writing = True
+    return not writing
 
 
 def remove_stream(record: MessageRecord) -> None:

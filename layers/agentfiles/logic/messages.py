@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agentfiles.data import jobs, message_rows, rates
-from agentfiles.data.errors import Unavailable
+from agentfiles.data.errors import QuotaExceeded, Unavailable
 from agentfiles.data.message_rows import Exchange, IdempotencyRecord, SaveRefused
 from agentfiles.errors import (
     BadRequest,
@@ -23,6 +23,7 @@ from agentfiles.errors import (
 from agentfiles.ids import new_ulid, next_ulid
 from agentfiles.logic import inline_parts, live, push
 from agentfiles.logic.catalog import check_model
+from agentfiles.logic.files import quota_exceeded
 from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.jobs import GenerationJob
 from agentfiles.models.messages import (
@@ -56,6 +57,10 @@ class Draft:
     request_hash: str
     job: Literal["chat", "image"] = "chat"
     image_size: str | None = None
+    # The types each file named by a part must have (`inline_parts.file_types`).
+    file_types: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The content's bytes, counted on the owner's storage while the message is kept.
+    stored_bytes: int = 0
 
 
 def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None) -> Exchange:
@@ -71,6 +76,7 @@ def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str
         content=draft.content,
         file_ids=draft.file_ids,
         status="success",
+        stored_bytes=draft.stored_bytes or None,
         created_at=iso,
         updated_at=iso,
     )
@@ -100,7 +106,9 @@ def _new_exchange(owner: str, thread_id: str, draft: Draft, idempotency_key: str
             expires_at=now // 1000 + settings.idempotency_ttl_seconds,
         )
     sweep_at = now + settings.pending_reply_sweep_seconds * 1000 if reply else None
-    return Exchange(message, reply, now, idempotency, sweep_at, settings.generations_per_minute)
+    return Exchange(
+        message, reply, now, idempotency, sweep_at, settings.generations_per_minute, draft.file_types
+    )
 
 
 def save_message(
@@ -117,6 +125,8 @@ def save_message(
         generate=request.generate,
         model=request.model,
         request_hash=_request_hash(thread_id, request.model_dump(mode="json", by_alias=True)),
+        file_types=inline_parts.file_types(content),
+        stored_bytes=inline_parts.content_bytes(content),
     )
     return _save(owner, thread_id, draft, idempotency_key)
 
@@ -126,14 +136,16 @@ def request_image(
 ) -> SavedMessage:
     """The prompt as a user message, and a pending reply that will get the picture."""
     check_model("image", request.model)
+    prompt: list[Part] = [TextPart(text=request.prompt)]
     draft = Draft(
-        content=[TextPart(text=request.prompt)],
+        content=prompt,
         file_ids=[],
         generate=True,
         model=request.model,
         request_hash=_request_hash(thread_id, {"image": request.model_dump(mode="json", by_alias=True)}),
         job="image",
         image_size=request.size,
+        stored_bytes=inline_parts.content_bytes(prompt),
     )
     return _save(owner, thread_id, draft, idempotency_key)
 
@@ -142,6 +154,8 @@ def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None)
     exchange = _new_exchange(owner, thread_id, draft, idempotency_key)
     try:
         message_rows.save_exchange(exchange)
+    except QuotaExceeded as exceeded:
+        raise quota_exceeded(exceeded) from exceeded
     except SaveRefused as refused:
         if refused.reason == "conflict":
             raise Conflict(
@@ -167,6 +181,12 @@ def _save(owner: str, thread_id: str, draft: Draft, idempotency_key: str | None)
 
 def _file_problem(refused: SaveRefused) -> Exception:
     details = {"fileId": refused.file_id}
+    if refused.reason == "file_type_mismatch":
+        return Unprocessable(
+            f"file {refused.file_id} is {refused.file_media_type}, not what its part says it is",
+            code="part_type_mismatch",
+            details={**details, "mediaType": refused.file_media_type},
+        )
     if refused.file_status is None:
         return NotFound(f"file {refused.file_id} not found", code="file_not_found", details=details)
     return Conflict(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agentfiles.data import jobs, message_rows, thread_rows
 from agentfiles.data.errors import Unavailable
 from agentfiles.errors import NotFound
 from agentfiles.ids import new_ulid
-from agentfiles.logic import push
+from agentfiles.logic import live, push
 from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.jobs import ThreadCleanupJob
 from agentfiles.models.live import ThreadDeletedFrame
@@ -18,6 +19,8 @@ from agentfiles.observability import logger
 CLEANUP_PAGE = 25
 # When a deleting thread counts as stuck, so the sweep re-sends its cleanup job.
 CLEANUP_SWEEP_MS = 15 * 60 * 1000
+# How long a purge waits for a reply of the thread that is still being written.
+REPLY_WAIT_S = 2
 
 
 def create_thread(owner: str, request: CreateThreadRequest) -> ThreadOut:
@@ -46,6 +49,9 @@ def delete_thread(owner: str, thread_id: str) -> None:
     now = now_ms()
     if not thread_rows.mark_thread_deleting(owner, thread_id, now, now + CLEANUP_SWEEP_MS):
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+    # Before the answer: a reply still streaming stops at its next flush, and writes
+    # nothing more into the thread.
+    live.stop_thread_replies(owner, thread_id)
     try:
         jobs.send_thread_cleanup(ThreadCleanupJob(owner=owner, thread_id=thread_id))
     except Unavailable:
@@ -54,31 +60,47 @@ def delete_thread(owner: str, thread_id: str) -> None:
         logger.warning("cleanup job not sent; the sweep will re-send it", extra={"thread_id": thread_id})
 
 
+@dataclass(frozen=True)
+class Purge:
+    """Where a purge got to: done, or to be continued (by a new job, after `wait_s`)."""
+
+    done: bool
+    wait_s: int = 0
+
+    def __bool__(self) -> bool:
+        return self.done
+
+
 def purge_thread(
     owner: str, thread_id: str, time_left_ms: Callable[[], int], reserve_ms: int = 5_000
-) -> bool:
+) -> Purge:
     """Delete a deleting thread's rows page by page, each page in transactions that
-    also release the messages' references; the thread row goes last. Returns True
-    when done, False when time ran short (the caller re-queues the job)."""
+    also release the messages' references; the thread row goes last. Not done when
+    time ran short, or when a reply of the thread is still being written: its worker
+    ends it (and counts it on the owner's usage) within a flush, or, if it died, its
+    lease runs out within a heartbeat and the next run stops it. Only then do its rows
+    go, so nothing is written into the thread after them."""
     thread = thread_rows.get_thread(owner, thread_id)
     if thread is None:
-        return True
+        return Purge(True)
     if thread.status != "deleting":
         logger.warning("cleanup job for an active thread ignored", extra={"thread_id": thread_id})
-        return True
+        return Purge(True)
     # Its followers hear it first: their subscription rows go with the thread's rows.
     push.publish(owner, thread_id, [ThreadDeletedFrame(thread_id=thread_id)])
+    if not live.stop_thread_replies(owner, thread_id):
+        return Purge(False, wait_s=REPLY_WAIT_S)
     stalled = 0
     while time_left_ms() > reserve_ms:
         page = message_rows.thread_rows_page(owner, thread_id, CLEANUP_PAGE)
         if not page:
             thread_rows.delete_thread_row(owner, thread_id)
-            return True
+            return Purge(True)
         if message_rows.delete_rows(owner, page, now_ms()) == 0:
             # Every transaction of the page lost a race (a reply gained a file as
             # it finished); re-reading gives the current rows. Give up for this
             # delivery if it keeps happening, the job comes back.
             stalled += 1
             if stalled >= 3:
-                return False
-    return False
+                return Purge(False)
+    return Purge(False)

@@ -3,7 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -32,12 +39,32 @@ class OmitNone(CamelModel):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 
+def _unicode(value: object) -> object:
+    """Text a client sends is stored and sent on as UTF-8: a lone surrogate (JSON lets
+    `"\\ud800"` through) could be neither, so it is refused where it comes in."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _unicode(item)
+    return value
+
+
 class RequestModel(CamelModel):
-    """A client's body: unknown fields are an error, not silently dropped."""
+    """A client's body: unknown fields are an error, not silently dropped; every string
+    in it is valid Unicode."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: object) -> object:
+        return _unicode(value)
 
 
 class Page(CamelModel, Generic[T]):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field
@@ -9,17 +9,25 @@ from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
 FileStatus = Literal["pending", "ready", "rejected", "deleting"]
 SHA256_HEX = r"^[0-9a-f]{64}$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Line and paragraph separators: a break wherever the name is shown, though not "Cc".
+_SEPARATORS = frozenset("\u2028\u2029")
 
 
 def _check_filename(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("filename must not contain control characters")
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cc" or char in _SEPARATORS:
+            raise ValueError("filename must not contain control characters")
+        if category == "Cf":
+            # Bidirectional and other format controls: "invoice\u202etxt.exe" shows as
+            # "invoiceexe.txt".
+            raise ValueError(f"filename must not contain format control characters (U+{ord(char):04X})")
     return value
 
 
 # The one filename rule, wherever a client names a file (an upload, an inline part): a
-# filename ends up in a download's Content-Disposition, where a line break would be a header.
+# filename ends up in a download's Content-Disposition, where a line break would be a header
+# and a bidirectional control would disguise the name's extension.
 Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_filename)]
 
 

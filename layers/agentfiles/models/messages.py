@@ -139,6 +139,9 @@ class MessageRecord(CamelModel):
     reply_to: str | None = None
     job: Literal["chat", "image"] | None = Field(None, description="On a reply: the generation asked for")
     image_size: str | None = None
+    stored_bytes: int | None = Field(
+        None, description="On a user message: its content's bytes, counted on the owner's storage"
+    )
     # On a user message: the parts a model refused, each `{part index}@{model}` (a
     # DynamoDB string set, written only by `message_rows.mark_refused`); later calls to
     # that model leave them out and name them as omitted.

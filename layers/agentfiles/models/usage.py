@@ -8,7 +8,10 @@ from agentfiles.models.common import CamelModel
 
 
 class StorageUsage(CamelModel):
-    bytes: int = Field(description="Bytes of the owner's files, pending uploads included (declared size)")
+    bytes: int = Field(
+        description="Bytes of the owner's files, pending uploads included (declared size), and of the "
+        "content of their saved messages"
+    )
     files: int = Field(description="The owner's files, pending uploads included; rejected ones are not")
     quota_bytes: int
     quota_files: int
