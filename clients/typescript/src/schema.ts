@@ -637,7 +637,7 @@ export interface components {
         StorageUsage: {
             /**
              * Bytes
-             * @description Bytes of the owner's files, pending uploads included (declared size)
+             * @description Bytes of the owner's files, pending uploads included (declared size), and of the content of their saved messages
              */
             bytes: number;
             /**
