@@ -215,11 +215,19 @@ function partElement(part) {
   const source = part.url || (part.data ? `data:${part.mediaType};base64,${part.data}` : null);
   if (part.type === "image" && source) {
     const image = document.createElement("img");
-    image.src = source;
+    // The thread shows the small thumbnail the server made; a click opens the original.
+    image.src = part.thumbnailUrl || source;
     image.alt = part.filename || "image";
     // A picture that loads after the list was drawn grows it: stay at the bottom.
     image.addEventListener("load", keepPinned);
-    return image;
+    if (!part.thumbnailUrl) return image;
+    const link = document.createElement("a");
+    link.className = "picture";
+    link.href = source;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.append(image);
+    return link;
   }
   const link = document.createElement("a");
   link.className = "file";

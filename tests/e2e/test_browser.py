@@ -126,6 +126,10 @@ def test_a_user_uploads_asks_watches_the_reply_draws_and_deletes(page: Page, tmp
     expect(reply).to_contain_text("image 1: PNG 120x80")
     saved_image = page.locator(".message.user img").first
     expect(saved_image).to_be_visible()
+    # And the thread shows the server's thumbnail, linked to the original as uploaded
+    assert "thumbnail" in (saved_image.get_attribute("src") or "")
+    original = page.locator(".message.user a.picture").first.get_attribute("href") or ""
+    assert "/derived/" not in original and "thumbnail" not in original
 
     # When an image is generated
     page.fill("#text", "a lighthouse at dusk")

@@ -66,6 +66,35 @@ def test_upload_shows_progress_for_a_large_file_and_dedup_on_the_second(local_st
     assert [f["id"] for f in listed] == [file_id]
 
 
+def test_download_saves_the_original_as_uploaded_or_its_small_thumbnail(local_stack, sub, tmp_path):
+    # Given a 600x400 PNG uploaded and checked
+    picture = _png(tmp_path / "wide.png", 600, 400)
+    file_id = run(local_stack, sub, "upload", str(picture)).stdout.strip()
+    # When it is downloaded, then its thumbnail
+    original = run(local_stack, sub, "download", file_id, "--out", str(tmp_path / "copy.png"))
+    thumbnail = run(local_stack, sub, "download", file_id, "--thumbnail", "--out", str(tmp_path / "t.webp"))
+    # Then the original is byte for byte what was uploaded
+    assert original.returncode == 0, original.stderr
+    assert (tmp_path / "copy.png").read_bytes() == picture.read_bytes()
+    # And the thumbnail is a WebP whose long side is 256 px, upright proportions kept
+    assert thumbnail.returncode == 0, thumbnail.stderr
+    with Image.open(tmp_path / "t.webp") as small:
+        assert (small.format, small.size) == ("WEBP", (256, 171))
+
+
+def test_download_of_a_thumbnail_a_file_does_not_have_is_a_clear_error(local_stack, sub, tmp_path):
+    # Given a text file (no thumbnail: only images get one)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    file_id = run(local_stack, sub, "upload", str(notes)).stdout.strip()
+    # When its thumbnail is asked for
+    result = run(local_stack, sub, "download", file_id, "--thumbnail", "--out", str(tmp_path / "t.webp"))
+    # Then the command fails with the reason, and writes nothing
+    assert result.returncode == 1
+    assert "thumbnail_not_found" in result.stderr
+    assert not (tmp_path / "t.webp").exists()
+
+
 def test_ask_streams_the_reply_about_an_attached_image(local_stack, sub, tmp_path):
     picture = _png(tmp_path / "p.png", 40, 30)
     result = run(local_stack, sub, "ask", "what is this?", "--file", str(picture))

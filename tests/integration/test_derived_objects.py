@@ -416,6 +416,22 @@ def test_a_sideways_jpeg_reports_its_upright_size_and_its_thumbnail_url_serves_t
     assert query["response-content-disposition"][0].startswith('inline; filename="photo.jpg"')
 
 
+def test_an_image_part_read_back_in_a_message_carries_its_thumbnail_url_beside_the_original(aws):
+    # Given a message that attaches a checked photo
+    file = aws.upload(_image("sideways.jpg"), "image/jpeg", filename="photo.jpg")
+    thread = aws.call_api("POST", "/threads", json_body={}).body["thread"]["id"]
+    content = [{"type": "text", "text": "look"}, {"type": "image", "fileId": file["id"]}]
+    aws.call_api("POST", f"/threads/{thread}/messages", json_body={"content": content, "generate": False})
+    # When the thread's messages are read
+    (message,) = aws.call_api("GET", f"/threads/{thread}/messages").body["items"]
+    # Then the image part links the original and the thumbnail, each minted for its own object
+    part = message["content"][1]
+    assert urlparse(part["url"]).path.endswith(aws.file_row("alice", file["id"])["s3Key"])
+    assert urlparse(part["thumbnailUrl"]).path.endswith(keys.derived_key("alice", file["id"], THUMBNAIL))
+    # And the text part carries neither
+    assert set(message["content"][0]) == {"type", "text"}
+
+
 @pytest.mark.parametrize(
     ("fixture", "media_type", "code"),
     [("truncated.jpg", "image/jpeg", "unreadable_image"), ("bomb.png", "image/png", "image_too_large")],

@@ -164,7 +164,7 @@ class Client:
     def wait_for_file(self, file_id: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            file = self.call("GET", f"/files/{file_id}")["file"]
+            file = self.file(file_id)
             if file["status"] != "pending":
                 if file["status"] == "rejected":
                     rejection = file.get("rejection") or {}
@@ -175,6 +175,9 @@ class Client:
             if time.monotonic() > deadline:
                 raise ApiError(504, "upload_not_checked", f"file {file_id} is still pending")
             time.sleep(0.25)
+
+    def file(self, file_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/files/{file_id}")["file"]
 
     def files(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.call("GET", "/files", params={"limit": str(limit)})["items"]

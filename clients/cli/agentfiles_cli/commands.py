@@ -1,5 +1,5 @@
 """The `agentfiles` commands a user runs against the API: token, upload, ask, image,
-threads, messages, files, usage, models, vacuum, invoke, demo.
+threads, messages, files, download, usage, models, vacuum, invoke, demo.
 
 Output is for people by default and JSON with `--json`; any failure exits non-zero
 with the API's error code and message on stderr.
@@ -189,6 +189,26 @@ def cmd_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    client = _client(args)
+    file = client.file(args.file_id)
+    if file["status"] != "ready":
+        raise ApiError(409, "file_not_ready", f"file {args.file_id} is {file['status']}")
+    url = file.get("thumbnailUrl") if args.thumbnail else file.get("url")
+    if url is None:
+        raise ApiError(404, "thumbnail_not_found", f"file {args.file_id} has no thumbnail (only images do)")
+    name = Path(file["filename"]).name or file["id"]
+    out = Path(args.out or (f"{Path(name).stem}.thumbnail.webp" if args.thumbnail else name))
+    data = client.download(url)
+    out.write_bytes(data)
+
+    def human() -> None:
+        print(f"saved {human_size(len(data))} to {out}")
+
+    _emit(args, {"file": file, "path": str(out), "bytes": len(data)}, human)
+    return 0
+
+
 def human_size(n: int) -> str:
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if n >= factor:
@@ -334,6 +354,12 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     add("threads", cmd_threads, "list your threads, newest first")
     add("messages", cmd_messages, "show a thread's messages, oldest first").add_argument("thread")
     add("files", cmd_files, "list your files, newest first")
+    download = add("download", cmd_download, "save a file as uploaded (or its thumbnail) to disk")
+    download.add_argument("file_id", metavar="FILE_ID")
+    download.add_argument("--out", metavar="PATH", help="where to save it (default: its filename here)")
+    download.add_argument(
+        "--thumbnail", action="store_true", help="the image's small thumbnail (WebP) instead of the original"
+    )
     add("usage", cmd_usage, "your storage and its quota, and today's replies, images and tokens")
     add("models", cmd_models, "the chat and image models you may name")
     add("vacuum", cmd_vacuum, "run one vacuum now (local stack)")

@@ -569,6 +569,11 @@ export interface components {
             url?: string | null;
             /** Urlexpiresat */
             urlExpiresAt?: string | null;
+            /**
+             * Thumbnailurl
+             * @description Images: a short-lived URL of a small thumbnail (long side at most 256 px)
+             */
+            thumbnailUrl?: string | null;
             /** Data */
             data?: string | null;
             /** Mediatype */

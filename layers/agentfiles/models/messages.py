@@ -79,6 +79,9 @@ class PartOut(OmitNone):
     file_id: str | None = None
     url: str | None = None
     url_expires_at: str | None = None
+    thumbnail_url: str | None = Field(
+        None, description="Images: a short-lived URL of a small thumbnail (long side at most 256 px)"
+    )
     data: str | None = None
     media_type: str | None = None
     filename: str | None = None
