@@ -32,11 +32,14 @@ FUZZ_SUB = "schemathesis"
 class Budget:
     seed: int
     max_examples: int  # per operation and phase, in each pass
-    max_time_s: int  # the whole run: fuzzing and stateful passes repeat until it is spent
+    # The whole run: fuzzing and stateful passes repeat until it is spent. None: every phase
+    # runs its examples once and the run ends, however long a loaded machine takes.
+    max_time_s: int | None
 
 
-# Inside `make test`: a fixed seed, and a time budget that keeps the suite within CI's time.
-CI_BUDGET = Budget(seed=13, max_examples=15, max_time_s=45)
+# Inside `make test`: a fixed seed and a fixed number of examples, no clock. A clock would
+# let a loaded machine spend it all before the stateful phase, which then never runs.
+CI_BUDGET = Budget(seed=13, max_examples=15, max_time_s=None)
 # `make fuzz`: ten minutes, with a seed that changes from run to run unless one is given.
 LONG_BUDGET = Budget(seed=0, max_examples=100, max_time_s=600)
 
@@ -82,8 +85,7 @@ def fuzz(stack: LocalStackProcess, budget: Budget, workdir: Path, *, echo: bool 
         f"{stack.base_url}/openapi.json",
         "--max-examples",
         str(budget.max_examples),
-        "--max-time",
-        str(budget.max_time_s),
+        *(["--max-time", str(budget.max_time_s)] if budget.max_time_s else []),
         "--report",
         "json",
         "--report-dir",
@@ -100,7 +102,7 @@ def fuzz(stack: LocalStackProcess, budget: Budget, workdir: Path, *, echo: bool 
         stdout=None if echo else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=budget.max_time_s + 240,
+        timeout=(budget.max_time_s or 360) + 240,
     )
     reports = list(workdir.glob("*.json"))
     if len(reports) != 1:

@@ -31,7 +31,7 @@ def test_given_the_openapi_document_when_schemathesis_runs_every_phase_then_no_c
     fuzzed_stack: LocalStackProcess, tmp_path: Path
 ) -> None:
     # Given the local stack and its /openapi.json
-    # When schemathesis runs examples, coverage, fuzzing and stateful within the CI budget
+    # When schemathesis runs examples, coverage, fuzzing and stateful, 15 examples each
     result = fuzz(fuzzed_stack, CI_BUDGET, tmp_path)
     print(result.summary())
 

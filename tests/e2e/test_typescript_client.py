@@ -5,6 +5,7 @@ the web page imports) against its sources."""
 
 from __future__ import annotations
 
+import fcntl
 import filecmp
 import hashlib
 import json
@@ -37,10 +38,14 @@ def installed() -> Path:
     """`npm ci` for the client's two dev dependencies (typescript, openapi-typescript)."""
     assert shutil.which("node") and shutil.which("npm"), "Node.js is needed for the TypeScript client's tests"
     lock = hashlib.sha256((CLIENT / "package-lock.json").read_bytes()).hexdigest()
-    if not (STAMP.is_file() and STAMP.read_text() == lock):
-        result = _npm("ci")
-        assert result.returncode == 0, result.stdout + result.stderr
-        STAMP.write_text(lock)
+    # One install at a time, whichever worker gets here first: a second `npm ci` would
+    # empty node_modules under the first.
+    with (CLIENT / ".npm-ci.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not (STAMP.is_file() and STAMP.read_text() == lock):
+            result = _npm("ci")
+            assert result.returncode == 0, result.stdout + result.stderr
+            STAMP.write_text(lock)
     return NODE_MODULES / ".bin"
 
 

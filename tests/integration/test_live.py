@@ -329,8 +329,14 @@ def _usage_replies(aws) -> int:
     return aws.call_api("GET", "/usage").body["generation"]["replies"]
 
 
-def test_deleting_a_thread_stops_its_streaming_reply_at_the_next_flush_and_counts_it_once(worker, model):
-    # Given a slow, long reply being streamed
+def test_deleting_a_thread_stops_its_streaming_reply_at_the_next_flush_and_counts_it_once(
+    worker, model, monkeypatch
+):
+    # Given a slow, long reply being streamed, one row per 20 ms flush (a writer that wrote
+    # a row per 2 ms chunk could outrun the stop's claim on a loaded machine, which no
+    # deployed flush interval allows)
+    monkeypatch.setenv("STREAM_FLUSH_MS", "20")
+    get_settings.cache_clear()
     model.configure(chunk_delay_s=0.002, word_count=20_000)
     thread, reply_id = _ask(worker, "go on and on")
     runner, _ = _in_background(worker)
