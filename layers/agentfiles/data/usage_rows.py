@@ -85,7 +85,7 @@ def quota_of(row: table.Row | None) -> Quota:
     )
 
 
-def _within(counter: str, override: str, limit: int, override_value: int | None, amount: int) -> str:
+def _room_clause(counter: str, override: str, limit: int, override_value: int | None, amount: int) -> str:
     """The clause: `override` is as assumed, and `counter + amount <= limit`."""
     assumed = (
         f"#{override} = :{override}" if override_value is not None else f"attribute_not_exists(#{override})"
@@ -107,8 +107,8 @@ def reserve(owner: str, size: int, quota: Quota) -> Update:
         values["quotaFiles"] = quota.overrides.files
     condition = " AND ".join(
         (
-            _within("bytes", "quotaBytes", quota.bytes, quota.overrides.bytes, size),
-            _within("files", "quotaFiles", quota.files, quota.overrides.files, 1),
+            _room_clause("bytes", "quotaBytes", quota.bytes, quota.overrides.bytes, size),
+            _room_clause("files", "quotaFiles", quota.files, quota.overrides.files, 1),
         )
     )
     return Update(
@@ -137,7 +137,7 @@ def reserve_bytes(owner: str, size: int, quota: Quota) -> Update:
     return Update(
         keys.usage_key(owner),
         add={"bytes": size},
-        when=cond(_within("bytes", "quotaBytes", quota.bytes, quota.overrides.bytes, size), **values),
+        when=cond(_room_clause("bytes", "quotaBytes", quota.bytes, quota.overrides.bytes, size), **values),
         old_on_failure=True,
     )
 

@@ -66,7 +66,7 @@ def answer(
                 )
             for choice in chunk.choices:
                 if choice.delta and choice.delta.content and not full:
-                    piece, full = _within(
+                    piece, full = _cut_to_room(
                         choice.delta.content,
                         live.MAX_REPLY_TEXT_CHARS - text_chars,
                         live.MAX_REPLY_TEXT_BYTES - text_bytes,
@@ -166,7 +166,7 @@ def _remember(job: GenerationJob, history: list[MessageRecord], model: str, part
         message_rows.mark_refused(job.owner, job.thread_id, message_id, entries)
 
 
-def _within(piece: str, chars: int, room: int) -> tuple[str, bool]:
+def _cut_to_room(piece: str, chars: int, room: int) -> tuple[str, bool]:
     """The piece, cut to `chars` characters and `room` UTF-8 bytes if it does not fit in
     them; and whether the reply is now full."""
     if len(piece) < chars and len(piece.encode()) < room:
