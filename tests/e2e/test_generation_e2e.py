@@ -5,6 +5,7 @@ the right bytes, in each way images can reach it."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -200,3 +201,66 @@ def test_an_image_request_gets_a_picture_the_reply_holds_once(local_stack):
     picture = requests.get(part["url"], timeout=10)
     assert picture.status_code == 200
     assert Image.open(io.BytesIO(picture.content)).format == "PNG"
+
+
+@pytest.fixture(scope="module")
+def refusing_stack() -> Iterator[LocalStackProcess]:
+    """A stack whose model is said to read files but refuses `file` parts with a 400, as
+    vLLM does, and another model that cannot see images at all."""
+    stack = LocalStackProcess.start(
+        {
+            "FAKE_MODEL_REFUSE": "file",
+            "MODEL_CAPABILITIES": json.dumps(
+                {"*": {"images": True, "files": True}, "blind": {"images": False, "files": False}}
+            ),
+            "MODELS": "blind",
+        }
+    )
+    yield stack
+    stack.stop()
+
+
+def test_a_model_that_refuses_a_pdf_never_locks_the_thread_through_the_served_stack(refusing_stack):
+    # Given a user, a PDF, and a model that refuses file parts
+    stack = refusing_stack
+    token = stack.token(f"refuse-{uuid.uuid4().hex[:8]}")
+    from harness.samples import pdf
+
+    report = stack.upload(token, pdf(pages=2) + uuid.uuid4().bytes, "application/pdf", filename="report.pdf")
+    # When they ask about it
+    thread, reply_id = _ask(
+        stack, token, [{"type": "text", "text": "summarise"}, {"type": "file", "fileId": report}]
+    )
+    # Then the reply still succeeds, answered without the PDF, which the model is told was omitted
+    reply = _finished(stack, token, thread, reply_id)
+    assert reply["status"] == "success", reply
+    calls = [c for c in _fake(stack, "GET", "/_fake/calls")["calls"] if c["status"] in (200, 400)][-2:]
+    assert [c["status"] for c in calls] == [400, 200]
+    # And the next text message in the same thread is answered at once, with no refusal
+    before = len(_fake(stack, "GET", "/_fake/calls")["calls"])
+    saved = stack.api("POST", f"/threads/{thread}/messages", token, json={"content": "thanks"})
+    assert saved.status_code == 201, saved.text
+    second = _finished(stack, token, thread, saved.json()["reply"]["id"])
+    assert second["status"] == "success", second
+    after = _fake(stack, "GET", "/_fake/calls")["calls"][before:]
+    assert [c["status"] for c in after] == [200]
+
+
+def test_a_model_that_cannot_see_gets_a_placeholder_through_the_served_stack(refusing_stack):
+    # Given a user, an image, and a model that cannot see images
+    stack = refusing_stack
+    token = stack.token(f"blind-{uuid.uuid4().hex[:8]}")
+    picture = stack.upload(token, _png(32, 24), "image/png", filename="photo.png")
+    # When they ask that model about it
+    thread = stack.api("POST", "/threads", token, json={}).json()["thread"]["id"]
+    content = [{"type": "text", "text": "what is this?"}, {"type": "image", "fileId": picture}]
+    saved = stack.api(
+        "POST", f"/threads/{thread}/messages", token, json={"content": content, "model": "blind"}
+    )
+    assert saved.status_code == 201, saved.text
+    # Then it answers, having been given no image, only the placeholder naming it
+    reply = _finished(stack, token, thread, saved.json()["reply"]["id"])
+    assert reply["status"] == "success", reply
+    assert "image 1:" not in _text(reply)
+    call = _fake(stack, "GET", "/_fake/calls")["calls"][-1]
+    assert call["saw"] == [] and call["status"] == 200
