@@ -17,6 +17,7 @@ from typing import Any
 
 from agentfiles import topology
 from agentfiles_cli.client import ApiError, Client, Unreachable
+from agentfiles_cli.words import describe_vacuum, human_size
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Smaller files upload too fast for a progress bar to say anything.
@@ -209,13 +210,6 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def human_size(n: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= factor:
-            return f"{n / factor:.1f} {unit}"
-    return f"{n} bytes"
-
-
 def cmd_usage(args: argparse.Namespace) -> int:
     usage = _client(args).usage()
 
@@ -247,17 +241,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     _emit(args, models, human)
     return 0
-
-
-def describe_vacuum(result: dict[str, Any]) -> str:
-    """One line a person reads for what a vacuum run did."""
-    vacuum, sweep = result.get("vacuum") or {}, result.get("sweep") or {}
-    return (
-        f"{vacuum.get('filesDeleted', 0)} file(s) deleted, {human_size(vacuum.get('bytesFreed', 0))} freed, "
-        f"{vacuum.get('markersCleared', 0)} marker(s) cleared, {vacuum.get('candidatesSkipped', 0)} skipped; "
-        f"sweep: {sweep.get('repliesResent', 0)} reply job(s) and "
-        f"{sweep.get('threadCleanupsResent', 0)} cleanup(s) re-sent"
-    )
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:

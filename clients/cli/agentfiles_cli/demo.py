@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agentfiles_cli.client import ApiError, Client
-from agentfiles_cli.commands import describe_vacuum
+from agentfiles_cli.words import describe_vacuum
 
 
 class StepFailed(Exception):
