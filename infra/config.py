@@ -163,11 +163,13 @@ class DeploymentConfig:
             )
         vacuum_timeout = topology.FUNCTIONS["vacuum"].timeout_seconds
         if self.vacuum_schedule_minutes * 60 <= vacuum_timeout:
-            # EventBridge would start a run while the last may still be going: two vacuums
-            # deleting the same candidates and re-sending the same stuck work.
+            # EventBridge would start every run while the last may still be going: two
+            # vacuums reading the same candidates and re-sending the same stuck work (safe,
+            # each delete is conditional, but wasted). A retry or a duplicate delivery can
+            # still meet a run now and then; a schedule this short would make it the rule.
             raise ConfigError(
                 f"context 'vacuumScheduleMinutes' must be more than the vacuum's timeout "
-                f"({vacuum_timeout} s), so runs never overlap"
+                f"({vacuum_timeout} s), so that a scheduled run ends before the next starts"
             )
 
     @property

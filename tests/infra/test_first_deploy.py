@@ -1,7 +1,7 @@
 """What a first `cdk deploy` to a fresh account or region needs of the template: the API
 Gateway logging role, a log level that keeps metrics, failed scheduled runs kept, queue
 visibility that covers a whole batch, the key of a customer-encrypted secret, the
-issuer's keys where the identity provider serves them, and runs that never overlap."""
+issuer's keys where the identity provider serves them, and scheduled runs that end before the next starts."""
 
 from __future__ import annotations
 

@@ -245,6 +245,25 @@ def test_given_a_candidate_read_when_a_dedup_hit_touches_it_before_the_tombstone
     assert row["status"] == "ready" and "gcShard" in row
 
 
+def test_given_two_runs_that_read_the_same_candidate_when_both_settle_it_then_it_is_deleted_once(aws):
+    # Given an old unreferenced file, and two vacuum runs (a retry meeting the next
+    # scheduled run) that both read it as a candidate
+    data = samples.png()
+    file = _garbage(aws, data)
+    before = aws.call_api("GET", "/usage").body["storage"]
+    now = now_ms()
+    cutoff = vacuum.cutoff_ms(now)
+    first, second = _candidate(file["id"], cutoff), _candidate(file["id"], cutoff)
+    # When both settle it, one after the other
+    outcomes = [vacuum.settle(first, cutoff, now).outcome, vacuum.settle(second, cutoff, now).outcome]
+    # Then one deletes it and the other finds nothing left to do
+    assert outcomes[0] == "deleted" and outcomes[1] != "deleted"
+    assert _gone(aws, file)
+    # And the owner's storage is released once, not twice
+    after = aws.call_api("GET", "/usage").body["storage"]
+    assert (after["bytes"], after["files"]) == (before["bytes"] - len(data), before["files"] - 1)
+
+
 def test_given_many_live_files_and_one_garbage_file_when_the_vacuum_runs_then_it_reads_only_the_garbage(aws):
     # Given five referenced files and one unreferenced file past grace
     thread = aws.new_thread()
