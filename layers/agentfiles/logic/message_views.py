@@ -14,7 +14,7 @@ def _part_out(part: Part, files: dict[str, FileRecord], urls: dict[str, tuple[st
     out = PartOut.of(part)
     record = files.get(part.file_id) if not isinstance(part, TextPart) and part.file_id else None
     if record is not None:
-        if record.status == "ready":
+        if record.servable:
             if record.id not in urls:
                 urls[record.id] = download_url(record)
             out.url, out.url_expires_at = urls[record.id]
