@@ -139,8 +139,19 @@ class DeploymentConfig:
     # without which a stage with access logs cannot deploy; `false` where the account
     # manages that role itself.
     api_gateway_account_role: bool = True
+    # GuardDuty Malware Protection for S3 on the files bucket (`malwareScan`); unset: on
+    # for the production stage, off for any other. What it cannot scan is refused or
+    # accepted as `malwareUnscannable` says (MALWARE_UNSCANNABLE).
+    malware_scan_context: bool | None = None
+    malware_unscannable: str = _default("malware_unscannable")
+
+    @property
+    def malware_scan(self) -> bool:
+        return self.production if self.malware_scan_context is None else self.malware_scan_context
 
     def __post_init__(self) -> None:
+        if self.malware_unscannable not in ("reject", "allow"):
+            raise ConfigError("context 'malwareUnscannable' must be reject or allow")
         if bool(self.jwt_issuer) != bool(self.jwt_audience):
             raise ConfigError("context 'jwtIssuer' and 'jwtAudience' go together: give both or neither")
         if self.jwt_issuer and not self.jwt_issuer.startswith("https://"):
@@ -224,6 +235,8 @@ class DeploymentConfig:
             alarm_email=_text(get("alarmEmail")),
             snap_start=pick("snapStart", _flag, defaults.snap_start),
             api_gateway_account_role=pick("apiGatewayAccountRole", _flag, defaults.api_gateway_account_role),
+            malware_scan_context=pick("malwareScan", _flag, None),
+            malware_unscannable=(_text(get("malwareUnscannable")) or defaults.malware_unscannable).lower(),
         )
 
 

@@ -46,6 +46,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/files"),
     ApiRoute("GET", "/files"),
     ApiRoute("GET", "/files/{fileId}"),
+    ApiRoute("GET", "/files/{fileId}/url"),
     ApiRoute("DELETE", "/files/{fileId}"),
     ApiRoute("POST", "/threads"),
     ApiRoute("GET", "/threads"),

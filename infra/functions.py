@@ -168,6 +168,11 @@ class Functions(Construct):
     def __getitem__(self, name: str) -> lambda_.Function:
         return self.by_name[name]
 
+    def role_of(self, name: str) -> iam.IRole:
+        role = self.by_name[name].role
+        assert role is not None
+        return role
+
     def snap_start(self, name: str) -> bool:
         return self.config.snap_start and name in SNAP_START_FUNCTIONS
 
@@ -230,6 +235,11 @@ class Functions(Construct):
                 environment["URL_MODE"] = "presigned"
         if name == "vacuum":
             environment["GRACE_SECONDS"] = str(config.grace_seconds)
+        if config.malware_scan and name in ("api", "generate", "upload_trigger"):
+            # Those that store files (which then wait for their scan) and settle them.
+            environment["MALWARE_SCAN"] = "true"
+            if name == "upload_trigger":
+                environment["MALWARE_UNSCANNABLE"] = config.malware_unscannable
         if permissions.PUSH in permissions.PERMISSIONS[name]:
             environment["WEBSOCKET_CALLBACK_URL"] = self.push.callback_url
         environment.update(self._limits(name))

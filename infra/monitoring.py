@@ -100,6 +100,20 @@ class Monitoring(Construct):
                 ),
                 description,
             )
+        if config.malware_scan:
+            # The file is already rejected and deleted; a person should still know an
+            # upload carried malware.
+            self._alarm(
+                "upload_trigger-ScanThreatsFound",
+                cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name="ScanThreatsFound",
+                    dimensions_map={"service": f"{SERVICE_PREFIX}-upload_trigger"},
+                    period=PERIOD,
+                    statistic="Sum",
+                ),
+                "The malware scan found a threat in an upload (the file was rejected and deleted)",
+            )
         self._alarm(
             "api-5xx",
             api.http_api.metric_server_error(period=PERIOD, statistic="Sum"),

@@ -70,8 +70,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)
         ),
         # GetObject also covers HEAD; DeleteObject removes rejected uploads; accepted ones
-        # are tagged as checked.
-        Grant(("s3:GetObject", "s3:PutObjectTagging", "s3:DeleteObject"), (OBJECTS,)),
+        # are tagged as checked (keeping the malware scan's tag: GetObjectTagging).
+        Grant(("s3:GetObject", "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:DeleteObject"), (OBJECTS,)),
         # What it makes from a file (a document's text) is stored beside it, under derived/.
         Grant(("s3:PutObject",), (DERIVED_OBJECTS,)),
         # Without it S3 answers HEAD of a missing key with 403, which would look like a

@@ -14,6 +14,7 @@ from infra.api import Api
 from infra.compliance import acknowledge, skip_checkov
 from infra.config import DeploymentConfig, cdk_json_context
 from infra.functions import Functions
+from infra.malware import MalwareProtection
 from infra.monitoring import Monitoring
 from infra.public_urls import PublicUrls
 from infra.queues import WorkQueues
@@ -70,6 +71,18 @@ class AgentFilesStack(Stack):
             push=self.push,
             public_base_url=self.public_urls.base_url if self.public_urls else None,
         )
+        self.malware = (
+            MalwareProtection(
+                self,
+                "MalwareProtection",
+                bucket=self.storage.bucket,
+                scans=self.queues["scans"],
+                checker=self.functions.role_of("upload_trigger"),
+                unscannable_allowed=config.malware_unscannable == "allow",
+            )
+            if config.malware_scan
+            else None
+        )
         self.api = Api(self, "Api", config=config, handler=self.functions.entry_point("api"))
         self.push.wire(self.functions["websocket"], self.functions["websocket_authorizer"])
         self.functions.trust_tokens_of(self.api.jwt_issuer, self.api.jwt_audience)
@@ -80,7 +93,10 @@ class AgentFilesStack(Stack):
             config=config,
             queues=self.queues,
             schedule_dlq=self.schedule.dlq,
-            failed_runs={"vacuum-failed-runs": self.schedule.failed_runs},
+            failed_runs={
+                "vacuum-failed-runs": self.schedule.failed_runs,
+                **({"scan-results-dlq": self.malware.dlq} if self.malware else {}),
+            },
             functions=self.functions,
             api=self.api,
         )

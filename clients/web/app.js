@@ -152,9 +152,14 @@ function upsert(message) {
 }
 
 // A message as pushed may lack what a read gives (file URLs, content too large for a frame).
+// A picture a model drew gets its URL once the malware scan passed it: read again, a while.
 async function complete(message) {
-  if (!message.content.some((p) => p.fileId && !p.url)) return message;
-  return state.client.messages.get(state.thread, message.id);
+  let read = message;
+  for (let attempt = 0; attempt < 40 && read.content.some((p) => p.fileId && !p.url); attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    read = await state.client.messages.get(state.thread, message.id);
+  }
+  return read;
 }
 
 function followIfStreaming(message) {

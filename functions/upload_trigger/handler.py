@@ -1,8 +1,11 @@
 """S3 → SQS → this function: check each uploaded object and mark its file ready or
-rejected. Failed records are reported one by one (partial batch failures)."""
+rejected. And EventBridge → SQS → this function: the malware scan's result for an
+object, which settles its file too (ready once both passed). Failed records are
+reported one by one (partial batch failures)."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -12,9 +15,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentfiles import initialization
 from agentfiles.logic.inspection import inspect_upload
-from agentfiles.models.notifications import S3EventNotification
+from agentfiles.logic.scanning import settle_scan
+from agentfiles.models.notifications import S3EventNotification, ScanResultEvent
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
+from agentfiles.topology import SCAN_EVENT_SOURCE, SCAN_RESULT_DETAIL_TYPE
 
 # Fail at init, naming any variable the deployment did not set.
 get_settings()
@@ -26,7 +31,11 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def record_handler(record: SQSRecord) -> None:
-    notification = S3EventNotification.model_validate_json(record.body)
+    body = json.loads(record.body)
+    if isinstance(body, dict) and "detail-type" in body:
+        scan_result_handler(body)
+        return
+    notification = S3EventNotification.model_validate(body)
     if notification.event == "s3:TestEvent":
         # S3 sends this once when the notification is configured; nothing to check.
         return
@@ -56,6 +65,33 @@ def record_handler(record: SQSRecord) -> None:
         )
         metrics.add_metric(name=f"Uploads_{result.outcome}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="UploadBytesRead", unit=MetricUnit.Bytes, value=result.bytes_read)
+
+
+def scan_result_handler(body: dict) -> None:
+    """One EventBridge event, as the `scans` queue holds it."""
+    if body.get("source") != SCAN_EVENT_SOURCE or body.get("detail-type") != SCAN_RESULT_DETAIL_TYPE:
+        # The rule delivers only scan results; anything else cannot become one by retrying.
+        logger.warning("event of another kind skipped", extra={"detail_type": body.get("detail-type")})
+        return
+    event = ScanResultEvent.model_validate(body)
+    bucket = event.detail.s3_object_details.bucket_name
+    if bucket != get_settings().bucket_name:
+        logger.warning("scan result for another bucket skipped", extra={"bucket": bucket})
+        metrics.add_metric(name="ForeignNotifications", unit=MetricUnit.Count, value=1)
+        return
+    settled = settle_scan(event)
+    logger.info(
+        "scan result settled",
+        extra={
+            "file_id": settled.file_id,
+            "outcome": settled.outcome,
+            "scan_result": settled.result,
+            "reason": settled.reason,
+        },
+    )
+    metrics.add_metric(name=f"Scans_{settled.outcome}", unit=MetricUnit.Count, value=1)
+    if settled.result == "THREATS_FOUND":
+        metrics.add_metric(name="ScanThreatsFound", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)

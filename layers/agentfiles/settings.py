@@ -77,6 +77,11 @@ class Settings(BaseModel):
     # Images are decoded at the upload check; one that declares more pixels is refused
     # before it is decoded (a decompression bomb costs its header, not its pixels).
     image_max_pixels: int = Field(50_000_000, alias="IMAGE_MAX_PIXELS", gt=0)
+    # A file becomes ready only once the malware scan (GuardDuty Malware Protection for
+    # S3 on AWS, the emulated scanner locally) passed it too; what the scanner could not
+    # scan (UNSUPPORTED, ACCESS_DENIED, FAILED) is rejected or accepted as this says.
+    malware_scan: bool = Field(False, alias="MALWARE_SCAN")
+    malware_unscannable: Literal["reject", "allow"] = Field("reject", alias="MALWARE_UNSCANNABLE")
 
     # Messages
     inline_max_bytes: int = Field(64 * KIB, alias="INLINE_MAX_BYTES", ge=0)

@@ -52,6 +52,18 @@ OBJECT_PREFIXES = (ORIGINALS_PREFIX, DERIVED_PREFIX, EXPORTS_PREFIX)
 # objects that carry it, so pending and rejected bytes are never served.
 CHECKED_TAG = ("checked", "true")
 
+# GuardDuty Malware Protection for S3 (and, locally, the emulated scanner) tags each
+# object it scanned with this key, one of `SCAN_RESULTS` as its value, and publishes a
+# `SCAN_RESULT_DETAIL_TYPE` event from `SCAN_EVENT_SOURCE` onto the default bus, which
+# a rule delivers to the `scans` queue.
+SCAN_TAG_KEY = "GuardDutyMalwareScanStatus"
+CLEAN = "NO_THREATS_FOUND"
+SCAN_RESULTS = (CLEAN, "THREATS_FOUND", "UNSUPPORTED", "ACCESS_DENIED", "FAILED")
+# What GuardDuty could not scan: accepted or refused as `MALWARE_UNSCANNABLE` says.
+UNSCANNABLE = ("UNSUPPORTED", "ACCESS_DENIED", "FAILED")
+SCAN_EVENT_SOURCE = "aws.guardduty"
+SCAN_RESULT_DETAIL_TYPE = "GuardDuty Malware Protection Object Scan Result"
+
 # The WebSocket API's stage: in its URL and its @connections endpoint, on AWS and locally.
 WEBSOCKET_STAGE = "live"
 
@@ -140,6 +152,9 @@ QUEUES: dict[str, QueueSpec] = {
         QueueSpec("uploads", consumer="upload_trigger", batch_size=10, batching_window_seconds=1),
         QueueSpec("generations", consumer="generate", batch_size=1),
         QueueSpec("maintenance", consumer="maintenance", batch_size=5),
+        # Malware scan results (EventBridge → SQS): the upload trigger settles the file
+        # with them, as it settles it with its own check.
+        QueueSpec("scans", consumer="upload_trigger", batch_size=10),
     )
 }
 

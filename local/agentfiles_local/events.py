@@ -167,6 +167,55 @@ def schedule_event(rule_name: str = "agentfiles-vacuum") -> dict[str, Any]:
     }
 
 
+# Where each scan result leaves the scan (GuardDuty's `scanStatus` beside its result).
+_SCAN_STATUS = {
+    "NO_THREATS_FOUND": "COMPLETED",
+    "THREATS_FOUND": "COMPLETED",
+    "UNSUPPORTED": "SKIPPED",
+    "ACCESS_DENIED": "SKIPPED",
+    "FAILED": "FAILED",
+}
+
+
+def scan_result_event(
+    bucket: str,
+    key: str,
+    result: str,
+    *,
+    etag: str | None = None,
+    threats: list[str] | None = None,
+    plan_id: str = "local-malware-protection-plan",
+) -> dict[str, Any]:
+    """`GuardDuty Malware Protection Object Scan Result`, as GuardDuty Malware Protection
+    for S3 publishes it to the default event bus (schemaVersion 1.0)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "GuardDuty Malware Protection Object Scan Result",
+        "source": "aws.guardduty",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:guardduty:{REGION}:{ACCOUNT}:malware-protection-plan/{plan_id}"],
+        "detail": {
+            "schemaVersion": "1.0",
+            "scanStatus": _SCAN_STATUS.get(result, "COMPLETED"),
+            "resourceType": "S3_OBJECT",
+            "s3ObjectDetails": {
+                "bucketName": bucket,
+                "objectKey": key,
+                "eTag": etag,
+                "versionId": None,
+                "s3Throttled": False,
+            },
+            "scanResultDetails": {
+                "scanResultStatus": result,
+                "threats": [{"name": name} for name in threats] if threats else None,
+            },
+        },
+    }
+
+
 # ---- API Gateway WebSocket APIs ---------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -198,9 +199,21 @@ def test_an_image_request_gets_a_picture_the_reply_holds_once(local_stack):
     [part] = reply["content"]
     file = local_stack.api("GET", f"/files/{part['fileId']}", token).json()["file"]
     assert file["status"] == "ready" and file["refcount"] == 1
-    picture = requests.get(part["url"], timeout=10)
+    # Its URL is minted once the (emulated) malware scanner passed it too
+    picture = requests.get(_url_once_scanned(local_stack, token, part["fileId"]), timeout=10)
     assert picture.status_code == 200
     assert Image.open(io.BytesIO(picture.content)).format == "PNG"
+
+
+def _url_once_scanned(local_stack, token: str, file_id: str) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        answer = local_stack.api("GET", f"/files/{file_id}/url", token)
+        if answer.status_code == 200:
+            return answer.json()["fileUrl"]["url"]
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "file_not_ready", answer.text
+        assert time.monotonic() < deadline, "the picture was never scanned"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

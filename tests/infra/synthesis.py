@@ -43,6 +43,7 @@ PROD_CONTEXT = {
     "apiGatewayAccountRole": "false",
     "jwksUrl": "https://login.example.com/keys",
     "secretKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "malwareUnscannable": "allow",
 }
 
 

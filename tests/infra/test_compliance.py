@@ -25,6 +25,9 @@ ACCEPTED_FINDINGS = {
     # API Gateway's account-wide logging role, with the policy AWS documents for it
     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
     r"AmazonAPIGatewayPushToCloudWatchLogs\]",
+    # GuardDuty's own managed rule for the protected bucket (its name's suffix is GuardDuty's)
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:"
+    r"rule/DO-NOT-DELETE-AmazonGuardDutyMalwareProtectionS3\*\]",
     r"AwsSolutions-L1",  # Python 3.13: the newest runtime the build compiles bytecode for
     r"AwsSolutions-SMG4",  # the provider's API key is rotated at the provider
     r"AwsSolutions-COG2",  # MFA offered, not forced

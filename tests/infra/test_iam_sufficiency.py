@@ -3,7 +3,8 @@ synthesized template, so a missing grant fails here instead of as AccessDenied a
 deploy.
 
 A local stack of its own records every call of every function (`AGENTFILES_RECORD_AWS_CALLS`)
-while one run drives each path once: uploads (presigned, rejected, small), a message with
+while one run drives each path once: uploads (presigned, rejected, small, and one the
+malware scan finds infected, with the local stack's emulated scanner), a message with
 text, image and PDF parts answered as a stream, a model rate limit and its retry, a job that
 is not a job (parked in the DLQ), image generation, catch-up, a reply waiting behind
 another that the sweep sends again, stop, a WebSocket client, message, file and thread
@@ -34,6 +35,7 @@ from agentfiles import topology
 from agentfiles_local.events import schedule_event
 from agentfiles_local.fake_model import FakeModel
 from agentfiles_local.runtime.aws_calls import VARIABLE
+from agentfiles_local.runtime.scanner import EICAR
 from harness import samples
 from tests.e2e.local_stack import LocalStackProcess, wait_for
 from tests.infra.synthesis import Synthesized
@@ -123,7 +125,15 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
     )
     assert stored.status_code == 201, stored.text
     small = stored.json()["file"]["id"]
+    # Stored at once, and ready once the (emulated) malware scanner passed it too
+    wait_for(
+        lambda: user.api("GET", f"/files/{small}").json()["file"]["status"] == "ready",
+        what="the small file's malware scan",
+    )
     assert user.api("GET", f"/files/{picture}").json()["file"]["url"]
+    # An infected upload: the scan rejects it, deletes it and remembers its hash
+    infected = stack.upload(user.token, EICAR, "text/plain", filename="eicar.txt")
+    assert user.api("GET", f"/files/{infected}").json()["file"]["rejection"]["code"] == "malware"
 
     # A conversation in a thread followed over the WebSocket, then the client leaves
     thread = user.api("POST", "/threads", {}).json()["thread"]["id"]

@@ -54,7 +54,10 @@ def test_given_defaults_when_synthesized_then_the_vacuum_runs_on_the_topology_sc
 
 def test_given_a_schedule_override_when_synthesized_then_the_rule_uses_it(prod: Synthesized) -> None:
     # Given vacuumScheduleMinutes=15 / When synthesized
-    (rule,) = prod.of_type("AWS::Events::Rule").values()
+    # (the stack's one schedule; prod also has the malware scan-result rule)
+    (rule,) = [
+        r for r in prod.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
+    ]
 
     # Then the vacuum runs every 15 minutes
     assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
@@ -151,8 +154,10 @@ def test_given_the_api_when_synthesized_then_server_errors_raise_an_alarm(any_st
     assert alarm["Namespace"] == "AWS/ApiGateway"
     assert alarm["Threshold"] == 0
     # And, in all, the stack watches every DLQ (the schedule's and the vacuum's failed runs
-    # included), every function twice, the API, and the vacuum's three failure counts
-    expected = (len(topology.QUEUES) + 2) + 2 * len(topology.FUNCTIONS) + 1 + 3
+    # included), every function twice, the API, and the vacuum's three failure counts; with
+    # malware scanning, the scan-result rule's DLQ and threats found as well
+    scanning = 2 if any_stack.stack.config.malware_scan else 0
+    expected = (len(topology.QUEUES) + 2) + 2 * len(topology.FUNCTIONS) + 1 + 3 + scanning
     assert len(_alarms(any_stack)) == expected
 
 

@@ -80,9 +80,9 @@ def test_given_any_context_when_synthesized_then_every_queue_is_encrypted_and_re
     any_stack: Synthesized,
 ) -> None:
     # Given every SQS queue of the stack (work queues, their DLQs, the schedule's DLQ, the
-    # vacuum's on-failure destination)
+    # vacuum's on-failure destination, and with malware scanning the scan-result rule's DLQ)
     queues = any_stack.of_type("AWS::SQS::Queue")
-    assert len(queues) == 2 * len(topology.QUEUES) + 2
+    assert len(queues) == 2 * len(topology.QUEUES) + 2 + (1 if any_stack.stack.config.malware_scan else 0)
 
     for queue_id, queue in queues.items():
         # Then each uses SQS-managed encryption

@@ -39,6 +39,10 @@ environment (each optional):
   RETRY_BASE_SECONDS        backoff base for retryable model errors (default here 1)
   QUEUE_VISIBILITY_SECONDS  every queue's visibility timeout: how soon a failed record
                             comes back (default 5; on AWS six times its consumer's timeout)
+  MALWARE_SCAN              false turns the emulated malware scanner off (on here: files
+                            are ready once both the upload check and the scan passed them)
+  MALWARE_SCAN_DELAY_MS     how long after an upload the emulated scanner reports (300)
+  LOCAL_MALWARE_SHA256S     SHA-256s the emulated scanner reports as threats, besides EICAR
   LOCAL_CONCURRENCY         instances (worker processes) each function may run at once,
                             one event each, as Lambda's concurrency (default: the number
                             of cores, at least 2)

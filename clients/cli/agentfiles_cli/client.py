@@ -179,6 +179,18 @@ class Client:
     def file(self, file_id: str) -> dict[str, Any]:
         return self.call("GET", f"/files/{file_id}")["file"]
 
+    def file_url(self, file_id: str, timeout: float = 60.0) -> str:
+        """A download URL of a file, waiting while it is checked or scanned for malware
+        (409 `file_not_ready`): a picture a model drew gets its URL once scanned."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return str(self.call("GET", f"/files/{file_id}/url")["fileUrl"]["url"])
+            except ApiError as error:
+                if error.code != "file_not_ready" or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.25)
+
     def files(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.call("GET", "/files", params={"limit": str(limit)})["items"]
 

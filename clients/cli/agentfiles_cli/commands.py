@@ -138,6 +138,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         print(f"error: no image: {error.get('code')}: {error.get('message')}", file=sys.stderr)
         return 1
     part = next(p for p in reply["content"] if p["type"] == "image")
+    # Where files are scanned for malware, the picture's URL comes once it is scanned.
+    part = {**part, "url": part.get("url") or client.file_url(part["fileId"])}
     if args.out:
         Path(args.out).write_bytes(client.download(part["url"]))
 

@@ -76,6 +76,7 @@ export declare function createClient(options: ClientOptions): {
             width?: number | null;
             height?: number | null;
             pages?: number | null;
+            scan?: ("scanning" | "passed") | null;
             url?: string | null;
             urlExpiresAt?: string | null;
             thumbnailUrl?: string | null;
@@ -95,6 +96,7 @@ export declare function createClient(options: ClientOptions): {
             width?: number | null;
             height?: number | null;
             pages?: number | null;
+            scan?: ("scanning" | "passed") | null;
             url?: string | null;
             urlExpiresAt?: string | null;
             thumbnailUrl?: string | null;
@@ -113,6 +115,7 @@ export declare function createClient(options: ClientOptions): {
             width?: number | null;
             height?: number | null;
             pages?: number | null;
+            scan?: ("scanning" | "passed") | null;
             url?: string | null;
             urlExpiresAt?: string | null;
             thumbnailUrl?: string | null;

@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/files/{fileId}/url": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A fresh download URL of a ready file */
+        get: operations["get_file_url_files__fileId__url_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/threads/{threadId}": {
         parameters: {
             query?: never;
@@ -357,6 +374,11 @@ export interface components {
              */
             pages?: number | null;
             /**
+             * Scan
+             * @description The malware scan, where scanning is on: `scanning` until its result arrives, then `passed`; a file is ready only once both the upload check and the scan passed it
+             */
+            scan?: ("scanning" | "passed") | null;
+            /**
              * Url
              * @description A short-lived download URL, present when the file is ready
              */
@@ -403,6 +425,22 @@ export interface components {
         /** FileResponse */
         FileResponse: {
             file: components["schemas"]["FileOut"];
+        };
+        /**
+         * FileUrl
+         * @description A download URL of a ready file, minted now.
+         */
+        FileUrl: {
+            /** Url */
+            url: string;
+            /** Urlexpiresat */
+            urlExpiresAt: string;
+            /** Thumbnailurl */
+            thumbnailUrl?: string | null;
+        };
+        /** FileUrlResponse */
+        FileUrlResponse: {
+            fileUrl: components["schemas"]["FileUrl"];
         };
         /** GenerationUsage */
         GenerationUsage: {
@@ -890,6 +928,65 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Not found (or another owner's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_file_url_files__fileId__url_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A file id (ULID) */
+                fileId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A URL minted now, and when it expires */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileUrlResponse"];
+                };
             };
             /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
             401: {

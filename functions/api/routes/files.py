@@ -5,7 +5,14 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 
 from agentfiles.logic import files
-from agentfiles.models.files import FilePage, FileResponse, SmallUploadRequest, UploadRequest, UploadResponse
+from agentfiles.models.files import (
+    FilePage,
+    FileResponse,
+    FileUrlResponse,
+    SmallUploadRequest,
+    UploadRequest,
+    UploadResponse,
+)
 from functions.api.contract import Cursor, FileId, Limit, Router, errors, json_response, link
 
 router = Router()
@@ -13,6 +20,7 @@ router = Router()
 _FILE = "$response.body#/file/id"
 FILE_LINKS = {
     "GetFile": link("GET /files/{fileId}", fileId=_FILE),
+    "GetFileUrl": link("GET /files/{fileId}/url", fileId=_FILE),
     "DeleteFile": link("DELETE /files/{fileId}", fileId=_FILE),
 }
 
@@ -66,6 +74,21 @@ def list_files(limit: Limit = 50, cursor: Cursor = None) -> FilePage:
 )
 def get_file(file_id: FileId) -> FileResponse:
     return FileResponse(file=files.file_out(files.get_file(router.owner(), file_id)))
+
+
+@router.get(
+    "/files/<fileId>/url",
+    summary="A fresh download URL of a ready file",
+    tags=["files"],
+    responses={
+        200: {"description": "A URL minted now, and when it expires"},
+        **errors(404, 409),
+    },
+)
+def get_file_url(file_id: FileId) -> FileUrlResponse:
+    """409 `file_not_ready` while the file is being checked or scanned for malware, or
+    once it was rejected."""
+    return FileUrlResponse(file_url=files.file_url(router.owner(), file_id))
 
 
 @router.delete(

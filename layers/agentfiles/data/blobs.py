@@ -176,10 +176,38 @@ def put_derived(key: str, data: bytes, media_type: str) -> str:
     return response["ETag"].strip('"')
 
 
-def mark_checked(key: str) -> None:
-    """Tag an object whose bytes passed their check (what public URLs may serve)."""
+def mark_checked(key: str, *, keep_others: bool = False) -> None:
+    """Tag an object whose bytes passed their check (what public URLs may serve). With
+    `keep_others` (a malware scanner tags the same objects), the tags it already has
+    are kept: S3 replaces an object's whole tag set on every write."""
+    if keep_others:
+        ensure_tags(key, {CHECKED_TAG[0]: CHECKED_TAG[1]})
+        return
     clients.s3().put_object_tagging(
         Bucket=_bucket(), Key=key, Tagging={"TagSet": [{"Key": CHECKED_TAG[0], "Value": CHECKED_TAG[1]}]}
+    )
+
+
+def object_tags(key: str) -> dict[str, str]:
+    response = clients.s3().get_object_tagging(Bucket=_bucket(), Key=key)
+    return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+
+def ensure_tags(key: str, wanted: dict[str, str]) -> None:
+    """Give the object these tags, keeping its others; no write when it has them all.
+    A missing object is left alone (it was deleted meanwhile)."""
+    client = clients.s3()
+    try:
+        tags = object_tags(key)
+    except client.exceptions.NoSuchKey:
+        return
+    if all(tags.get(name) == value for name, value in wanted.items()):
+        return
+    merged = {**tags, **wanted}
+    client.put_object_tagging(
+        Bucket=_bucket(),
+        Key=key,
+        Tagging={"TagSet": [{"Key": name, "Value": value} for name, value in merged.items()]},
     )
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from agentfiles.data import keys, table, usage_rows
 from agentfiles.data.errors import ConditionFailed, Contention, QuotaExceeded, TransactionCancelled
@@ -72,9 +72,29 @@ def batch_get(owner: str, file_ids: list[str]) -> dict[str, FileRecord]:
     return {record.id: record for record in (table.record_of(FileRecord, row) for row in rows)}
 
 
-def find_by_hash(owner: str, sha256: str) -> str | None:
+@dataclass(frozen=True)
+class HashEntry:
+    """The owner's hash row: the ready file that stands for this content, or the threat
+    the malware scan found in it (remembered, so the same bytes are refused at once)."""
+
+    file_id: str | None
+    threat: str | None = None
+
+
+def find_by_hash(owner: str, sha256: str) -> HashEntry | None:
     row = table.get(keys.hash_key(owner, sha256))
-    return row["fileId"] if row else None
+    if not row:
+        return None
+    return HashEntry(file_id=row.get("fileId"), threat=row.get("threat"))
+
+
+def remember_threat(owner: str, sha256: str, file_id: str, threat: str) -> None:
+    """This owner's content held malware: its hash row says so from now on (replacing
+    any file it stood for), so dedup never hands it out and a new registration of it is
+    refused. No `fileId`, so no purge of a file removes it."""
+    table.put(
+        {"pk": keys.owner_pk(owner), "sk": keys.hash_sk(sha256), "threat": threat, "threatFileId": file_id}
+    )
 
 
 def touch_ready(owner: str, file_id: str, now_ms: int) -> FileRecord | None:
@@ -119,15 +139,24 @@ class Described:
 
 
 def mark_ready(
-    record: FileRecord, sha256: str, etag: str, now_ms: int, described: Described | None = None
+    record: FileRecord,
+    sha256: str,
+    etag: str,
+    now_ms: int,
+    described: Described | None = None,
+    *,
+    before_scan: bool = False,
 ) -> bool:
     """pending → ready, with what the check made from the file (in the same write, so a
     ready row names every derived object), and point the owner's hash row at this file
     unless another ready file already stands for this content. Returns False when the
-    file was no longer pending."""
-    owner, file_id = record.owner, record.id
+    file was no longer pending, or its malware scan has not passed it yet (then
+    `record_check` keeps the check's findings for the scan's result). `before_scan`: ready
+    whatever the scan says so far (a picture a model drew; no URL is minted for it until
+    its scan passed)."""
+    scan_passed = "" if before_scan else " AND (attribute_not_exists(#scan) OR #scan = :passed)"
     ready = Update(
-        keys.file_key(owner, file_id),
+        keys.file_key(record.owner, record.id),
         set={
             "status": "ready",
             "sha256": sha256,
@@ -137,8 +166,136 @@ def mark_ready(
             **(described.attributes() if described else {}),
         },
         remove=["uploadExpiresAt"],
-        when=cond("#status = :pending", pending="pending"),
+        when=cond(
+            f"#status = :pending{scan_passed}",
+            pending="pending",
+            **({} if before_scan else {"passed": "passed"}),
+        ),
     )
+    return _settle_ready(record.owner, record.id, sha256, ready)
+
+
+def record_check(
+    record: FileRecord, sha256: str, etag: str, now_ms: int, described: Described | None = None
+) -> bool:
+    """The upload check passed a file whose malware scan is still under way: its
+    findings go on the row (still pending, so no URL and no reference), and the scan's
+    result makes it ready. False when the scan's result came first (or the file is no
+    longer pending)."""
+    try:
+        table.update(
+            keys.file_key(record.owner, record.id),
+            set={
+                "sha256": sha256,
+                "etag": etag,
+                "checkedAt": now_ms,
+                "updatedAt": iso_from_ms(now_ms),
+                **(described.attributes() if described else {}),
+            },
+            when=cond("#status = :pending AND #scan = :scanning", pending="pending", scanning="scanning"),
+        )
+    except ConditionFailed:
+        return False
+    return True
+
+
+ScanPassed = Literal["waiting_for_check", "ready", "passed", "unchanged"]
+
+
+def record_scan_passed(owner: str, file_id: str, result: str, now_ms: int) -> ScanPassed:
+    """The malware scan passed the file (`result` as the scanner said it). Before the
+    upload check: recorded, and the check's own write makes it ready. After it: ready
+    now, from the findings the check left on the row. A picture stored ready at once:
+    servable from now on. Anything else (another result already recorded, a file gone
+    or settled) changes nothing: a duplicate or late event."""
+    key = keys.file_key(owner, file_id)
+    passed = {"scan": "passed", "scanResult": result, "updatedAt": iso_from_ms(now_ms)}
+    try:
+        table.update(
+            key,
+            set=passed,
+            when=cond(
+                "#status = :pending AND #scan = :scanning AND attribute_not_exists(#checkedAt)",
+                pending="pending",
+                scanning="scanning",
+            ),
+        )
+        return "waiting_for_check"
+    except ConditionFailed as failed:
+        row = failed.item
+    if not row or row.get("scan") != "scanning":
+        return "unchanged"
+    if row.get("status") == "ready":
+        try:
+            table.update(
+                key,
+                set=passed,
+                when=cond("#status = :ready AND #scan = :scanning", ready="ready", scanning="scanning"),
+            )
+        except ConditionFailed:
+            return "unchanged"
+        return "passed"
+    if row.get("status") != "pending" or "checkedAt" not in row:
+        return "unchanged"
+    ready = Update(
+        key,
+        set={**passed, "status": "ready", "lastTouchedAt": now_ms},
+        remove=["uploadExpiresAt"],
+        when=cond(
+            "#status = :pending AND #scan = :scanning AND attribute_exists(#checkedAt)",
+            pending="pending",
+            scanning="scanning",
+        ),
+    )
+    return "ready" if _settle_ready(owner, file_id, row.get("sha256") or "", ready) else "unchanged"
+
+
+def reject_scanned(
+    record: FileRecord, rejection: Rejection, result: str, now_ms: int, *, threat: bool
+) -> bool:
+    """The malware scan refused the file (a threat, or what could not be scanned under
+    a reject policy): rejected, its reservation released in the same transaction. A
+    file waiting for its scan only: pending (checked or not), or a picture stored
+    ready at once; a `threat` also rejects a file stored before scanning was on. False
+    when it was not waiting (a duplicate or late event)."""
+    scanning = "(attribute_not_exists(#scan) OR #scan = :scanning)" if threat else "#scan = :scanning"
+    rejected = Update(
+        keys.file_key(record.owner, record.id),
+        set={
+            "status": "rejected",
+            "rejection": rejection.dump(),
+            "scanResult": result,
+            "updatedAt": iso_from_ms(now_ms),
+            "lastTouchedAt": now_ms,
+            "gcShard": keys.gc_shard(record.id),
+        },
+        when=cond(
+            f"#status IN (:pending, :ready) AND {scanning} AND #size = :size",
+            pending="pending",
+            ready="ready",
+            scanning="scanning",
+            size=record.size,
+        ),
+    )
+    try:
+        table.transact([rejected, usage_rows.release(record.owner, record.size)])
+    except TransactionCancelled as cancelled:
+        if cancelled.failed(0):
+            return False
+        raise
+    return True
+
+
+def _settle_ready(owner: str, file_id: str, sha256: str, ready: Update) -> bool:
+    """Write `ready` (the file row becoming ready) with the owner's hash row pointing at
+    it, unless another ready file already stands for this content (or the content is
+    remembered as a threat). False when `ready`'s own condition did not hold."""
+    if not sha256:
+        try:
+            table.transact([ready])
+        except TransactionCancelled:
+            return False
+        return True
     replaces: str | None = None
     for _ in range(4):
         try:
@@ -147,9 +304,10 @@ def mark_ready(
         except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return False
-        holder = find_by_hash(owner, sha256)
+        entry = find_by_hash(owner, sha256)
+        holder = entry.file_id if entry else None
         holder_record = get(owner, holder) if holder else None
-        if holder_record and holder_record.status == "ready":
+        if (entry and entry.threat) or (holder_record and holder_record.status == "ready"):
             # The content already has its ready file; this one is ready too (its
             # owner holds the id) while dedup keeps answering with the first.
             try:

@@ -13,7 +13,7 @@ from agentfiles.data.errors import QuotaExceeded
 from agentfiles.data.file_rows import Described
 from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from agentfiles.ids import new_ulid
-from agentfiles.logic import derivation
+from agentfiles.logic import derivation, scanning
 from agentfiles.logic.sniff import (
     IMAGE_TYPES,
     PDF,
@@ -29,6 +29,7 @@ from agentfiles.models.files import (
     FileOut,
     FilePage,
     FileRecord,
+    FileUrl,
     SmallUploadRequest,
     UploadRequest,
     UploadResponse,
@@ -51,6 +52,7 @@ def check_media_type(media_type: str) -> str:
 def _new_record(
     owner: str, filename: str, media_type: str, size: int, sha256: str | None, status: str
 ) -> FileRecord:
+    """A new file's row; with malware scanning on it waits for its scan as well."""
     now = now_ms()
     file_id = new_ulid(now)
     iso = iso_from_ms(now)
@@ -67,6 +69,7 @@ def _new_record(
         updated_at=iso,
         last_touched_at=now,
         s3_key=keys.object_key(owner, file_id),
+        scan="scanning" if scanning.scan_required() else None,
     )
 
 
@@ -106,16 +109,50 @@ def thumbnail_url(record: FileRecord) -> str | None:
 
 
 def file_out(record: FileRecord) -> FileOut:
-    """The API view of a file, with a download URL (and its thumbnail's) when it is ready."""
-    if record.status != "ready":
+    """The API view of a file, with a download URL (and its thumbnail's) when it is ready
+    (and its malware scan, where there is one, passed it)."""
+    if not record.servable:
         return FileOut.of(record)
     url, expires = download_url(record)
     return FileOut.of(record, url=url, url_expires_at=expires, thumbnail_url=thumbnail_url(record))
 
 
+def file_url(owner: str, file_id: str) -> FileUrl:
+    """A download URL minted now, for a ready file only: 409 `file_not_ready` while it is
+    checked or scanned (or once it was rejected)."""
+    record = get_file(owner, file_id)
+    if not record.servable:
+        waiting = "its malware scan" if record.scan == "scanning" else "its upload check"
+        why = (
+            f"it was rejected ({record.rejection.code})"
+            if record.rejection
+            else f"{waiting} has not passed it yet"
+        )
+        raise Conflict(
+            f"file {file_id} is not ready: {why}",
+            code="file_not_ready",
+            details={
+                "fileId": file_id,
+                "status": record.status,
+                **({"scan": record.scan} if record.scan else {}),
+            },
+        )
+    url, expires = download_url(record)
+    return FileUrl(url=url, url_expires_at=expires, thumbnail_url=thumbnail_url(record))
+
+
 def _dedup_hit(owner: str, sha256: str) -> FileRecord | None:
-    file_id = file_rows.find_by_hash(owner, sha256)
-    return file_rows.touch_ready(owner, file_id, now_ms()) if file_id else None
+    """The owner's ready file with this content, touched for the grace period; refused
+    at once when the malware scan found a threat in this content before."""
+    entry = file_rows.find_by_hash(owner, sha256)
+    if entry is None:
+        return None
+    if entry.threat:
+        raise Unprocessable(
+            f"this content was found to contain malware ({entry.threat}) and is not accepted",
+            code=scanning.MALWARE,
+        )
+    return file_rows.touch_ready(owner, entry.file_id, now_ms()) if entry.file_id else None
 
 
 def quota_exceeded(exceeded: QuotaExceeded) -> PayloadTooLarge:
@@ -217,13 +254,19 @@ def store_bytes(
     etag = blobs.put(record.s3_key, content, media_type, sha256)
     stored = derivation.store(owner, record.id, made)
     described = Described(made.width, made.height, made.pages, stored)
-    if file_rows.mark_ready(record, sha256, etag, now_ms(), described):
-        ready = {"status": "ready", "upload_expires_at": None, "etag": etag, "width": made.width}
-        ready |= {"height": made.height, "pages": made.pages, "derived": stored}
-        return StoredFile(record.model_copy(update=ready), False)
+    # With malware scanning on, bytes a client sent wait for their scan like an upload
+    # (pending, `scan: scanning`); a picture a model drew is ready at once, and gets its
+    # URLs once scanned.
+    settled_as = scanning.settle_checked(record, sha256, etag, described, before_scan=generated)
+    if settled_as != "lost":
+        found = {"etag": etag, "width": made.width, "height": made.height, "pages": made.pages}
+        found |= {"derived": stored, "sha256": sha256}
+        if settled_as == "ready":
+            found |= {"status": "ready", "upload_expires_at": None}
+        return StoredFile(record.model_copy(update=found), False)
     # The upload trigger checked the object first and settled the row.
     settled = file_rows.get(owner, record.id)
-    if settled is None or settled.status != "ready":
+    if settled is None or settled.status not in ("ready", "pending"):
         raise Conflict(f"file {record.id} could not be stored; retry", code="conflict")
     return StoredFile(settled, deduplicated=False)
 

@@ -24,14 +24,21 @@ from typing import Literal
 
 from agentfiles.data import blobs, file_rows, keys
 from agentfiles.data.file_rows import Described
-from agentfiles.logic import derivation
+from agentfiles.logic import derivation, scanning
 from agentfiles.logic.sniff import describe, matches, normalize_media_type, sniff
 from agentfiles.models.common import now_ms
 from agentfiles.models.files import FileRecord, Rejection
 from agentfiles.settings import get_settings
 
 Outcome = Literal[
-    "ready", "rejected", "unchanged", "orphan_removed", "stray_removed", "missing_object", "not_a_file"
+    "ready",
+    "awaiting_scan",
+    "rejected",
+    "unchanged",
+    "orphan_removed",
+    "stray_removed",
+    "missing_object",
+    "not_a_file",
 ]
 # What S3 records when a PUT names no Content-Type (a tool writing to the bucket with its
 # own credentials); a presigned PUT always carries the declared type, which is signed.
@@ -61,6 +68,9 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
     assert record is not None
     if record.status != "pending":
         return _settled(record)
+    if record.checked_at is not None:
+        # Checked already, waiting for its malware scan: a redelivered notification.
+        return Inspection(file_id, "unchanged")
 
     head = blobs.head(record.s3_key)
     if head is None:
@@ -122,9 +132,11 @@ def inspect_upload(object_key: str, event_etag: str | None = None) -> Inspection
             return Inspection(file_id, "rejected", bytes_read, checksum_source, rejection.code)
         return _lost_race(owner, file_id, bytes_read, checksum_source)
     # Tagged before the row says ready: a ready file's object is always servable.
-    blobs.mark_checked(record.s3_key)
-    if file_rows.mark_ready(record, sha256 or "", head.etag, now_ms(), described):
-        return Inspection(file_id, "ready", bytes_read, checksum_source)
+    blobs.mark_checked(record.s3_key, keep_others=record.scan is not None)
+    # Ready now, or (its malware scan still under way) once the scan passes it too.
+    settled = scanning.settle_checked(record, sha256 or "", head.etag, described)
+    if settled != "lost":
+        return Inspection(file_id, settled, bytes_read, checksum_source)
     return _lost_race(
         owner, file_id, bytes_read, checksum_source, [i.key for i in described.derived.values()]
     )

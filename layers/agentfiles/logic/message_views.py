@@ -17,7 +17,7 @@ def _part_out(part: Part, files: dict[str, FileRecord], urls: Urls) -> PartOut:
     out = PartOut.of(part)
     record = files.get(part.file_id) if not isinstance(part, TextPart) and part.file_id else None
     if record is not None:
-        if record.status == "ready":
+        if record.servable:
             if record.id not in urls:
                 urls[record.id] = (*download_url(record), thumbnail_url(record))
             out.url, out.url_expires_at, out.thumbnail_url = urls[record.id]

@@ -212,7 +212,9 @@ def form_of(
             size = min(size, settings.text_attachment_max_bytes)
         return Form("data", kind, name, cost=size, media_type=media_type)
     record = files.get(part.file_id or "")
-    if record is None or record.status != "ready":
+    if record is None or not record.servable:
+        # Not ready, or a drawn picture whose malware scan has not passed it yet: no
+        # model URL is minted for what was not scanned.
         raise UnsupportedContent(f"file {part.file_id} is not available")
     media_type = record.media_type
     if media_type in IMAGE_TYPES:

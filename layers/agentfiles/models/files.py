@@ -8,6 +8,9 @@ from pydantic import AfterValidator, ConfigDict, Field
 from agentfiles.models.common import CamelModel, OmitNone, RequestModel
 
 FileStatus = Literal["pending", "ready", "rejected", "deleting"]
+# Where a file's malware scan stands (only with MALWARE_SCAN on): `scanning` until the
+# scanner's result arrives, then `passed` (a rejected file says why in its rejection).
+ScanState = Literal["scanning", "passed"]
 SHA256_HEX = r"^[0-9a-f]{64}$"
 # Line and paragraph separators: a break wherever the name is shown, though not "Cc".
 _SEPARATORS = frozenset("\u2028\u2029")
@@ -87,10 +90,23 @@ class FileRecord(CamelModel):
     pages: int | None = None
     # What was made from the file once, by name (THUMBNAIL, TEXT, model_image_name(...)).
     derived: dict[str, DerivedObject] = Field(default_factory=dict)
+    # The malware scan (absent when scanning was off as the file was registered): its
+    # state, the scanner's own result (`topology.SCAN_RESULTS`), and when the upload
+    # check passed a file whose scan had not (the check's findings are on the row, and
+    # the scan's result makes it ready).
+    scan: ScanState | None = None
+    scan_result: str | None = None
+    checked_at: int | None = None
 
     def derived_keys(self) -> list[str]:
         """Every object this file's row accounts for besides the original."""
         return [item.key for item in self.derived.values()]
+
+    @property
+    def servable(self) -> bool:
+        """Whether a URL may be minted for it: ready, and not waiting for its scan (a
+        picture a model drew is ready at once, and scanned all the same)."""
+        return self.status == "ready" and self.scan != "scanning"
 
 
 class FileOut(OmitNone):
@@ -109,6 +125,11 @@ class FileOut(OmitNone):
     width: int | None = Field(None, description="Images: width in pixels, upright (after EXIF orientation)")
     height: int | None = Field(None, description="Images: height in pixels, upright")
     pages: int | None = Field(None, description="PDFs: pages; presentations: slides")
+    scan: ScanState | None = Field(
+        None,
+        description="The malware scan, where scanning is on: `scanning` until its result arrives, then "
+        "`passed`; a file is ready only once both the upload check and the scan passed it",
+    )
     url: str | None = Field(None, description="A short-lived download URL, present when the file is ready")
     url_expires_at: str | None = None
     thumbnail_url: str | None = Field(
@@ -137,6 +158,7 @@ class FileOut(OmitNone):
             width=record.width,
             height=record.height,
             pages=record.pages,
+            scan=record.scan,
             url=url,
             url_expires_at=url_expires_at,
             thumbnail_url=thumbnail_url,
@@ -192,6 +214,18 @@ class UploadResponse(CamelModel):
 
 class FileResponse(CamelModel):
     file: FileOut
+
+
+class FileUrl(CamelModel):
+    """A download URL of a ready file, minted now."""
+
+    url: str
+    url_expires_at: str
+    thumbnail_url: str | None = None
+
+
+class FileUrlResponse(CamelModel):
+    file_url: FileUrl
 
 
 class FilePage(CamelModel):

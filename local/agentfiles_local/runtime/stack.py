@@ -24,6 +24,7 @@ from agentfiles import topology
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
 from agentfiles_local.provision import REGION, Resources, provision
+from agentfiles_local.runtime import scanner as emulated_scanner
 from agentfiles_local.runtime.aws import Credentials, MotoProcess
 from agentfiles_local.runtime.gateway import Gateway
 from agentfiles_local.runtime.host import FunctionHost, default_concurrency, start_forkserver
@@ -48,6 +49,8 @@ FUNCTION_DEFAULTS = {
     # A minute instead of a day, so that a newcomer sees the vacuum at work.
     "GRACE_SECONDS": "60",
     "RETRY_BASE_SECONDS": "1",
+    # The emulated malware scanner runs, and files wait for it as they wait for GuardDuty.
+    "MALWARE_SCAN": "true",
 }
 
 # Variables that would take the clients away from moto (or to a real account).
@@ -88,6 +91,10 @@ class StackConfig:
     # Web origins besides the stack's own page that may upload to and download from moto
     # (a client's dev server, say): `CORS_ORIGINS`, as the `corsOrigins` context on AWS.
     web_origins: tuple[str, ...] = ()
+    # The emulated malware scanner (with MALWARE_SCAN on): how long after an upload it
+    # reports, and the SHA-256s it reports as threats besides the EICAR test file.
+    malware_scan_delay_ms: int = emulated_scanner.DEFAULT_DELAY_MS
+    malware_sha256s: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
@@ -104,6 +111,7 @@ class StackConfig:
             ("vacuum_interval_seconds", "VACUUM_INTERVAL_SECONDS", float, 0.1),
             ("concurrency", "LOCAL_CONCURRENCY", int, 1),
             ("fake_model_word_delay_ms", "FAKE_MODEL_WORD_DELAY_MS", int, 0),
+            ("malware_scan_delay_ms", "MALWARE_SCAN_DELAY_MS", int, 0),
         ):
             raw = env.get(variable, "").strip()
             if not raw:
@@ -120,6 +128,7 @@ class StackConfig:
             raise ValueError("CORS_ORIGINS='*' would let any web page use moto: name the origins")
         if origins:
             values["web_origins"] = tuple(origins)
+        values["malware_sha256s"] = emulated_scanner.threat_hashes_of(env.get("LOCAL_MALWARE_SHA256S", ""))
         return cls(**values)
 
 
@@ -148,6 +157,7 @@ class LocalStack:
     websocket: WebSocketGateway | None = None
     pollers: list[QueuePoller] = field(default_factory=list)
     schedule: Schedule | None = None
+    scanner: emulated_scanner.EmulatedScanner | None = None
     _fake_model: Any = None
     # Set once every piece runs: only a stack that started saves its data when it stops.
     _serving: bool = False
@@ -185,6 +195,7 @@ class LocalStack:
             self._bind_websocket(gateway)
             self._load_functions()
             self._start_pollers()
+            self._start_scanner()
             if functions.has(VACUUM_FUNCTION):
                 self.schedule = Schedule(
                     functions, VACUUM_FUNCTION, self.config.vacuum_interval_seconds
@@ -211,6 +222,8 @@ class LocalStack:
             poller.stop()
         if self.schedule is not None:
             self.schedule.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
         if self.functions is not None:
             self.functions.stop()
         try:
@@ -224,6 +237,7 @@ class LocalStack:
             if self.moto is not None:
                 self.moto.stop()
             self.gateway, self.websocket, self.pollers, self.schedule = None, None, [], None
+            self.scanner = None
             self._fake_model, self.moto = None, None
 
     def __enter__(self) -> LocalStack:
@@ -380,6 +394,25 @@ class LocalStack:
             )
             self.pollers.append(poller.start())
 
+    def _start_scanner(self) -> None:
+        """The emulated GuardDuty Malware Protection for S3, when files wait for a scan."""
+        assert self.resources is not None
+        if not get_settings().malware_scan:
+            return
+        session = boto3.session.Session(region_name=REGION)
+        s3 = session.client("s3", endpoint_url=self.aws_endpoint)
+        sqs = session.client("sqs", endpoint_url=self.aws_endpoint)
+        bucket = self.resources.bucket_name
+        self.scanner = emulated_scanner.EmulatedScanner(
+            s3=s3,
+            sqs=sqs,
+            bucket=bucket,
+            queue_url=emulated_scanner.subscribe(s3, sqs, bucket),
+            scans_queue_url=self.resources.queue_urls["scans"],
+            delay_s=self.config.malware_scan_delay_ms / 1000,
+            threat_hashes=self.config.malware_sha256s,
+        ).start()
+
     # ---- what runs where
 
     def health(self) -> dict[str, Any]:
@@ -418,6 +451,14 @@ class LocalStack:
                 "urlMode": os.environ.get("URL_MODE"),
                 "graceSeconds": int(os.environ.get("GRACE_SECONDS", "0")),
                 "queueVisibilitySeconds": self.config.queue_visibility_seconds,
+                "malwareScan": get_settings().malware_scan,
+            },
+            "malwareScanner": None
+            if self.scanner is None
+            else {
+                "running": self.scanner.running,
+                "delayMs": self.config.malware_scan_delay_ms,
+                "scanned": self.scanner.scanned,
             },
         }
 
@@ -440,6 +481,10 @@ class LocalStack:
                 f"  AWS     moto at {self.aws_endpoint} "
                 f"(table {self.resources.table_name}, bucket {self.resources.bucket_name})",
                 f"  queues  {queues}{schedule}",
+                f"  scan    emulated GuardDuty malware scanner: EICAR and LOCAL_MALWARE_SHA256S, "
+                f"{self.config.malware_scan_delay_ms} ms after each upload"
+                if self.scanner
+                else "  scan    off (MALWARE_SCAN=false): files are ready once checked",
                 f"  lambda  up to {self.config.concurrency} instances of each function, "
                 "each in its own process (INIT lines mark cold starts)",
                 f"  data    {self.config.data_dir} (saved when it stops, restored when it starts)"
