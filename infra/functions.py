@@ -230,6 +230,9 @@ class Functions(Construct):
                 environment["URL_MODE"] = "presigned"
         if name == "vacuum":
             environment["GRACE_SECONDS"] = str(config.grace_seconds)
+        if name in ("api", "vacuum") and config.thread_retention_days:
+            # The scheduled run applies it; the operator's commands read it from the API's.
+            environment["THREAD_RETENTION_DAYS"] = str(config.thread_retention_days)
         if permissions.PUSH in permissions.PERMISSIONS[name]:
             environment["WEBSOCKET_CALLBACK_URL"] = self.push.callback_url
         environment.update(self._limits(name))

@@ -7,7 +7,7 @@ while one run drives each path once: uploads (presigned, rejected, small), a mes
 text, image and PDF parts answered as a stream, a model rate limit and its retry, a job that
 is not a job (parked in the DLQ), image generation, catch-up, a reply waiting behind
 another that the sweep sends again, stop, a WebSocket client, message, file and thread
-deletes, and a vacuum that deletes. Each call is then mapped to the
+deletes, a thread deleted by retention, and a vacuum that deletes. Each call is then mapped to the
 IAM authorizations it needs and decided against the dev and prod templates
 (`tests/support/iam.py`). The model key is read from Secrets Manager, as on AWS.
 
@@ -131,12 +131,37 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
         _converse(stack, model, user, thread, {"picture": picture, "report": report, "small": small})
     wait_for(lambda: not user.connection_rows(), what="the connection's rows to go")
 
+    # Retention: a thread idle past THREAD_RETENTION_DAYS goes in the scheduled run
+    idle = user.api("POST", "/threads", {}).json()["thread"]["id"]
+    said = user.api(
+        "POST", f"/threads/{idle}/messages", {"content": "old", "fileIds": [picture], "generate": False}
+    )
+    assert said.status_code == 201, said.text
+    _age_thread(stack, user.sub, idle, days=2)
+    assert _run_vacuum(stack)["retention"]["threadsExpired"] == 1
+    wait_for(
+        lambda: user.api("GET", f"/files/{picture}").json()["file"]["refcount"] == 0, what="retention's purge"
+    )
+
     # The vacuum deletes what nothing references any more, once its grace is over
     def vacuumed() -> bool:
         _run_vacuum(stack)
         return user.api("GET", f"/files/{picture}").status_code == 404
 
     wait_for(vacuumed, interval=0.5, what="the vacuum to delete the released picture")
+
+
+def _age_thread(stack: LocalStackProcess, owner: str, thread: str, days: int) -> None:
+    """The thread was last written `days` ago (as its saves would have left it)."""
+    from agentfiles.models.common import iso_from_ms, now_ms
+
+    at = now_ms() - days * 24 * 3600 * 1000
+    stack.aws("dynamodb").update_item(
+        TableName=stack.health["table"],
+        Key={"pk": {"S": f"OWNER#{owner}"}, "sk": {"S": f"THREAD#{thread}"}},
+        UpdateExpression="SET updatedAt = :iso, sweepAt = :at",
+        ExpressionAttributeValues={":iso": {"S": iso_from_ms(at)}, ":at": {"N": str(at)}},
+    )
 
 
 def _run_vacuum(stack: LocalStackProcess) -> dict[str, Any]:
@@ -253,6 +278,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
                 # one reply at a time, so that a reply can wait behind another.
                 "PENDING_REPLY_SWEEP_SECONDS": "1",
                 "LOCAL_CONCURRENCY": "1",
+                "THREAD_RETENTION_DAYS": "1",
             }
         )
         # The presigned URLs the model is given point at the stack's moto: its one origin.
