@@ -60,6 +60,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/threads/{threadId}/messages/{messageId}/stop"),
     ApiRoute("GET", "/usage"),
     ApiRoute("GET", "/models"),
+    ApiRoute("GET", "/account"),
+    ApiRoute("DELETE", "/account"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.

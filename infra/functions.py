@@ -305,6 +305,15 @@ class Functions(Construct):
                 "Connection ids are made by API Gateway, one per client connection; the function pushes "
                 "to whichever connections follow a thread, only by POST, only on this API's stage.",
             )
+        if any(
+            permissions.CLOSE_CONNECTIONS in grant.resources for grant in permissions.PERMISSIONS[spec.name]
+        ):
+            acknowledge(
+                role,
+                arn_wildcard_finding_of_join(role, self.push.close_connections_arn),
+                "An erased account's connections are closed, whichever they are (ids are API Gateway's), "
+                "only by DELETE, only on this API's stage.",
+            )
         if any(self.objects_arn in statement.resources for statement in statements):
             acknowledge(
                 role,
@@ -386,6 +395,8 @@ class Functions(Construct):
             return self.openai_secret.secret_arn
         if resource == permissions.CONNECTIONS:
             return self.push.connections_arn
+        if resource == permissions.CLOSE_CONNECTIONS:
+            return self.push.close_connections_arn
         kind, _, queue = resource.partition(":")
         if kind in ("queue", "dlq"):
             work = self.queues[queue]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agentfiles import topology
 from agentfiles.models.live import (
+    AccountErasedFrame,
     DeltaFrame,
     ErrorFrame,
     MessageFrame,
@@ -45,6 +46,11 @@ MESSAGES: dict[str, tuple[type[BaseModel], str, str]] = {
         "full content and `lastSeq` (or `contentOmitted`: read it with GET).",
     ),
     "threadDeleted": (ThreadDeletedFrame, "receive", "The thread is gone: no more frames of it."),
+    "accountErased": (
+        AccountErasedFrame,
+        "receive",
+        "The account is being erased (DELETE /account): the last frame, then the connection is closed.",
+    ),
     "error": (
         ErrorFrame,
         "receive",

@@ -16,6 +16,7 @@ import json
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,6 +25,8 @@ from pydantic import BaseModel
 from agentfiles import initialization
 from agentfiles.data.errors import DataError
 from agentfiles.errors import AgentFilesError, Unauthorized
+from agentfiles.ids import usable_owner
+from agentfiles.logic import erasure
 from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
@@ -36,6 +39,22 @@ get_settings()
 app = APIGatewayHttpResolver(enable_validation=True)
 for concern in (files, threads, messages, live, account):
     app.include_router(concern.router)
+
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _erasure_fence(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """While an owner's account is erased, each of their writes is a 409 `account_erasing`
+    (one small read per write; reads are not fenced). The erasure's own request is let in."""
+    event = app.current_event
+    if event.request_context.http.method in _WRITES and event.path != "/account":
+        sub = (event.request_context.authorizer.jwt_claim or {}).get("sub")
+        if usable_owner(sub):
+            erasure.refuse_if_erasing(sub)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_erasure_fence])
 
 OPENAPI_INFO: dict[str, Any] = {
     "title": "agentfiles",

@@ -143,6 +143,9 @@ class Settings(BaseModel):
     # Lifecycle: a thread whose last message is older than this many days is deleted by
     # the scheduled maintenance (unset: threads are kept until deleted).
     thread_retention_days: int | None = Field(None, alias="THREAD_RETENTION_DAYS", ge=1)
+    # An account's erasure looks once more this long after it began, when no write begun
+    # before it can still be running (the longest function timeout, and a margin).
+    erasure_settle_seconds: int = Field(330, alias="ERASURE_SETTLE_SECONDS", ge=0)
 
     @field_validator("model_capabilities", mode="before")
     @classmethod

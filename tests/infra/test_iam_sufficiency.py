@@ -7,8 +7,8 @@ while one run drives each path once: uploads (presigned, rejected, small), a mes
 text, image and PDF parts answered as a stream, a model rate limit and its retry, a job that
 is not a job (parked in the DLQ), image generation, catch-up, a reply waiting behind
 another that the sweep sends again, stop, a WebSocket client, message, file and thread
-deletes, a thread deleted by retention, and a vacuum that deletes. Each call is then mapped to the
-IAM authorizations it needs and decided against the dev and prod templates
+deletes, a thread deleted by retention, an erased account, and a vacuum that deletes.
+Each call is then mapped to the IAM authorizations it needs and decided against the dev and prod templates
 (`tests/support/iam.py`). The model key is read from Secrets Manager, as on AWS.
 
 `.venv/bin/pytest tests/infra/test_iam_sufficiency.py -rP` prints the summary.
@@ -143,12 +143,36 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
         lambda: user.api("GET", f"/files/{picture}").json()["file"]["refcount"] == 0, what="retention's purge"
     )
 
+    # Erasure: another user's account, with a file, a thread and an open socket, goes whole
+    _erase_an_account(stack)
+
     # The vacuum deletes what nothing references any more, once its grace is over
     def vacuumed() -> bool:
         _run_vacuum(stack)
         return user.api("GET", f"/files/{picture}").status_code == 404
 
     wait_for(vacuumed, interval=0.5, what="the vacuum to delete the released picture")
+
+
+def _erase_an_account(stack: LocalStackProcess) -> None:
+    """DELETE /account: the socket gets its last frame and is closed, and the worker
+    removes every row and object of the owner."""
+    leaving = Client(stack, f"iam-{uuid.uuid4().hex[:8]}")
+    photo = stack.upload(leaving.token, samples.png(16, 16), "image/png", filename="me.png")
+    thread = leaving.api("POST", "/threads", {}).json()["thread"]["id"]
+    said = leaving.api(
+        "POST", f"/threads/{thread}/messages", {"content": "bye", "fileIds": [photo], "generate": False}
+    )
+    assert said.status_code == 201, said.text
+    with leaving.following(thread):
+        assert leaving.api("DELETE", "/account").status_code == 202
+        assert leaving.socket is not None
+        assert json.loads(leaving.socket.recv(timeout=30)) == {"type": "account_erased"}
+    wait_for(
+        lambda: leaving.api("GET", "/account").json()["account"]["erasure"]["status"] == "done",
+        timeout=60,
+        what="the account's erasure",
+    )
 
 
 def _age_thread(stack: LocalStackProcess, owner: str, thread: str, days: int) -> None:
@@ -279,6 +303,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
                 "PENDING_REPLY_SWEEP_SECONDS": "1",
                 "LOCAL_CONCURRENCY": "1",
                 "THREAD_RETENTION_DAYS": "1",
+                "ERASURE_SETTLE_SECONDS": "1",
             }
         )
         # The presigned URLs the model is given point at the stack's moto: its one origin.

@@ -99,3 +99,28 @@ def test_retention_refuses_a_number_of_days_below_one(capsys):
     with pytest.raises(SystemExit):
         main(["admin", "retention", "alice", "--days", "0"])
     assert "number of days" in capsys.readouterr().err
+
+
+def test_an_operator_erases_an_account_and_follows_it_to_the_end(aws, capsys, monkeypatch):
+    # Given a deployed stack, and alice's thread
+    _deployed(aws, aws.resources.function_environment())
+    aws.new_thread("alice")
+    stack = ["--stack", "agentfiles-test", "--region", "us-east-1", "--json"]
+    # When an operator erases her account
+    capsys.readouterr()
+    assert main(["admin", "erase", "alice", *stack]) == 0
+    started = json.loads(capsys.readouterr().out)
+    # Then it is pending, and her writes are refused
+    assert started["status"] == "pending"
+    assert aws.call_api("POST", "/threads", sub="alice", json_body={}).status == 409
+    # When the maintenance worker has run it, past its settling time
+    monkeypatch.setenv("ERASURE_SETTLE_SECONDS", "0")
+    from agentfiles.settings import get_settings
+
+    get_settings.cache_clear()
+    assert aws.deliver("maintenance") == {"batchItemFailures": []}
+    # Then its status says done, with what went
+    capsys.readouterr()
+    assert main(["admin", "erase", "alice", "--status", *stack]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["status"] == "done" and done["counts"]["threads"] == 1

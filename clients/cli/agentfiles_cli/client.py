@@ -281,6 +281,12 @@ class Client:
     def models(self) -> dict[str, Any]:
         return self.call("GET", "/models")
 
+    def account(self) -> dict[str, Any]:
+        return self.call("GET", "/account")["account"]
+
+    def erase_account(self) -> dict[str, Any]:
+        return self.call("DELETE", "/account")["erasure"]
+
     # ---- local only
 
     def health(self) -> dict[str, Any]:

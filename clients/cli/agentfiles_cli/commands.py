@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,34 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     return guarded
 
 
+def _erasure_line(erasure: dict[str, Any]) -> str:
+    counts = erasure.get("counts", {})
+    removed = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("threads", "threadRows", "objects", "rows"))
+    where = f" ({erasure['phase']})" if erasure.get("phase") else ""
+    return f"erasure {erasure['status']}{where}: {removed} removed"
+
+
+def cmd_erase_account(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: give --yes to erase the account without a question", file=sys.stderr)
+            return 1
+        answer = input(f"Erase every thread, message and file of {args.sub}? Type the user name to confirm: ")
+        if answer.strip() != args.sub:
+            print("not erased")
+            return 1
+    erasure = client.erase_account()
+    print(_erasure_line(erasure), file=sys.stderr)
+    deadline = time.monotonic() + args.wait
+    while erasure["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(1)
+        erasure = client.account().get("erasure") or erasure
+        print(_erasure_line(erasure), file=sys.stderr)
+    _emit(args, erasure, lambda: print(_erasure_line(erasure)))
+    return 0
+
+
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     def add(name: str, command: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_, description=help_)
@@ -336,6 +365,11 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     add("files", cmd_files, "list your files, newest first")
     add("usage", cmd_usage, "your storage and its quota, and today's replies, images and tokens")
     add("models", cmd_models, "the chat and image models you may name")
+    erase = add("erase-account", cmd_erase_account, "erase your account: every thread, message and file")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erase.add_argument(
+        "--wait", type=float, default=600, metavar="SECONDS", help="follow it this long (default %(default)s)"
+    )
     add("vacuum", cmd_vacuum, "run one vacuum now (local stack)")
     invoke = add(
         "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"

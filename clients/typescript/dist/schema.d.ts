@@ -216,6 +216,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This account, and its latest erasure's status and counts */
+        get: operations["get_account_account_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Erase every thread, message, file and row of this account, in the background
+         * @description 202 at once: from then on every write of this account answers 409 `account_erasing` until the erasure is done (`GET /account`). Asking again while it runs changes nothing.
+         */
+        delete: operations["delete_account_account_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -240,6 +261,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccountOut */
+        AccountOut: {
+            /** Owner */
+            owner: string;
+            /** @description The latest erasure of this account, if any */
+            erasure?: components["schemas"]["ErasureOut"] | null;
+        };
+        /** AccountResponse */
+        AccountResponse: {
+            account: components["schemas"]["AccountOut"];
+        };
         /**
          * AuthorizerRefusal
          * @description The body of every 401: API Gateway's JWT authorizer answers with it before any
@@ -298,6 +330,62 @@ export interface components {
              * @description The text starts over here: drop what came before
              */
             reset?: boolean | null;
+        };
+        /**
+         * ErasureCounts
+         * @description What an erasure removed: counts only, no content (the operator's audit record).
+         */
+        ErasureCounts: {
+            /**
+             * Connections
+             * @default 0
+             */
+            connections: number;
+            /**
+             * Threads
+             * @default 0
+             */
+            threads: number;
+            /**
+             * Threadrows
+             * @description Messages, deltas, idempotency keys and subscriptions
+             * @default 0
+             */
+            threadRows: number;
+            /**
+             * Objects
+             * @description Originals, derivatives, thumbnails, extracted text, exports
+             * @default 0
+             */
+            objects: number;
+            /**
+             * Rows
+             * @description Files, hashes, usage, quotas, rate windows and other owner rows
+             * @default 0
+             */
+            rows: number;
+        };
+        /** ErasureOut */
+        ErasureOut: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "done";
+            /**
+             * Phase
+             * @description Where a pending erasure is
+             */
+            phase?: ("connections" | "threads" | "objects" | "rows" | "verify") | null;
+            /** Requestedat */
+            requestedAt: string;
+            /** Finishedat */
+            finishedAt?: string | null;
+            counts: components["schemas"]["ErasureCounts"];
+        };
+        /** ErasureResponse */
+        ErasureResponse: {
+            erasure: components["schemas"]["ErasureOut"];
         };
         /** ErrorBody */
         ErrorBody: {
@@ -1011,6 +1099,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well-formed but not acceptable */
             422: {
                 headers: {
@@ -1584,6 +1681,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too large */
             413: {
                 headers: {
@@ -1714,6 +1820,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too large */
             413: {
                 headers: {
@@ -1835,6 +1950,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is not declared as JSON */
             415: {
                 headers: {
@@ -1931,6 +2055,100 @@ export interface operations {
             };
             /** @description Well-formed but not acceptable */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_account_account_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_account_account_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The erasure began (or goes on) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

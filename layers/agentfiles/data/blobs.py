@@ -196,5 +196,22 @@ def delete_all(object_keys: list[str]) -> None:
         delete(key)
 
 
+def list_keys(prefix: str, limit: int = 1000) -> list[str]:
+    """The first keys under `prefix` (an erasure deletes them, then lists again)."""
+    response = clients.s3().list_objects_v2(Bucket=_bucket(), Prefix=prefix, MaxKeys=limit)
+    return [item["Key"] for item in response.get("Contents", [])]
+
+
+def delete_keys(object_keys: list[str]) -> int:
+    """Delete up to 1000 keys in one DeleteObjects (an erasure's pages). Returns how many
+    S3 deleted; a key it could not delete stays listed for the next page."""
+    if not object_keys:
+        return 0
+    response = clients.s3().delete_objects(
+        Bucket=_bucket(), Delete={"Objects": [{"Key": key} for key in object_keys], "Quiet": True}
+    )
+    return len(object_keys) - len(response.get("Errors", []))
+
+
 def public_url(base_url: str, key: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(key)}"

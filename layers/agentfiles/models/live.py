@@ -91,13 +91,28 @@ class ThreadDeletedFrame(CamelModel):
     thread_id: str
 
 
+class AccountErasedFrame(CamelModel):
+    """The last frame a connection gets before its owner's account is erased and the
+    connection closed."""
+
+    type: Literal["account_erased"] = "account_erased"
+
+
 class ErrorFrame(OmitNone):
     type: Literal["error"] = "error"
     thread_id: str | None = None
     error: ErrorDetail
 
 
-Frame = SubscribedFrame | UnsubscribedFrame | DeltaFrame | MessageFrame | ThreadDeletedFrame | ErrorFrame
+Frame = (
+    SubscribedFrame
+    | UnsubscribedFrame
+    | DeltaFrame
+    | MessageFrame
+    | ThreadDeletedFrame
+    | AccountErasedFrame
+    | ErrorFrame
+)
 
 
 def frame_json(frame: Frame) -> str:
