@@ -62,6 +62,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/models"),
     ApiRoute("GET", "/account"),
     ApiRoute("DELETE", "/account"),
+    ApiRoute("POST", "/exports"),
+    ApiRoute("GET", "/exports/{exportId}"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.

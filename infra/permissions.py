@@ -125,8 +125,10 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         # frame and are closed.
         PUSH,
         Grant(("execute-api:ManageConnections",), (CLOSE_CONNECTIONS,)),
-        # An erased account's objects: listed under its prefixes, deleted in pages.
-        Grant(("s3:DeleteObject",), (OBJECTS,)),
+        # An erased account's objects: listed under its prefixes, deleted in pages. An
+        # export reads the owner's originals and writes its ZIP (a multipart upload) and
+        # its progress beside it.
+        Grant(("s3:DeleteObject", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"), (OBJECTS,)),
         Grant(("s3:ListBucket",), (BUCKET,)),
     ),
     "vacuum": (

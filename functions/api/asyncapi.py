@@ -15,6 +15,7 @@ from agentfiles.models.live import (
     AccountErasedFrame,
     DeltaFrame,
     ErrorFrame,
+    ExportFrame,
     MessageFrame,
     SubscribedFrame,
     SubscriptionRequest,
@@ -50,6 +51,11 @@ MESSAGES: dict[str, tuple[type[BaseModel], str, str]] = {
         AccountErasedFrame,
         "receive",
         "The account is being erased (DELETE /account): the last frame, then the connection is closed.",
+    ),
+    "export": (
+        ExportFrame,
+        "receive",
+        "An export of the account ended (ready or failed): GET /exports/{exportId} mints its URL.",
     ),
     "error": (
         ErrorFrame,

@@ -12,8 +12,9 @@ from pydantic import TypeAdapter
 
 from agentfiles.data import jobs
 from agentfiles.logic.erasure import run_erasure
+from agentfiles.logic.exports import run_export
 from agentfiles.logic.threads import purge_thread
-from agentfiles.models.jobs import EraseAccountJob, MaintenanceJob, ThreadCleanupJob
+from agentfiles.models.jobs import EraseAccountJob, ExportJob, MaintenanceJob, ThreadCleanupJob
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
 
@@ -33,6 +34,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     job = _JOB.validate_json(record.body)
     if isinstance(job, EraseAccountJob):
         erase(job, lambda_context)
+    elif isinstance(job, ExportJob):
+        export(job, lambda_context)
     else:
         cleanup(job, lambda_context)
 
@@ -47,6 +50,16 @@ def cleanup(job: ThreadCleanupJob, lambda_context: LambdaContext) -> None:
         # Out of time for this invocation, or a reply still ending: continue in a new job.
         jobs.send_thread_cleanup(job, purge.wait_s)
         logger.info("thread purge continues in a new job", extra={"wait_s": purge.wait_s})
+
+
+def export(job: ExportJob, lambda_context: LambdaContext) -> None:
+    logger.append_keys(owner=job.owner, export_id=job.export_id)
+    if run_export(job.owner, job.export_id, lambda_context.get_remaining_time_in_millis).done:
+        metrics.add_metric(name="ExportsMade", unit=MetricUnit.Count, value=1)
+    else:
+        # Out of time: the archive so far is saved, a new job appends the rest.
+        jobs.send_export(job)
+        logger.info("export continues in a new job")
 
 
 def erase(job: EraseAccountJob, lambda_context: LambdaContext) -> None:

@@ -143,6 +143,9 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
         lambda: user.api("GET", f"/files/{picture}").json()["file"]["refcount"] == 0, what="retention's purge"
     )
 
+    # Export: the account as one ZIP, announced on the socket, served by a presigned URL
+    _export_the_account(stack, user)
+
     # Erasure: another user's account, with a file, a thread and an open socket, goes whole
     _erase_an_account(stack)
 
@@ -152,6 +155,19 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
         return user.api("GET", f"/files/{picture}").status_code == 404
 
     wait_for(vacuumed, interval=0.5, what="the vacuum to delete the released picture")
+
+
+def _export_the_account(stack: LocalStackProcess, user: Client) -> None:
+    thread = user.api("POST", "/threads", {}).json()["thread"]["id"]
+    with user.following(thread):
+        asked = user.api("POST", "/exports")
+        assert asked.status_code == 202, asked.text
+        assert user.socket is not None
+        frame = json.loads(user.socket.recv(timeout=60))
+        assert frame["type"] == "export" and frame["export"]["status"] == "ready", frame
+    export = user.api("GET", f"/exports/{asked.json()['export']['id']}").json()["export"]
+    archive = requests.get(export["url"], timeout=30)
+    assert archive.status_code == 200 and archive.content[:2] == b"PK", archive.text[:200]
 
 
 def _erase_an_account(stack: LocalStackProcess) -> None:

@@ -139,6 +139,7 @@ def test_the_websocket_protocol_is_served_as_an_asyncapi_document_whose_referenc
         "message",
         "thread_deleted",
         "account_erased",
+        "export",
         "error",
     }
     # And the client sends subscriptions only; it receives everything else

@@ -312,6 +312,27 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     return guarded
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    client = _client(args)
+    export = client.create_export()
+    print(f"export {export['id']}: being made", file=sys.stderr)
+    deadline = time.monotonic() + args.wait
+    while export["status"] == "pending":
+        if time.monotonic() > deadline:
+            raise ApiError(
+                504, "export_not_ready", f"export {export['id']} not ready after {args.wait:.0f} s"
+            )
+        time.sleep(1)
+        export = client.export(export["id"])
+    if export["status"] != "ready":
+        raise ApiError(500, "export_failed", f"export {export['id']} failed")
+    out = Path(args.out or f"agentfiles-export-{export['id']}.zip")
+    with out.open("wb") as file:
+        written = client.download_to(export["url"], file, ProgressBar(out.name))
+    _emit(args, {**export, "path": str(out)}, lambda: print(f"{out}: {written} bytes"))
+    return 0
+
+
 def _erasure_line(erasure: dict[str, Any]) -> str:
     counts = erasure.get("counts", {})
     removed = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("threads", "threadRows", "objects", "rows"))
@@ -365,6 +386,17 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     add("files", cmd_files, "list your files, newest first")
     add("usage", cmd_usage, "your storage and its quota, and today's replies, images and tokens")
     add("models", cmd_models, "the chat and image models you may name")
+    export = add("export", cmd_export, "download everything of your account as one ZIP (a progress bar)")
+    export.add_argument(
+        "--out", metavar="FILE", help="where to write it (default agentfiles-export-<id>.zip)"
+    )
+    export.add_argument(
+        "--wait",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="wait this long for it (default %(default)s)",
+    )
     erase = add("erase-account", cmd_erase_account, "erase your account: every thread, message and file")
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     erase.add_argument(

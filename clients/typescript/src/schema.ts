@@ -130,6 +130,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/exports/{exportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An export's status, and once ready a short-lived URL of its ZIP */
+        get: operations["get_export_exports__exportId__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/files/uploads": {
         parameters: {
             query?: never;
@@ -233,6 +250,26 @@ export interface paths {
          * @description 202 at once: from then on every write of this account answers 409 `account_erasing` until the erasure is done (`GET /account`). Asking again while it runs changes nothing.
          */
         delete: operations["delete_account_account_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export everything of this account as one ZIP, made in the background
+         * @description 202 at once. The ZIP holds manifest.json, threads/<threadId>.json and files/<fileId>/<filename>; poll GET /exports/{exportId} (or wait for the socket's `export` frame) for its `url`. One at a time: 409 `export_running` while another is being made.
+         */
+        post: operations["create_export_exports_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -402,6 +439,34 @@ export interface components {
             details?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** ExportOut */
+        ExportOut: {
+            /** Id */
+            id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "ready" | "failed";
+            /** Createdat */
+            createdAt: string;
+            /**
+             * Url
+             * @description A short-lived GET of the ZIP, minted fresh on each read
+             */
+            url?: string | null;
+            /**
+             * Expiresat
+             * @description When `url` stops working
+             */
+            expiresAt?: string | null;
+            /** Bytes */
+            bytes?: number | null;
+        };
+        /** ExportResponse */
+        ExportResponse: {
+            export: components["schemas"]["ExportOut"];
         };
         /**
          * FileOut
@@ -1633,6 +1698,56 @@ export interface operations {
             };
         };
     };
+    get_export_exports__exportId__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An export id (ULID) */
+                exportId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Not found (or another owner's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     register_upload_files_uploads_post: {
         parameters: {
             query?: never;
@@ -2137,6 +2252,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_export_exports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export is being made */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Well-formed but not acceptable */

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 
-from agentfiles.logic import catalog, erasure, usage
+from agentfiles.logic import catalog, erasure, exports, usage
 from agentfiles.models.account import AccountResponse, ErasureResponse
+from agentfiles.models.exports import ExportResponse
 from agentfiles.models.usage import ModelsOut, UsageOut
-from functions.api.contract import Router, errors, json_response
+from functions.api.contract import ExportId, Router, errors, json_response
 
 router = Router()
 
@@ -58,3 +59,26 @@ def get_account() -> AccountResponse:
 def delete_account() -> Response[ErasureResponse]:
     out = erasure.request_erasure(router.owner())
     return json_response(202, ErasureResponse(erasure=out))
+
+
+@router.post(
+    "/exports",
+    summary="Export everything of this account as one ZIP, made in the background",
+    description="202 at once. The ZIP holds manifest.json, threads/<threadId>.json and files/<fileId>/"
+    "<filename>; poll GET /exports/{exportId} (or wait for the socket's `export` frame) for its `url`. "
+    "One at a time: 409 `export_running` while another is being made.",
+    tags=["account"],
+    responses={202: {"description": "The export is being made"}, **errors(409, 503)},
+)
+def create_export() -> Response[ExportResponse]:
+    return json_response(202, ExportResponse(export=exports.request_export(router.owner())))
+
+
+@router.get(
+    "/exports/<exportId>",
+    summary="An export's status, and once ready a short-lived URL of its ZIP",
+    tags=["account"],
+    responses={200: {"description": "The export"}, **errors(404)},
+)
+def get_export(export_id: ExportId) -> ExportResponse:
+    return ExportResponse(export=exports.get_export(router.owner(), export_id))

@@ -37,7 +37,13 @@ class EraseAccountJob(CamelModel):
     owner: str
 
 
-MaintenanceJob = Annotated[ThreadCleanupJob | EraseAccountJob, Field(discriminator="kind")]
+class ExportJob(CamelModel):
+    kind: Literal["export"] = "export"
+    owner: str
+    export_id: str
+
+
+MaintenanceJob = Annotated[ThreadCleanupJob | EraseAccountJob | ExportJob, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from agentfiles.ids import ULID_PATTERN
 from agentfiles.models.common import CamelModel, ErrorDetail, OmitNone, RequestModel
+from agentfiles.models.exports import ExportOut
 from agentfiles.models.messages import MessageOut, MessageStatus
 
 # How a stream was ended: the reply's status, written on its last row.
@@ -98,6 +99,13 @@ class AccountErasedFrame(CamelModel):
     type: Literal["account_erased"] = "account_erased"
 
 
+class ExportFrame(CamelModel):
+    """An export of the account is ready (or failed): read it with GET /exports/{exportId}."""
+
+    type: Literal["export"] = "export"
+    export: ExportOut
+
+
 class ErrorFrame(OmitNone):
     type: Literal["error"] = "error"
     thread_id: str | None = None
@@ -111,6 +119,7 @@ Frame = (
     | MessageFrame
     | ThreadDeletedFrame
     | AccountErasedFrame
+    | ExportFrame
     | ErrorFrame
 )
 
