@@ -46,6 +46,14 @@ def save(record: ErasureRecord) -> None:
     table.put(table.row_of(record, erasure_key(record.owner)))
 
 
+def fence(owner: str) -> table.Check:
+    """What every write transaction of the owner's requests also checks: no erasure of
+    theirs is running."""
+    return table.Check(
+        erasure_key(owner), cond("attribute_not_exists(#pk) OR #status <> :pending", pending="pending")
+    )
+
+
 def erasing(owner: str) -> bool:
     """Is an erasure of the owner running? One small consistent read."""
     row = table.get(erasure_key(owner), attributes=("status",))

@@ -28,11 +28,12 @@ URLs minted before stop working as their objects go.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from agentfiles.data import blobs, connection_rows, erasure_rows, jobs, keys, thread_rows
-from agentfiles.data.errors import Unavailable
+from agentfiles.data import blobs, connection_rows, erasure_rows, jobs, keys, table, thread_rows
+from agentfiles.data.errors import Fenced, Unavailable
 from agentfiles.errors import Conflict
 from agentfiles.logic import live, push
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
@@ -45,6 +46,17 @@ from agentfiles.settings import get_settings
 
 PAGE = 100
 THREAD_PAGE = 25
+
+
+@contextmanager
+def fenced(owner: str) -> Iterator[None]:
+    """Every transaction made within also checks that the owner is not being erased (one
+    more item, no more calls); one that meets an erasure is 409 `account_erasing`."""
+    try:
+        with table.fenced(erasure_rows.fence(owner)):
+            yield
+    except Fenced as error:
+        raise Conflict("this account is being erased", code="account_erasing") from error
 
 
 def refuse_if_erasing(owner: str) -> None:
