@@ -126,6 +126,8 @@ class DeploymentConfig:
     public_urls: bool = False
     vacuum_schedule_minutes: int = topology.VACUUM_SCHEDULE_MINUTES
     grace_seconds: int = _default("grace_seconds")
+    # THREAD_RETENTION_DAYS for the scheduled run (and the admin command's default).
+    thread_retention_days: int | None = None
     throttle_burst: int = 100
     throttle_rate: float = 50.0
     # How many generate invocations (each one model call at a time) may run at once: the
@@ -223,6 +225,7 @@ class DeploymentConfig:
                 "vacuumScheduleMinutes", lambda k, v: _whole(k, v, 1), defaults.vacuum_schedule_minutes
             ),
             grace_seconds=pick("graceSeconds", lambda k, v: _whole(k, v, 0), defaults.grace_seconds),
+            thread_retention_days=pick("threadRetentionDays", lambda k, v: _whole(k, v, 1), None),
             throttle_burst=pick("throttleBurst", lambda k, v: _whole(k, v, 1), defaults.throttle_burst),
             throttle_rate=pick("throttleRate", lambda k, v: _number(k, v, 1), defaults.throttle_rate),
             generate_max_concurrency=pick(

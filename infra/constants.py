@@ -61,6 +61,10 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/threads/{threadId}/messages/{messageId}/stop"),
     ApiRoute("GET", "/usage"),
     ApiRoute("GET", "/models"),
+    ApiRoute("GET", "/account"),
+    ApiRoute("DELETE", "/account"),
+    ApiRoute("POST", "/exports"),
+    ApiRoute("GET", "/exports/{exportId}"),
 )
 
 # Headers a browser may send to the API and to a presigned S3 URL.

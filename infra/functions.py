@@ -240,6 +240,9 @@ class Functions(Construct):
             environment["MALWARE_SCAN"] = "true"
             if name == "upload_trigger":
                 environment["MALWARE_UNSCANNABLE"] = config.malware_unscannable
+        if name in ("api", "vacuum") and config.thread_retention_days:
+            # The scheduled run applies it; the operator's commands read it from the API's.
+            environment["THREAD_RETENTION_DAYS"] = str(config.thread_retention_days)
         if permissions.PUSH in permissions.PERMISSIONS[name]:
             environment["WEBSOCKET_CALLBACK_URL"] = self.push.callback_url
         environment.update(self._limits(name))
@@ -311,6 +314,15 @@ class Functions(Construct):
                 arn_wildcard_finding_of_join(role, self.push.connections_arn),
                 "Connection ids are made by API Gateway, one per client connection; the function pushes "
                 "to whichever connections follow a thread, only by POST, only on this API's stage.",
+            )
+        if any(
+            permissions.CLOSE_CONNECTIONS in grant.resources for grant in permissions.PERMISSIONS[spec.name]
+        ):
+            acknowledge(
+                role,
+                arn_wildcard_finding_of_join(role, self.push.close_connections_arn),
+                "An erased account's connections are closed, whichever they are (ids are API Gateway's), "
+                "only by DELETE, only on this API's stage.",
             )
         if any(self.objects_arn in statement.resources for statement in statements):
             acknowledge(
@@ -393,6 +405,8 @@ class Functions(Construct):
             return self.openai_secret.secret_arn
         if resource == permissions.CONNECTIONS:
             return self.push.connections_arn
+        if resource == permissions.CLOSE_CONNECTIONS:
+            return self.push.close_connections_arn
         kind, _, queue = resource.partition(":")
         if kind in ("queue", "dlq"):
             work = self.queues[queue]

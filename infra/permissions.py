@@ -30,6 +30,8 @@ SECRET = "secret"
 # PostToConnection on the WebSocket API's stage: frames pushed to clients.
 CONNECTIONS = "connections"
 PUSH = Grant(("execute-api:ManageConnections",), (CONNECTIONS,))
+# DeleteConnection on the same stage: an erased account's sockets are closed.
+CLOSE_CONNECTIONS = "close_connections"
 
 
 def queue(name: str) -> str:
@@ -107,6 +109,8 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         Grant(
             (
                 "dynamodb:GetItem",
+                # An erasure's row: its progress after each page, then its audit record.
+                "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
@@ -117,8 +121,15 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
         ),
         # A long thread is removed in pages; the next page is a new message.
         Grant(("sqs:SendMessage",), (queue("maintenance"),)),
-        # A deleted thread's followers are told.
+        # A deleted thread's followers are told; an erased account's sockets get a last
+        # frame and are closed.
         PUSH,
+        Grant(("execute-api:ManageConnections",), (CLOSE_CONNECTIONS,)),
+        # An erased account's objects: listed under its prefixes, deleted in pages. An
+        # export reads the owner's originals and writes its ZIP (a multipart upload) and
+        # its progress beside it.
+        Grant(("s3:DeleteObject", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"), (OBJECTS,)),
+        Grant(("s3:ListBucket",), (BUCKET,)),
     ),
     "vacuum": (
         Grant(("dynamodb:Query",), (TABLE, *INDEXES)),

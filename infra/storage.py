@@ -127,7 +127,11 @@ class Storage(Construct):
             lifecycle_rules=[
                 # A client that gives up halfway through a multipart upload leaves
                 # invisible, billed parts behind.
-                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1))
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+                # An export's ZIP is served for a while, then deleted.
+                s3.LifecycleRule(
+                    prefix=topology.EXPORTS_PREFIX, expiration=Duration.days(topology.EXPORT_RETENTION_DAYS)
+                ),
             ],
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="files/",

@@ -86,6 +86,13 @@ class WebSocketPush(Construct):
             service="execute-api", resource=self.api.api_id, resource_name=f"{STAGE}/POST/@connections/*"
         )
 
+    @property
+    def close_connections_arn(self) -> str:
+        """DeleteConnection on this API's stage, for any connection: an erased account's."""
+        return Stack.of(self).format_arn(
+            service="execute-api", resource=self.api.api_id, resource_name=f"{STAGE}/DELETE/@connections/*"
+        )
+
     def wire(self, handler: lambda_.IFunction, authorizer: lambda_.IFunction) -> None:
         integration = integrations.WebSocketLambdaIntegration("Connections", handler)
         token = authorizers.WebSocketLambdaAuthorizer(

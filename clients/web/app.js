@@ -73,6 +73,42 @@ function signOut() {
   location.reload();
 }
 
+// ---- your data: export and erasure ---------------------------------------------
+
+async function downloadMyData() {
+  const button = $("export");
+  button.disabled = true;
+  $("export-text").textContent = "Making your export…";
+  try {
+    let made = await state.client.exports.create();
+    while (made.status === "pending") {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      made = await state.client.exports.get(made.id);
+    }
+    if (made.status !== "ready") throw new Error("the export failed; try again");
+    const link = document.createElement("a");
+    link.href = made.url;
+    link.download = `agentfiles-export-${made.id}.zip`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    $("export-text").textContent = `Your export is ready (${Math.ceil(made.bytes / 1024)} KiB).`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function deleteMyAccount() {
+  const sure = confirm(
+    `Delete the account ${state.sub}? Every thread, message and file goes, for good. ` +
+      "Download your data first if you want to keep it.",
+  );
+  if (!sure) return;
+  await state.client.account.erase();
+  toast("Your account is being deleted.");
+  setTimeout(signOut, 1500);
+}
+
 // ---- threads ---------------------------------------------------------------------
 
 async function loadThreads(preferred = null) {
@@ -514,6 +550,8 @@ function wire() {
   });
   $("signout").addEventListener("click", signOut);
   $("new-thread").addEventListener("click", () => newThread().catch(fail));
+  $("export").addEventListener("click", () => downloadMyData().catch(fail));
+  $("erase").addEventListener("click", () => deleteMyAccount().catch(fail));
   $("composer").addEventListener("submit", (event) => send(event).catch(fail));
   $("draw").addEventListener("click", () => draw().catch(fail));
   $("text").addEventListener("keydown", (event) => {

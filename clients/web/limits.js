@@ -30,6 +30,10 @@ export function explainError(code, message, details = {}) {
       return "The picture the model made was too large to keep. Try a smaller size.";
     case "file_too_large":
       return `This file is too large to upload. (${message})`;
+    case "account_erasing":
+      return "This account is being deleted: nothing more can be saved in it.";
+    case "export_running":
+      return "An export of your data is already being made. Wait for it to be ready.";
     case "too_many_attachments":
       return `A message can carry only so many files. (${message})`;
     default:

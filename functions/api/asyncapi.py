@@ -12,8 +12,10 @@ from pydantic import BaseModel
 
 from agentfiles import topology
 from agentfiles.models.live import (
+    AccountErasedFrame,
     DeltaFrame,
     ErrorFrame,
+    ExportFrame,
     MessageFrame,
     SubscribedFrame,
     SubscriptionRequest,
@@ -45,6 +47,16 @@ MESSAGES: dict[str, tuple[type[BaseModel], str, str]] = {
         "full content and `lastSeq` (or `contentOmitted`: read it with GET).",
     ),
     "threadDeleted": (ThreadDeletedFrame, "receive", "The thread is gone: no more frames of it."),
+    "accountErased": (
+        AccountErasedFrame,
+        "receive",
+        "The account is being erased (DELETE /account): the last frame, then the connection is closed.",
+    ),
+    "export": (
+        ExportFrame,
+        "receive",
+        "An export of the account ended (ready or failed): GET /exports/{exportId} mints its URL.",
+    ),
     "error": (
         ErrorFrame,
         "receive",

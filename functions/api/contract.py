@@ -72,6 +72,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 FileId = Annotated[str, Path(alias="fileId", pattern=ULID_PATTERN, description="A file id (ULID)")]
 ThreadId = Annotated[str, Path(alias="threadId", pattern=ULID_PATTERN, description="A thread id (ULID)")]
+ExportId = Annotated[str, Path(alias="exportId", pattern=ULID_PATTERN, description="An export id (ULID)")]
 MessageId = Annotated[str, Path(alias="messageId", pattern=ULID_PATTERN, description="A message id (ULID)")]
 IdempotencyKey = Annotated[
     str | None,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,6 +26,8 @@ from pydantic import BaseModel
 from agentfiles import initialization
 from agentfiles.data.errors import DataError
 from agentfiles.errors import AgentFilesError, Unauthorized
+from agentfiles.ids import usable_owner
+from agentfiles.logic import erasure
 from agentfiles.logic.errors import domain_error
 from agentfiles.observability import logger, metrics
 from agentfiles.settings import get_settings
@@ -36,6 +40,31 @@ get_settings()
 app = APIGatewayHttpResolver(enable_validation=True)
 for concern in (files, threads, messages, live, account):
     app.include_router(concern.router)
+
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+# Writes that are no transaction (a single conditional write): the fence is read first.
+# Every other write is transactions only, and each carries the fence as one more item.
+_UNTRANSACTED = re.compile(
+    r"^(POST /threads|DELETE /threads/[^/]+|DELETE /files/[^/]+|POST /threads/[^/]+/messages/[^/]+/stop)$"
+)
+
+
+def _erasure_fence(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """While an owner's account is erased, each of their writes is a 409 `account_erasing`,
+    at no extra call for those made of transactions; reads are not fenced. The erasure's
+    own request is let in."""
+    event = app.current_event
+    method = event.request_context.http.method
+    sub = (event.request_context.authorizer.jwt_claim or {}).get("sub")
+    if method not in _WRITES or event.path == "/account" or not usable_owner(sub):
+        return next_middleware(app)
+    if _UNTRANSACTED.match(f"{method} {event.path}"):
+        erasure.refuse_if_erasing(sub)
+    with erasure.fenced(sub):
+        return next_middleware(app)
+
+
+app.use(middlewares=[_erasure_fence])
 
 OPENAPI_INFO: dict[str, Any] = {
     "title": "agentfiles",

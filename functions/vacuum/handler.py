@@ -1,6 +1,7 @@
 """EventBridge schedule → this function: delete the files nothing references past
-their grace period, then re-send stuck work. Both stop while the invocation still
-has time left and continue on the next scheduled run."""
+their grace period, re-send stuck work, then delete threads idle past their
+retention. Each stops while the invocation still has time left and continues on the
+next scheduled run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from agentfiles.logic.retention import RETENTION_TIME_MS, RetentionResult, run_retention
 from agentfiles.logic.sweep import SWEEP_TIME_MS, SweepResult, run_sweep
 from agentfiles.logic.vacuum import VacuumResult, run_vacuum
 from agentfiles.observability import logger, metrics
@@ -22,11 +24,11 @@ from agentfiles.settings import get_settings
 get_settings()
 
 
-def _summary(result: VacuumResult | SweepResult) -> dict[str, Any]:
+def _summary(result: VacuumResult | SweepResult | RetentionResult) -> dict[str, Any]:
     return {to_camel(name): value for name, value in asdict(result).items()}
 
 
-def _emit(vacuum: VacuumResult, sweep: SweepResult) -> None:
+def _emit(vacuum: VacuumResult, sweep: SweepResult, retention: RetentionResult) -> None:
     for name, value, unit in (
         ("FilesDeleted", vacuum.files_deleted, MetricUnit.Count),
         ("BytesFreed", vacuum.bytes_freed, MetricUnit.Bytes),
@@ -37,6 +39,8 @@ def _emit(vacuum: VacuumResult, sweep: SweepResult) -> None:
         ("RepliesGivenUp", sweep.replies_failed, MetricUnit.Count),
         ("ThreadCleanupsResent", sweep.thread_cleanups_resent, MetricUnit.Count),
         ("SweepFailures", sweep.failures, MetricUnit.Count),
+        ("ThreadsExpired", retention.threads_expired, MetricUnit.Count),
+        ("RetentionFailures", retention.failures, MetricUnit.Count),
     ):
         metrics.add_metric(name=name, unit=unit, value=value)
 
@@ -67,10 +71,11 @@ def lambda_handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any
         return {"skipped": event}
     logger.append_keys(scheduled_at=event.time.isoformat(), rule=",".join(event.resources))
     remaining = context.get_remaining_time_in_millis
-    # The vacuum leaves the sweep its share of the invocation.
-    vacuum = run_vacuum(lambda: remaining() - SWEEP_TIME_MS)
-    sweep = run_sweep(remaining)
-    _emit(vacuum, sweep)
-    summary = {"vacuum": _summary(vacuum), "sweep": _summary(sweep)}
+    # The vacuum leaves the sweep and retention their shares of the invocation.
+    vacuum = run_vacuum(lambda: remaining() - SWEEP_TIME_MS - RETENTION_TIME_MS)
+    sweep = run_sweep(lambda: remaining() - RETENTION_TIME_MS)
+    retention = run_retention(remaining)
+    _emit(vacuum, sweep, retention)
+    summary = {"vacuum": _summary(vacuum), "sweep": _summary(sweep), "retention": _summary(retention)}
     logger.info("vacuum run done", extra=summary)
     return summary

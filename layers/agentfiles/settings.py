@@ -145,6 +145,13 @@ class Settings(BaseModel):
     vacuum_page_size: int = Field(100, alias="VACUUM_PAGE_SIZE", ge=1, le=1000)
     vacuum_reserve_ms: int = Field(20_000, alias="VACUUM_RESERVE_MS", ge=0)
 
+    # Lifecycle: a thread whose last message is older than this many days is deleted by
+    # the scheduled maintenance (unset: threads are kept until deleted).
+    thread_retention_days: int | None = Field(None, alias="THREAD_RETENTION_DAYS", ge=1)
+    # An account's erasure looks once more this long after it began, when no write begun
+    # before it can still be running (the longest function timeout, and a margin).
+    erasure_settle_seconds: int = Field(330, alias="ERASURE_SETTLE_SECONDS", ge=0)
+
     @field_validator("model_capabilities", mode="before")
     @classmethod
     def _capabilities_json(cls, value: object) -> object:
@@ -174,6 +181,12 @@ class Settings(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("thread_retention_days", mode="before")
+    @classmethod
+    def _retention_off(cls, value: object) -> object:
+        # Unset, blank or 0: no retention.
+        return None if value in ("", "0", 0) else value
 
     @property
     def chat_models(self) -> tuple[str, ...]:

@@ -46,6 +46,8 @@ ORIGINALS_PREFIX = "files/"
 DERIVED_PREFIX = "derived/"
 EXPORTS_PREFIX = "exports/"
 OBJECT_PREFIXES = (ORIGINALS_PREFIX, DERIVED_PREFIX, EXPORTS_PREFIX)
+# How long an export's ZIP is kept (the bucket's lifecycle rule on `exports/`).
+EXPORT_RETENTION_DAYS = 2
 
 # The tag an object gets once its bytes passed their check (the upload trigger's, or the
 # check of bytes stored at once). In public URL mode the bucket lets CloudFront read only

@@ -414,3 +414,25 @@ def test_after_a_reload_the_thread_opens_where_it_was_scrolled_to_its_end(
         " return l.scrollHeight > l.clientHeight && l.scrollHeight - l.scrollTop - l.clientHeight < 2; }"
     )
     expect(page.locator(".message").last).to_be_in_viewport()
+
+
+def test_a_user_downloads_their_data_then_deletes_their_account_after_confirming(page: Page):
+    # Given a signed-in user with a thread
+    _sign_in(page)
+    # When they ask for their data
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#export")
+    # Then a ZIP of it is downloaded
+    assert download.value.suggested_filename.endswith(".zip")
+    expect(page.locator("#export-text")).to_contain_text("ready")
+    # When they delete their account but dismiss the confirmation, nothing happens
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#erase")
+    page.click("#new-thread")
+    expect(page.locator("#thread-list li")).to_have_count(2)
+    # When they confirm it
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#erase")
+    # Then the page says so and signs them out
+    expect(page.locator("#toast")).to_contain_text("being deleted")
+    expect(page.locator("#welcome")).to_be_visible(timeout=10_000)

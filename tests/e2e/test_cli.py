@@ -212,3 +212,32 @@ def test_a_listing_in_a_shell_pipeline_whose_reader_stops_ends_quietly(local_sta
     subprocess.run(["bash", "-c", line], timeout=120, check=True)
     # Then: no traceback, no "Exception ignored ... BrokenPipeError", nothing at all on stderr
     assert errors.read_text() == ""
+
+
+def test_export_downloads_the_account_as_one_zip_and_erase_account_begins_the_erasure(
+    local_stack, sub, tmp_path
+):
+    import zipfile
+
+    # Given a user with a picture in a thread
+    picture = _png(tmp_path / "photo.png")
+    asked = run(local_stack, sub, "ask", "what is this?", "--file", str(picture))
+    assert asked.returncode == 0, asked.stderr
+    # When they export their account
+    out = tmp_path / "mine.zip"
+    exported = run(local_stack, sub, "export", "--out", str(out))
+    # Then a ZIP with their thread, their picture as uploaded and a manifest is written
+    assert exported.returncode == 0, exported.stderr
+    assert "100%" in exported.stderr
+    archive = zipfile.ZipFile(out)
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["owner"] == sub and manifest["counts"]["threads"] == 1
+    [entry] = manifest["files"]
+    assert archive.read(entry["path"]) == picture.read_bytes()
+    # When they erase their account, without waiting for it to end
+    erased = run(local_stack, sub, "erase-account", "--yes", "--wait", "0", "--json")
+    # Then it is under way, and their writes are refused
+    assert erased.returncode == 0, erased.stderr
+    assert json.loads(erased.stdout)["status"] == "pending"
+    refused = run(local_stack, sub, "ask", "still there?")
+    assert refused.returncode != 0 and "account_erasing" in refused.stderr

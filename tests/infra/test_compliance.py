@@ -21,6 +21,9 @@ ACCEPTED_FINDINGS = {
     # PostToConnection for any connection of the push API's stage (ids are API Gateway's)
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
     r"<PushWebSocketApi\w+>/live/POST/@connections/\*\]",
+    # DeleteConnection for any connection of that stage: an erased account's sockets
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+    r"<PushWebSocketApi\w+>/live/DELETE/@connections/\*\]",
     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole\]",
     # API Gateway's account-wide logging role, with the policy AWS documents for it
     r"AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"

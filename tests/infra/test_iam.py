@@ -81,6 +81,8 @@ def _resource(synthesized: Synthesized, resource: str) -> str:
         return stack.config.openai_secret_arn or synthesized.logical_id(stack.functions.openai_secret)
     if resource == permissions.CONNECTIONS:
         return _connections(synthesized)
+    if resource == permissions.CLOSE_CONNECTIONS:
+        return _connections(synthesized).replace("/POST/", "/DELETE/")
     kind, _, name = resource.partition(":")
     work = stack.queues[name]
     return f"{synthesized.logical_id(work.queue if kind == 'queue' else work.dlq)}.Arn"
@@ -143,11 +145,13 @@ def test_given_a_function_role_when_synthesized_then_no_action_is_a_wildcard_and
     assert unscoped == (TRACING if topology.FUNCTIONS[name].traced else set())
     # And the only resource wildcards are the bucket's objects (keys are per owner and file),
     # those made from them (under derived/), and the connections of the WebSocket API's
-    # stage (ids are API Gateway's), POST only
+    # stage (ids are API Gateway's), POST only, and DELETE only for the function that
+    # closes an erased account's
     objects = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/*"
     derived = f"{any_stack.logical_id(any_stack.stack.storage.bucket)}.Arn/derived/*"
+    closing = {_connections(any_stack).replace("/POST/", "/DELETE/")} if name == "maintenance" else set()
     for action, resources in grants.items():
-        for resource in resources - {"*", objects, derived, _connections(any_stack)}:
+        for resource in resources - {"*", objects, derived, _connections(any_stack), *closing}:
             assert "*" not in resource, (action, resource)
 
 
@@ -176,17 +180,22 @@ def test_given_the_websocket_api_when_synthesized_then_only_the_functions_that_p
     any_stack: Synthesized,
 ) -> None:
     # Given every function / When their grants are read
-    pushers = {
-        name
-        for name in topology.FUNCTIONS
-        if _grants(any_stack, name).get("execute-api:ManageConnections") == {_connections(any_stack)}
+    post, delete = _connections(any_stack), _connections(any_stack).replace("/POST/", "/DELETE/")
+    managing = {
+        name: _grants(any_stack, name).get("execute-api:ManageConnections") for name in topology.FUNCTIONS
     }
-    granted = {
-        name for name in topology.FUNCTIONS if "execute-api:ManageConnections" in _grants(any_stack, name)
-    }
+    pushers = {name for name, arns in managing.items() if arns and post in arns}
+    closers = {name for name, arns in managing.items() if arns and delete in arns}
 
-    # Then exactly the functions that make messages push, scoped to POST on the API's stage
-    assert pushers == granted == {"api", "generate", "maintenance", "vacuum"}
+    # Then exactly the functions that make messages push, scoped to POST on the API's stage,
+    # and only the one that erases accounts may also close connections (DELETE), nothing else
+    assert (
+        pushers
+        == {name for name, arns in managing.items() if arns}
+        == {"api", "generate", "maintenance", "vacuum"}
+    )
+    assert closers == {"maintenance"}
+    assert all(arns <= {post, delete} for arns in managing.values() if arns)
 
 
 def test_given_the_openai_secret_when_synthesized_then_only_generate_may_read_it(

@@ -8,8 +8,8 @@ malware scan finds infected, with the local stack's emulated scanner), a message
 text, image and PDF parts answered as a stream, a model rate limit and its retry, a job that
 is not a job (parked in the DLQ), image generation, catch-up, a reply waiting behind
 another that the sweep sends again, stop, a WebSocket client, message, file and thread
-deletes, and a vacuum that deletes. Each call is then mapped to the
-IAM authorizations it needs and decided against the dev and prod templates
+deletes, a thread deleted by retention, an erased account, and a vacuum that deletes.
+Each call is then mapped to the IAM authorizations it needs and decided against the dev and prod templates
 (`tests/support/iam.py`). The model key is read from Secrets Manager, as on AWS.
 
 `.venv/bin/pytest tests/infra/test_iam_sufficiency.py -rP` prints the summary.
@@ -141,12 +141,77 @@ def _drive(stack: LocalStackProcess, model: FakeModel) -> None:
         _converse(stack, model, user, thread, {"picture": picture, "report": report, "small": small})
     wait_for(lambda: not user.connection_rows(), what="the connection's rows to go")
 
+    # Retention: a thread idle past THREAD_RETENTION_DAYS goes in the scheduled run
+    idle = user.api("POST", "/threads", {}).json()["thread"]["id"]
+    said = user.api(
+        "POST", f"/threads/{idle}/messages", {"content": "old", "fileIds": [picture], "generate": False}
+    )
+    assert said.status_code == 201, said.text
+    _age_thread(stack, user.sub, idle, days=2)
+    assert _run_vacuum(stack)["retention"]["threadsExpired"] == 1
+    wait_for(
+        lambda: user.api("GET", f"/files/{picture}").json()["file"]["refcount"] == 0, what="retention's purge"
+    )
+
+    # Export: the account as one ZIP, announced on the socket, served by a presigned URL
+    _export_the_account(stack, user)
+
+    # Erasure: another user's account, with a file, a thread and an open socket, goes whole
+    _erase_an_account(stack)
+
     # The vacuum deletes what nothing references any more, once its grace is over
     def vacuumed() -> bool:
         _run_vacuum(stack)
         return user.api("GET", f"/files/{picture}").status_code == 404
 
     wait_for(vacuumed, interval=0.5, what="the vacuum to delete the released picture")
+
+
+def _export_the_account(stack: LocalStackProcess, user: Client) -> None:
+    thread = user.api("POST", "/threads", {}).json()["thread"]["id"]
+    with user.following(thread):
+        asked = user.api("POST", "/exports")
+        assert asked.status_code == 202, asked.text
+        assert user.socket is not None
+        frame = json.loads(user.socket.recv(timeout=60))
+        assert frame["type"] == "export" and frame["export"]["status"] == "ready", frame
+    export = user.api("GET", f"/exports/{asked.json()['export']['id']}").json()["export"]
+    archive = requests.get(export["url"], timeout=30)
+    assert archive.status_code == 200 and archive.content[:2] == b"PK", archive.text[:200]
+
+
+def _erase_an_account(stack: LocalStackProcess) -> None:
+    """DELETE /account: the socket gets its last frame and is closed, and the worker
+    removes every row and object of the owner."""
+    leaving = Client(stack, f"iam-{uuid.uuid4().hex[:8]}")
+    photo = stack.upload(leaving.token, samples.png(16, 16), "image/png", filename="me.png")
+    thread = leaving.api("POST", "/threads", {}).json()["thread"]["id"]
+    said = leaving.api(
+        "POST", f"/threads/{thread}/messages", {"content": "bye", "fileIds": [photo], "generate": False}
+    )
+    assert said.status_code == 201, said.text
+    with leaving.following(thread):
+        assert leaving.api("DELETE", "/account").status_code == 202
+        assert leaving.socket is not None
+        assert json.loads(leaving.socket.recv(timeout=30)) == {"type": "account_erased"}
+    wait_for(
+        lambda: leaving.api("GET", "/account").json()["account"]["erasure"]["status"] == "done",
+        timeout=60,
+        what="the account's erasure",
+    )
+
+
+def _age_thread(stack: LocalStackProcess, owner: str, thread: str, days: int) -> None:
+    """The thread was last written `days` ago (as its saves would have left it)."""
+    from agentfiles.models.common import iso_from_ms, now_ms
+
+    at = now_ms() - days * 24 * 3600 * 1000
+    stack.aws("dynamodb").update_item(
+        TableName=stack.health["table"],
+        Key={"pk": {"S": f"OWNER#{owner}"}, "sk": {"S": f"THREAD#{thread}"}},
+        UpdateExpression="SET updatedAt = :iso, sweepAt = :at",
+        ExpressionAttributeValues={":iso": {"S": iso_from_ms(at)}, ":at": {"N": str(at)}},
+    )
 
 
 def _run_vacuum(stack: LocalStackProcess) -> dict[str, Any]:
@@ -263,6 +328,8 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
                 # one reply at a time, so that a reply can wait behind another.
                 "PENDING_REPLY_SWEEP_SECONDS": "1",
                 "LOCAL_CONCURRENCY": "1",
+                "THREAD_RETENTION_DAYS": "1",
+                "ERASURE_SETTLE_SECONDS": "1",
             }
         )
         # The presigned URLs the model is given point at the stack's moto: its one origin.

@@ -75,3 +75,52 @@ def test_a_stack_that_does_not_exist_is_a_clear_error(aws, capsys):
     code = main(["admin", "usage", "alice", "--stack", "agentfiles-nowhere"])
     assert code == 1
     assert "cannot read stack agentfiles-nowhere" in capsys.readouterr().err
+
+
+def test_retention_is_set_for_one_owner_against_the_deployed_default(aws, capsys):
+    # Given a deployed API whose default retention is 30 days, and alice's thread
+    _deployed(aws, {**aws.resources.function_environment(), "THREAD_RETENTION_DAYS": "30"})
+    aws.new_thread("alice")
+    stack = ["--stack", "agentfiles-test", "--region", "us-east-1", "--json"]
+    # When an operator looks, then sets 7 days for her
+    assert main(["admin", "retention", "alice", *stack]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert main(["admin", "retention", "alice", "--days", "7", *stack]) == 0
+    set_ = json.loads(capsys.readouterr().out)
+    # Then she had the deployment's default, and now her own, applied to her thread
+    assert (shown["days"], shown["source"]) == (30, "default")
+    assert (set_["days"], set_["source"], set_["threadsMarked"]) == (7, "owner", 1)
+    # And 'off' keeps her threads for good
+    assert main(["admin", "retention", "alice", "--days", "off", *stack]) == 0
+    assert json.loads(capsys.readouterr().out)["days"] is None
+
+
+def test_retention_refuses_a_number_of_days_below_one(capsys):
+    with pytest.raises(SystemExit):
+        main(["admin", "retention", "alice", "--days", "0"])
+    assert "number of days" in capsys.readouterr().err
+
+
+def test_an_operator_erases_an_account_and_follows_it_to_the_end(aws, capsys, monkeypatch):
+    # Given a deployed stack, and alice's thread
+    _deployed(aws, aws.resources.function_environment())
+    aws.new_thread("alice")
+    stack = ["--stack", "agentfiles-test", "--region", "us-east-1", "--json"]
+    # When an operator erases her account
+    capsys.readouterr()
+    assert main(["admin", "erase", "alice", *stack]) == 0
+    started = json.loads(capsys.readouterr().out)
+    # Then it is pending, and her writes are refused
+    assert started["status"] == "pending"
+    assert aws.call_api("POST", "/threads", sub="alice", json_body={}).status == 409
+    # When the maintenance worker has run it, past its settling time
+    monkeypatch.setenv("ERASURE_SETTLE_SECONDS", "0")
+    from agentfiles.settings import get_settings
+
+    get_settings.cache_clear()
+    assert aws.deliver("maintenance") == {"batchItemFailures": []}
+    # Then its status says done, with what went
+    capsys.readouterr()
+    assert main(["admin", "erase", "alice", "--status", *stack]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["status"] == "done" and done["counts"]["threads"] == 1

@@ -132,6 +132,6 @@ def test_given_an_event_that_is_not_eventbridge_when_the_vacuum_runs_then_it_is_
 def test_given_the_schedule_event_when_the_vacuum_runs_then_it_runs(aws):
     # Given the scheduled event the rule sends (events/eventbridge_schedule.json)
     event = json.loads((SAMPLES.parent / "eventbridge_schedule.json").read_text())
-    # When the vacuum function runs / Then it reports a vacuum and a sweep
+    # When the vacuum function runs / Then it reports a vacuum, a sweep and a retention run
     result = _handler("vacuum")(event, LambdaContext("vacuum", 300))
-    assert set(result) == {"vacuum", "sweep"}
+    assert set(result) == {"vacuum", "sweep", "retention"}

@@ -132,7 +132,16 @@ def test_the_websocket_protocol_is_served_as_an_asyncapi_document_whose_referenc
         document["components"]["schemas"][name]["properties"]["type"]["const"]
         for name in frames - {"SubscriptionRequest"}
     }
-    assert kinds == {"subscribed", "unsubscribed", "delta", "message", "thread_deleted", "error"}
+    assert kinds == {
+        "subscribed",
+        "unsubscribed",
+        "delta",
+        "message",
+        "thread_deleted",
+        "account_erased",
+        "export",
+        "error",
+    }
     # And the client sends subscriptions only; it receives everything else
     sent = [op for op in document["operations"].values() if op["action"] == "send"]
     assert [op["messages"][0]["$ref"].rsplit("/", 1)[1] for op in sent] == ["subscription"]

@@ -4,7 +4,11 @@ the table (no API route can change a quota, so no token can either).
 - `agentfiles admin quota SUB [--bytes N|default] [--files N|default]`: set (or
   clear) the owner's storage quota, then show their usage;
 - `agentfiles admin usage SUB [--days N]`: storage used and the quota in force, and
-  the owner's latest days of replies, images and tokens.
+  the owner's latest days of replies, images and tokens;
+- `agentfiles admin retention SUB [--days N|off|default]`: how long the owner's idle
+  threads are kept (set, never, or the deployment's `THREAD_RETENTION_DAYS`);
+- `agentfiles admin erase SUB [--status] [--wait SECONDS]`: erase the owner's account
+  (the maintenance worker does it, as for `DELETE /account`) and follow its progress.
 
 Against the local stack (default): its `GET /health` names moto's endpoint, the table
 and the quota defaults the stack runs with. Against AWS, with `--stack NAME` and the
@@ -20,6 +24,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +36,12 @@ _UNITS = {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # The local stack's function settings the admin commands need, by /health's names.
 _LOCAL_LIMITS = {"storageQuotaBytes": "STORAGE_QUOTA_BYTES", "storageQuotaFiles": "STORAGE_QUOTA_FILES"}
 # What the admin commands read of the deployment besides the table: the quota defaults.
-_DEPLOYED_LIMITS = ("STORAGE_QUOTA_BYTES", "STORAGE_QUOTA_FILES", "GENERATIONS_PER_MINUTE")
+_DEPLOYED_LIMITS = (
+    "STORAGE_QUOTA_BYTES",
+    "STORAGE_QUOTA_FILES",
+    "GENERATIONS_PER_MINUTE",
+    "THREAD_RETENTION_DAYS",
+)
 
 
 class AdminError(Exception):
@@ -153,6 +163,65 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def retention_days(text: str) -> int | str:
+    """A number of days (at least 1), `off` (never) or `default`."""
+    if text.strip().lower() in ("off", "default"):
+        return text.strip().lower()
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (1 or more), 'off' or 'default'")
+    return int(text)
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    _connect(args)
+    from agentfiles.logic import retention
+
+    report = retention.report(args.sub) if args.days is None else retention.set_retention(args.sub, args.days)
+    if args.json:
+        print(json.dumps(report.dump(), indent=2))
+        return 0
+    kept = f"{report.days} days after their last message" if report.days else "until deleted"
+    source = "set for this owner" if report.source == "owner" else "default"
+    print(f"{report.owner}")
+    print(f"  threads  kept {kept} ({source})")
+    if args.days is not None:
+        print(f"  marked   {report.threads_marked} active thread(s) for the next scheduled run")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    _connect(args)
+    from agentfiles.data import erasure_rows
+    from agentfiles.logic import erasure
+    from agentfiles.models.account import ErasureOut
+
+    if args.status:
+        record = erasure_rows.get_erasure(args.sub)
+        if record is None:
+            raise AdminError(f"{args.sub} has no erasure")
+        out = ErasureOut.of(record)
+    else:
+        out = erasure.request_erasure(args.sub, requested_by="operator")
+    deadline = time.monotonic() + args.wait
+    while True:
+        counts = out.counts
+        line = (
+            f"{args.sub}: erasure {out.status}{f' ({out.phase})' if out.phase else ''}, "
+            f"{counts.threads} threads, {counts.thread_rows} thread rows, {counts.objects} objects, "
+            f"{counts.rows} rows removed"
+        )
+        if not args.json:
+            print(line, flush=True)
+        if out.status == "done" or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+        record = erasure_rows.get_erasure(args.sub)
+        out = ErasureOut.of(record) if record else out
+    if args.json:
+        print(json.dumps(out.dump(), indent=2))
+    return 0
+
+
 def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def guarded(args: argparse.Namespace) -> int:
         from agentfiles.data.errors import DataError
@@ -174,7 +243,7 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     admin = commands.add_parser(
         "admin",
-        help="an operator's commands: one owner's quota and usage",
+        help="an operator's commands: one owner's quota, usage, retention and erasure",
         description="An operator's commands on one owner's limits, against the local stack's table "
         "or, with --stack, a deployed one.",
     )
@@ -203,3 +272,15 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     quota.add_argument("--files", type=quota_value, metavar="N", help="files, or default")
     usage = add("usage", cmd_usage, "show an owner's storage, quota and latest days of generation")
     usage.add_argument("--days", type=int, default=7, help="how many days to show (default %(default)s)")
+    erase = add("erase", cmd_erase, "erase an owner's account (every row and object) and follow it")
+    erase.add_argument("--status", action="store_true", help="only show the erasure's progress")
+    erase.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="follow it this long (default: show once)"
+    )
+    kept = add("retention", cmd_retention, "show or set how long an owner's idle threads are kept")
+    kept.add_argument(
+        "--days",
+        type=retention_days,
+        metavar="N",
+        help="days after a thread's last message, 'off' (never deleted) or 'default' (THREAD_RETENTION_DAYS)",
+    )

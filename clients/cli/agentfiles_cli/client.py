@@ -296,6 +296,32 @@ class Client:
     def models(self) -> dict[str, Any]:
         return self.call("GET", "/models")
 
+    def account(self) -> dict[str, Any]:
+        return self.call("GET", "/account")["account"]
+
+    def create_export(self) -> dict[str, Any]:
+        return self.call("POST", "/exports")["export"]
+
+    def export(self, export_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/exports/{export_id}")["export"]
+
+    def download_to(self, url: str, out: BinaryIO, progress: Progress | None = None) -> int:
+        """Stream a download into `out`, a chunk at a time; returns the bytes written."""
+        response = self._send("GET", url, stream=True)
+        if not response.ok:
+            raise ApiError(response.status_code, "download_failed", response.text[:200])
+        total = int(response.headers.get("content-length", 0))
+        written = 0
+        for chunk in response.iter_content(1024 * 1024):
+            out.write(chunk)
+            written += len(chunk)
+            if progress is not None:
+                progress(written, total or written)
+        return written
+
+    def erase_account(self) -> dict[str, Any]:
+        return self.call("DELETE", "/account")["erasure"]
+
     # ---- local only
 
     def health(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,55 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     return guarded
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    client = _client(args)
+    export = client.create_export()
+    print(f"export {export['id']}: being made", file=sys.stderr)
+    deadline = time.monotonic() + args.wait
+    while export["status"] == "pending":
+        if time.monotonic() > deadline:
+            raise ApiError(
+                504, "export_not_ready", f"export {export['id']} not ready after {args.wait:.0f} s"
+            )
+        time.sleep(1)
+        export = client.export(export["id"])
+    if export["status"] != "ready":
+        raise ApiError(500, "export_failed", f"export {export['id']} failed")
+    out = Path(args.out or f"agentfiles-export-{export['id']}.zip")
+    with out.open("wb") as file:
+        written = client.download_to(export["url"], file, ProgressBar(out.name))
+    _emit(args, {**export, "path": str(out)}, lambda: print(f"{out}: {written} bytes"))
+    return 0
+
+
+def _erasure_line(erasure: dict[str, Any]) -> str:
+    counts = erasure.get("counts", {})
+    removed = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("threads", "threadRows", "objects", "rows"))
+    where = f" ({erasure['phase']})" if erasure.get("phase") else ""
+    return f"erasure {erasure['status']}{where}: {removed} removed"
+
+
+def cmd_erase_account(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: give --yes to erase the account without a question", file=sys.stderr)
+            return 1
+        answer = input(f"Erase every thread, message and file of {args.sub}? Type the user name to confirm: ")
+        if answer.strip() != args.sub:
+            print("not erased")
+            return 1
+    erasure = client.erase_account()
+    print(_erasure_line(erasure), file=sys.stderr)
+    deadline = time.monotonic() + args.wait
+    while erasure["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(1)
+        erasure = client.account().get("erasure") or erasure
+        print(_erasure_line(erasure), file=sys.stderr)
+    _emit(args, erasure, lambda: print(_erasure_line(erasure)))
+    return 0
+
+
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     def add(name: str, command: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_, description=help_)
@@ -347,6 +397,22 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     )
     add("usage", cmd_usage, "your storage and its quota, and today's replies, images and tokens")
     add("models", cmd_models, "the chat and image models you may name")
+    export = add("export", cmd_export, "download everything of your account as one ZIP (a progress bar)")
+    export.add_argument(
+        "--out", metavar="FILE", help="where to write it (default agentfiles-export-<id>.zip)"
+    )
+    export.add_argument(
+        "--wait",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="wait this long for it (default %(default)s)",
+    )
+    erase = add("erase-account", cmd_erase_account, "erase your account: every thread, message and file")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erase.add_argument(
+        "--wait", type=float, default=600, metavar="SECONDS", help="follow it this long (default %(default)s)"
+    )
     add("vacuum", cmd_vacuum, "run one vacuum now (local stack)")
     invoke = add(
         "invoke", cmd_invoke, "run a function on an event file, e.g. events/eventbridge_schedule.json"

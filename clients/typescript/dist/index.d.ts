@@ -20,6 +20,9 @@ export type ThreadOut = Schemas["ThreadOut"];
 export type Part = Schemas["TextPart"] | Schemas["ImagePart"] | Schemas["FilePart"];
 export type UsageOut = Schemas["UsageOut"];
 export type ModelsOut = Schemas["ModelsOut"];
+export type AccountOut = Schemas["AccountOut"];
+export type ErasureOut = Schemas["ErasureOut"];
+export type ExportOut = Schemas["ExportOut"];
 export interface Page<T> {
     items: T[];
     nextCursor?: string | null;
@@ -225,6 +228,40 @@ export declare function createClient(options: ClientOptions): {
         generation: components["schemas"]["GenerationUsage"];
         limits: components["schemas"]["UsageLimits"];
     }>;
+    account: {
+        get: () => Promise<{
+            owner: string;
+            erasure?: components["schemas"]["ErasureOut"] | null;
+        }>;
+        /** Erases every thread, message and file of the account, in the background; writes answer 409 `account_erasing` until it is done. */
+        erase: () => Promise<{
+            status: "pending" | "done";
+            phase?: ("connections" | "threads" | "objects" | "rows" | "verify") | null;
+            requestedAt: string;
+            finishedAt?: string | null;
+            counts: components["schemas"]["ErasureCounts"];
+        }>;
+    };
+    exports: {
+        /** Starts one ZIP of the account (409 `export_running` while another is being made). */
+        create: () => Promise<{
+            id: string;
+            status: "pending" | "ready" | "failed";
+            createdAt: string;
+            url?: string | null;
+            expiresAt?: string | null;
+            bytes?: number | null;
+        }>;
+        /** Its status; once ready, a short-lived `url` of the ZIP. */
+        get: (exportId: string) => Promise<{
+            id: string;
+            status: "pending" | "ready" | "failed";
+            createdAt: string;
+            url?: string | null;
+            expiresAt?: string | null;
+            bytes?: number | null;
+        }>;
+    };
     models: () => Promise<{
         chat: string[];
         image: string[];

@@ -102,6 +102,17 @@ export function createClient(options) {
         images,
         replies,
         usage: () => call("GET", "/usage"),
+        account: {
+            get: async () => (await call("GET", "/account")).account,
+            /** Erases every thread, message and file of the account, in the background; writes answer 409 `account_erasing` until it is done. */
+            erase: async () => (await call("DELETE", "/account")).erasure,
+        },
+        exports: {
+            /** Starts one ZIP of the account (409 `export_running` while another is being made). */
+            create: async () => (await call("POST", "/exports")).export,
+            /** Its status; once ready, a short-lived `url` of the ZIP. */
+            get: async (exportId) => (await call("GET", `/exports/${exportId}`)).export,
+        },
         models: () => call("GET", "/models"),
         /** Whether replies arrive over the socket right now (else they are polled). */
         get live() {

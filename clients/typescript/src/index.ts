@@ -23,6 +23,9 @@ export type ThreadOut = Schemas["ThreadOut"];
 export type Part = Schemas["TextPart"] | Schemas["ImagePart"] | Schemas["FilePart"];
 export type UsageOut = Schemas["UsageOut"];
 export type ModelsOut = Schemas["ModelsOut"];
+export type AccountOut = Schemas["AccountOut"];
+export type ErasureOut = Schemas["ErasureOut"];
+export type ExportOut = Schemas["ExportOut"];
 export interface Page<T> {
   items: T[];
   nextCursor?: string | null;
@@ -174,6 +177,17 @@ export function createClient(options: ClientOptions) {
     images,
     replies,
     usage: () => call<UsageOut>("GET", "/usage"),
+    account: {
+      get: async () => (await call<{ account: AccountOut }>("GET", "/account")).account,
+      /** Erases every thread, message and file of the account, in the background; writes answer 409 `account_erasing` until it is done. */
+      erase: async () => (await call<{ erasure: ErasureOut }>("DELETE", "/account")).erasure,
+    },
+    exports: {
+      /** Starts one ZIP of the account (409 `export_running` while another is being made). */
+      create: async () => (await call<{ export: ExportOut }>("POST", "/exports")).export,
+      /** Its status; once ready, a short-lived `url` of the ZIP. */
+      get: async (exportId: string) => (await call<{ export: ExportOut }>("GET", `/exports/${exportId}`)).export,
+    },
     models: () => call<ModelsOut>("GET", "/models"),
     /** Whether replies arrive over the socket right now (else they are polled). */
     get live(): boolean {

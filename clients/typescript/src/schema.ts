@@ -147,6 +147,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/exports/{exportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An export's status, and once ready a short-lived URL of its ZIP */
+        get: operations["get_export_exports__exportId__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/files/uploads": {
         parameters: {
             query?: never;
@@ -234,6 +251,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This account, and its latest erasure's status and counts */
+        get: operations["get_account_account_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Erase every thread, message, file and row of this account, in the background
+         * @description 202 at once: from then on every write of this account answers 409 `account_erasing` until the erasure is done (`GET /account`). Asking again while it runs changes nothing.
+         */
+        delete: operations["delete_account_account_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/exports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export everything of this account as one ZIP, made in the background
+         * @description 202 at once. The ZIP holds manifest.json, threads/<threadId>.json and files/<fileId>/<filename>; poll GET /exports/{exportId} (or wait for the socket's `export` frame) for its `url`. One at a time: 409 `export_running` while another is being made.
+         */
+        post: operations["create_export_exports_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -258,6 +316,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccountOut */
+        AccountOut: {
+            /** Owner */
+            owner: string;
+            /** @description The latest erasure of this account, if any */
+            erasure?: components["schemas"]["ErasureOut"] | null;
+        };
+        /** AccountResponse */
+        AccountResponse: {
+            account: components["schemas"]["AccountOut"];
+        };
         /**
          * AuthorizerRefusal
          * @description The body of every 401: API Gateway's JWT authorizer answers with it before any
@@ -317,6 +386,62 @@ export interface components {
              */
             reset?: boolean | null;
         };
+        /**
+         * ErasureCounts
+         * @description What an erasure removed: counts only, no content (the operator's audit record).
+         */
+        ErasureCounts: {
+            /**
+             * Connections
+             * @default 0
+             */
+            connections: number;
+            /**
+             * Threads
+             * @default 0
+             */
+            threads: number;
+            /**
+             * Threadrows
+             * @description Messages, deltas, idempotency keys and subscriptions
+             * @default 0
+             */
+            threadRows: number;
+            /**
+             * Objects
+             * @description Originals, derivatives, thumbnails, extracted text, exports
+             * @default 0
+             */
+            objects: number;
+            /**
+             * Rows
+             * @description Files, hashes, usage, quotas, rate windows and other owner rows
+             * @default 0
+             */
+            rows: number;
+        };
+        /** ErasureOut */
+        ErasureOut: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "done";
+            /**
+             * Phase
+             * @description Where a pending erasure is
+             */
+            phase?: ("connections" | "threads" | "objects" | "rows" | "verify") | null;
+            /** Requestedat */
+            requestedAt: string;
+            /** Finishedat */
+            finishedAt?: string | null;
+            counts: components["schemas"]["ErasureCounts"];
+        };
+        /** ErasureResponse */
+        ErasureResponse: {
+            erasure: components["schemas"]["ErasureOut"];
+        };
         /** ErrorBody */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -331,6 +456,34 @@ export interface components {
             details?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** ExportOut */
+        ExportOut: {
+            /** Id */
+            id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "ready" | "failed";
+            /** Createdat */
+            createdAt: string;
+            /**
+             * Url
+             * @description A short-lived GET of the ZIP, minted fresh on each read
+             */
+            url?: string | null;
+            /**
+             * Expiresat
+             * @description When `url` stops working
+             */
+            expiresAt?: string | null;
+            /** Bytes */
+            bytes?: number | null;
+        };
+        /** ExportResponse */
+        ExportResponse: {
+            export: components["schemas"]["ExportOut"];
         };
         /**
          * FileOut
@@ -1114,6 +1267,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well-formed but not acceptable */
             422: {
                 headers: {
@@ -1638,6 +1800,56 @@ export interface operations {
             };
         };
     };
+    get_export_exports__exportId__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An export id (ULID) */
+                exportId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Not found (or another owner's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     register_upload_files_uploads_post: {
         parameters: {
             query?: never;
@@ -1685,6 +1897,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Too large */
@@ -1817,6 +2038,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too large */
             413: {
                 headers: {
@@ -1938,6 +2168,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuthorizerRefusal"];
                 };
             };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The body is not declared as JSON */
             415: {
                 headers: {
@@ -2034,6 +2273,156 @@ export interface operations {
             };
             /** @description Well-formed but not acceptable */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_account_account_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_account_account_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The erasure began (or goes on) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_export_exports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export is being made */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportResponse"];
+                };
+            };
+            /** @description Missing or invalid token. The gateway's JWT authorizer answers before the API runs, with its own body (not the error envelope) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizerRefusal"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well-formed but not acceptable */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable; retry */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,7 +32,7 @@ FILE_LINKS = {
     responses={
         201: {"description": "Upload the bytes with the returned URL and headers", "links": FILE_LINKS},
         200: {"description": "This owner already has this content: no upload needed", "links": FILE_LINKS},
-        **errors(400, 413, 415),
+        **errors(400, 409, 413, 415),
     },
 )
 def register_upload(request: UploadRequest) -> Response[UploadResponse]:
@@ -47,7 +47,7 @@ def register_upload(request: UploadRequest) -> Response[UploadResponse]:
     responses={
         201: {"description": "Stored and ready", "links": FILE_LINKS},
         200: {"description": "Deduplicated", "links": FILE_LINKS},
-        **errors(400, 413, 415),
+        **errors(400, 409, 413, 415),
     },
 )
 def upload_small_file(request: SmallUploadRequest) -> Response[UploadResponse]:

@@ -30,7 +30,7 @@ THREAD_LINKS = {
     "/threads",
     summary="Create a thread",
     tags=["threads"],
-    responses={201: {"description": "Created", "links": THREAD_LINKS}, **errors(400, 415)},
+    responses={201: {"description": "Created", "links": THREAD_LINKS}, **errors(400, 409, 415)},
 )
 def create_thread(request: CreateThreadRequest | None = None) -> Response[ThreadResponse]:
     thread = threads.create_thread(router.owner(), request or CreateThreadRequest())
@@ -61,7 +61,7 @@ def get_thread(thread_id: ThreadId) -> ThreadResponse:
     "/threads/<threadId>",
     summary="Delete a thread; its messages are removed in the background, releasing their files",
     tags=["threads"],
-    responses={202: {"description": "Deletion under way", "content": {}}, **errors(404)},
+    responses={202: {"description": "Deletion under way", "content": {}}, **errors(404, 409)},
 )
 def delete_thread(thread_id: ThreadId) -> Response[None]:
     threads.delete_thread(router.owner(), thread_id)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+from botocore.exceptions import ClientError
 
 from agentfiles.data import clients
 from agentfiles.settings import get_settings
@@ -222,6 +225,73 @@ def delete_all(object_keys: list[str]) -> None:
     key's call needs no Content-MD5 nor per-key error handling."""
     for key in dict.fromkeys(object_keys):
         delete(key)
+
+
+def list_keys(prefix: str, limit: int = 1000) -> list[str]:
+    """The first keys under `prefix` (an erasure deletes them, then lists again)."""
+    response = clients.s3().list_objects_v2(Bucket=_bucket(), Prefix=prefix, MaxKeys=limit)
+    return [item["Key"] for item in response.get("Contents", [])]
+
+
+def delete_keys(object_keys: list[str]) -> int:
+    """Delete up to 1000 keys in one DeleteObjects (an erasure's pages). Returns how many
+    S3 deleted; a key it could not delete stays listed for the next page."""
+    if not object_keys:
+        return 0
+    response = clients.s3().delete_objects(
+        Bucket=_bucket(), Delete={"Objects": [{"Key": key} for key in object_keys], "Quiet": True}
+    )
+    return len(object_keys) - len(response.get("Errors", []))
+
+
+def iter_object(key: str, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+    """An object's bytes, a chunk at a time (an export copies originals without holding one)."""
+    body = clients.s3().get_object(Bucket=_bucket(), Key=key)["Body"]
+    try:
+        yield from body.iter_chunks(chunk)
+    finally:
+        body.close()
+
+
+def read_if_exists(key: str) -> bytes | None:
+    try:
+        return clients.s3().get_object(Bucket=_bucket(), Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def put_private(key: str, data: bytes, media_type: str) -> None:
+    """An object only the system reads (an export's progress)."""
+    clients.s3().put_object(Bucket=_bucket(), Key=key, Body=data, ContentType=media_type)
+
+
+def start_multipart(key: str, media_type: str) -> str:
+    return str(
+        clients.s3().create_multipart_upload(Bucket=_bucket(), Key=key, ContentType=media_type)["UploadId"]
+    )
+
+
+def upload_part(key: str, upload_id: str, number: int, data: bytes) -> str:
+    response = clients.s3().upload_part(
+        Bucket=_bucket(), Key=key, UploadId=upload_id, PartNumber=number, Body=data
+    )
+    return str(response["ETag"])
+
+
+def complete_multipart(key: str, upload_id: str, etags: list[str]) -> None:
+    parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+    clients.s3().complete_multipart_upload(
+        Bucket=_bucket(), Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+
+
+def abort_multipart(key: str, upload_id: str) -> None:
+    try:
+        clients.s3().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
+    except ClientError:
+        pass  # already completed or aborted; the bucket's lifecycle rule removes leftovers
 
 
 def public_url(base_url: str, key: str) -> str:

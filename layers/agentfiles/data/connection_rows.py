@@ -91,3 +91,20 @@ def push(connection_id: str, data: str) -> bool:
     except BotoCoreError as error:
         raise Unavailable(f"the @connections endpoint could not be reached: {error}") from error
     return True
+
+
+def connections_of(owner: str) -> list[str]:
+    """The owner's open connections (an erasure closes each)."""
+    page = table.query(keys.owner_pk(owner), prefix="CONN#", consistent=True)
+    return [str(row["sk"]).removeprefix("CONN#") for row in page.rows]
+
+
+def disconnect(connection_id: str) -> None:
+    """Close a connection through @connections; one already gone is fine."""
+    try:
+        clients.connections().delete_connection(ConnectionId=connection_id)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "GoneException":
+            raise Unavailable(f"the connection could not be closed: {error}") from error
+    except BotoCoreError as error:
+        raise Unavailable(f"the @connections endpoint could not be reached: {error}") from error

@@ -51,6 +51,11 @@ class Unavailable(DataError):
     """A store or queue did not answer (throttled, down, unreachable)."""
 
 
+class Fenced(DataError):
+    """A transaction's fence did not hold (see `table.fenced`): the owner's writes are
+    closed (their account is being erased)."""
+
+
 class BadCursor(DataError):
     """A page cursor this layer did not issue for this listing."""
 

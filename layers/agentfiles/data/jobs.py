@@ -6,7 +6,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agentfiles.data import clients
 from agentfiles.data.errors import Unavailable
-from agentfiles.models.jobs import GenerationJob, ThreadCleanupJob
+from agentfiles.models.jobs import EraseAccountJob, ExportJob, GenerationJob, ThreadCleanupJob
 from agentfiles.settings import get_settings
 
 
@@ -23,6 +23,15 @@ def send_generation(job: GenerationJob) -> None:
 
 def send_thread_cleanup(job: ThreadCleanupJob, delay_seconds: int = 0) -> None:
     _send(get_settings().maintenance_queue_url, job.model_dump_json(by_alias=True), delay_seconds)
+
+
+def send_export(job: ExportJob) -> None:
+    _send(get_settings().maintenance_queue_url, job.model_dump_json(by_alias=True))
+
+
+def send_erasure(job: EraseAccountJob, delay_seconds: int = 0) -> None:
+    # SQS delays a message by 15 minutes at most.
+    _send(get_settings().maintenance_queue_url, job.model_dump_json(by_alias=True), min(delay_seconds, 900))
 
 
 def delay_generation_retry(receipt_handle: str, seconds: int) -> None:

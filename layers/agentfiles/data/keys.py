@@ -203,3 +203,20 @@ def sweep_shard(kind: str, item_id: str) -> str:
 
 def sweep_shards(kind: str) -> list[str]:
     return [f"{kind}#{n}" for n in range(SWEEP_SHARDS)]
+
+
+# Retention: every active thread carries an `IDLE#n` entry in the sweep index (sorted by
+# when it is next due a look, which is its last activity unless the retention run moved
+# it); an owner whose retention an operator set has one `RETENTION` row, listed in the
+# one `RETAIN` shard (sorted by its days).
+IDLE_SWEEP = "IDLE"
+RETENTION_OVERRIDES = "RETAIN"
+
+
+def retention_key(owner: str) -> Key:
+    return Key(owner_pk(owner), "RETENTION")
+
+
+def idle_marker(thread_id: str, at_ms: int) -> dict[str, Any]:
+    """The attributes that put an active thread in the retention run's view."""
+    return {"sweepShard": sweep_shard(IDLE_SWEEP, thread_id), "sweepAt": at_ms}

@@ -154,9 +154,10 @@ def get_idempotency(owner: str, thread_id: str, key: str) -> IdempotencyRecord |
 
 
 def _thread_touch(owner: str, thread_id: str, now_ms: int) -> Update:
+    # Its last activity, for the retention run, in the same write.
     return Update(
         keys.thread_key(owner, thread_id),
-        set={"updatedAt": iso_from_ms(now_ms)},
+        set={"updatedAt": iso_from_ms(now_ms), **keys.idle_marker(thread_id, now_ms)},
         when=cond("attribute_exists(#pk) AND #status = :active", active="active"),
     )
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import json
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -43,6 +45,7 @@ from agentfiles.data.errors import (
     CancellationReason,
     ConditionFailed,
     Contention,
+    Fenced,
     TransactionCancelled,
     Unavailable,
 )
@@ -250,7 +253,36 @@ class Delete:
         return {"Delete": self.params()}
 
 
-Write = Put | Update | Delete
+@dataclass(frozen=True)
+class Check:
+    """A condition on a row the transaction does not write."""
+
+    key: Key
+    when: Condition
+
+    def transact_item(self) -> dict[str, Any]:
+        expression = _Expression()
+        condition = expression.condition(self.when)
+        return {
+            "ConditionCheck": _params({"Key": self.key.dynamo}, expression, ConditionExpression=condition)
+        }
+
+
+Write = Put | Update | Delete | Check
+
+# A condition every transaction made while it is set must also meet (one more item of
+# the same call, so it costs no round trip): the API sets the caller's erasure fence for
+# each write request.
+_fence: contextvars.ContextVar[Check | None] = contextvars.ContextVar("fence", default=None)
+
+
+@contextmanager
+def fenced(check: Check) -> Iterator[None]:
+    token = _fence.set(check)
+    try:
+        yield
+    finally:
+        _fence.reset(token)
 
 
 def _jitter(attempt: int) -> None:
@@ -384,7 +416,11 @@ def transact(writes: Sequence[Write]) -> None:
     """All of `writes` or none of them. A transaction refused only because another
     one held its items is tried again (nothing of it was applied); any other refusal
     is `TransactionCancelled`, with a reason per write, in order."""
-    params: dict[str, Any] = {"TransactItems": [write.transact_item() for write in writes]}
+    fence = _fence.get()
+    items = [write.transact_item() for write in writes]
+    if fence is not None:
+        items.append(fence.transact_item())
+    params: dict[str, Any] = {"TransactItems": items}
     client = clients.dynamodb()
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
@@ -402,6 +438,11 @@ def transact(writes: Sequence[Write]) -> None:
                     for reason in error.response.get("CancellationReasons", [])
                 ]
             )
+            fence_reason = (
+                cancelled.reasons[len(writes)] if fence and len(cancelled.reasons) > len(writes) else None
+            )
+            if fence_reason is not None and fence_reason.code == "ConditionalCheckFailed":
+                raise Fenced("a fence of this request did not hold") from error
             only_conflicts = all(r.code in ("None", "", "TransactionConflict") for r in cancelled.reasons)
             if cancelled.conflicted() and only_conflicts and attempt + 1 < CONFLICT_ATTEMPTS:
                 _jitter(attempt)

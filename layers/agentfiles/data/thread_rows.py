@@ -9,8 +9,9 @@ from agentfiles.models.common import iso_from_ms
 from agentfiles.models.threads import ThreadRecord
 
 
-def put_thread(record: ThreadRecord) -> None:
-    table.put_new(table.row_of(record, keys.thread_key(record.owner, record.id)))
+def put_thread(record: ThreadRecord, created_ms: int) -> None:
+    marker = keys.idle_marker(record.id, created_ms)
+    table.put_new(table.row_of(record, keys.thread_key(record.owner, record.id), **marker))
 
 
 def get_thread(owner: str, thread_id: str) -> ThreadRecord | None:
@@ -29,9 +30,16 @@ def list_threads(owner: str, limit: int, cursor: str | None) -> tuple[list[Threa
     return [table.record_of(ThreadRecord, row) for row in rows], next_cursor
 
 
-def mark_thread_deleting(owner: str, thread_id: str, now_ms: int, sweep_at_ms: int) -> bool:
+def mark_thread_deleting(
+    owner: str, thread_id: str, now_ms: int, sweep_at_ms: int, *, idle_since: str | None = None
+) -> bool:
     """active → deleting (or stays deleting). The sweep marker makes the vacuum
-    re-send the cleanup job if it is lost. Returns False when there is no thread."""
+    re-send the cleanup job if it is lost. Returns False when there is no thread, or,
+    with `idle_since`, when the thread is no longer active with that `updatedAt` (a
+    message came in since retention found it old)."""
+    when = cond("attribute_exists(#pk)")
+    if idle_since is not None:
+        when = cond("#status = :active AND #updatedAt = :seen", active="active", seen=idle_since)
     try:
         table.update(
             keys.thread_key(owner, thread_id),
@@ -41,7 +49,7 @@ def mark_thread_deleting(owner: str, thread_id: str, now_ms: int, sweep_at_ms: i
                 "sweepShard": keys.sweep_shard(keys.THREAD_SWEEP, thread_id),
                 "sweepAt": sweep_at_ms,
             },
-            when=cond("attribute_exists(#pk)"),
+            when=when,
         )
     except ConditionFailed:
         return False

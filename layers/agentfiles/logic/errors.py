@@ -3,11 +3,13 @@ handler uses this for any data error a use case did not map with more context.""
 
 from __future__ import annotations
 
-from agentfiles.data.errors import BadCursor, ConditionFailed, Contention, DataError, Unavailable
+from agentfiles.data.errors import BadCursor, ConditionFailed, Contention, DataError, Fenced, Unavailable
 from agentfiles.errors import AgentFilesError, BadRequest, Conflict, ServiceUnavailable
 
 
 def domain_error(error: DataError) -> AgentFilesError:
+    if isinstance(error, Fenced):
+        return Conflict("this account is being erased", code="account_erasing")
     if isinstance(error, BadCursor):
         return BadRequest(str(error), code="invalid_cursor")
     if isinstance(error, Contention | ConditionFailed):

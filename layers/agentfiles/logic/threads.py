@@ -27,7 +27,7 @@ def create_thread(owner: str, request: CreateThreadRequest) -> ThreadOut:
     now = now_ms()
     iso = iso_from_ms(now)
     record = ThreadRecord(id=new_ulid(now), owner=owner, title=request.title, created_at=iso, updated_at=iso)
-    thread_rows.put_thread(record)
+    thread_rows.put_thread(record, now)
     return ThreadOut.of(record)
 
 
@@ -46,9 +46,23 @@ def list_threads(owner: str, limit: int, cursor: str | None) -> ThreadPage:
 def delete_thread(owner: str, thread_id: str) -> None:
     """Mark the thread deleting and queue its cleanup. Idempotent: deleting a thread
     that is already being deleted re-sends the job."""
-    now = now_ms()
-    if not thread_rows.mark_thread_deleting(owner, thread_id, now, now + CLEANUP_SWEEP_MS):
+    if not _delete(owner, thread_id):
         raise NotFound(f"thread {thread_id} not found", code="thread_not_found")
+
+
+def expire_thread(owner: str, thread_id: str, idle_since: str) -> bool:
+    """The retention run's delete: the same as `delete_thread`, only if the thread is
+    still active and was last written at `idle_since`. False when a message came in
+    since (the thread is kept)."""
+    return _delete(owner, thread_id, idle_since)
+
+
+def _delete(owner: str, thread_id: str, idle_since: str | None = None) -> bool:
+    now = now_ms()
+    if not thread_rows.mark_thread_deleting(
+        owner, thread_id, now, now + CLEANUP_SWEEP_MS, idle_since=idle_since
+    ):
+        return False
     # Before the answer: a reply still streaming stops at its next flush, and writes
     # nothing more into the thread.
     live.stop_thread_replies(owner, thread_id)
@@ -58,6 +72,7 @@ def delete_thread(owner: str, thread_id: str) -> None:
         # The thread is already gone for the client; the vacuum's sweep re-sends the
         # job for threads left deleting, so the answer is still 202.
         logger.warning("cleanup job not sent; the sweep will re-send it", extra={"thread_id": thread_id})
+    return True
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ owner's rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from agentfiles.models.common import CamelModel
 from agentfiles.models.messages import ImageSize, MessageRef
@@ -28,6 +30,20 @@ class ThreadCleanupJob(CamelModel):
     kind: Literal["delete_thread"] = "delete_thread"
     owner: str
     thread_id: str
+
+
+class EraseAccountJob(CamelModel):
+    kind: Literal["erase_account"] = "erase_account"
+    owner: str
+
+
+class ExportJob(CamelModel):
+    kind: Literal["export"] = "export"
+    owner: str
+    export_id: str
+
+
+MaintenanceJob = Annotated[ThreadCleanupJob | EraseAccountJob | ExportJob, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True)

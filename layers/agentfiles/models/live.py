@@ -9,6 +9,7 @@ from pydantic import Field
 
 from agentfiles.ids import ULID_PATTERN
 from agentfiles.models.common import CamelModel, ErrorDetail, OmitNone, RequestModel
+from agentfiles.models.exports import ExportOut
 from agentfiles.models.messages import MessageOut, MessageStatus
 
 # How a stream was ended: the reply's status, written on its last row.
@@ -91,13 +92,36 @@ class ThreadDeletedFrame(CamelModel):
     thread_id: str
 
 
+class AccountErasedFrame(CamelModel):
+    """The last frame a connection gets before its owner's account is erased and the
+    connection closed."""
+
+    type: Literal["account_erased"] = "account_erased"
+
+
+class ExportFrame(CamelModel):
+    """An export of the account is ready (or failed): read it with GET /exports/{exportId}."""
+
+    type: Literal["export"] = "export"
+    export: ExportOut
+
+
 class ErrorFrame(OmitNone):
     type: Literal["error"] = "error"
     thread_id: str | None = None
     error: ErrorDetail
 
 
-Frame = SubscribedFrame | UnsubscribedFrame | DeltaFrame | MessageFrame | ThreadDeletedFrame | ErrorFrame
+Frame = (
+    SubscribedFrame
+    | UnsubscribedFrame
+    | DeltaFrame
+    | MessageFrame
+    | ThreadDeletedFrame
+    | AccountErasedFrame
+    | ExportFrame
+    | ErrorFrame
+)
 
 
 def frame_json(frame: Frame) -> str:
