@@ -69,8 +69,19 @@ PERMISSIONS: dict[str, tuple[Grant, ...]] = {
     ),
     "upload_trigger": (
         Grant(
-            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"), (TABLE,)
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                # The owner's open connections, told that an upload was settled; a gone
+                # one is forgotten (its rows deleted).
+                "dynamodb:Query",
+                "dynamodb:BatchWriteItem",
+            ),
+            (TABLE,),
         ),
+        PUSH,
         # GetObject also covers HEAD; DeleteObject removes rejected uploads; accepted ones
         # are tagged as checked (keeping the malware scan's tag: GetObjectTagging).
         Grant(("s3:GetObject", "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:DeleteObject"), (OBJECTS,)),

@@ -16,6 +16,7 @@ from agentfiles.models.live import (
     DeltaFrame,
     ErrorFrame,
     ExportFrame,
+    FileFrame,
     MessageFrame,
     SubscribedFrame,
     SubscriptionRequest,
@@ -56,6 +57,12 @@ MESSAGES: dict[str, tuple[type[BaseModel], str, str]] = {
         ExportFrame,
         "receive",
         "An export of the account ended (ready or failed): GET /exports/{exportId} mints its URL.",
+    ),
+    "file": (
+        FileFrame,
+        "receive",
+        "An upload was settled, to every open socket of its owner (no subscription needed): the file "
+        "`ready` with its URLs, or `rejected` with the reason, as GET /files/{fileId} shows it.",
     ),
     "error": (
         ErrorFrame,

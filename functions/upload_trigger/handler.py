@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentfiles import initialization
+from agentfiles.logic.files import announce_settled
 from agentfiles.logic.inspection import inspect_upload
 from agentfiles.logic.scanning import settle_scan
 from agentfiles.models.notifications import S3EventNotification, ScanResultEvent
@@ -28,6 +29,8 @@ get_settings()
 # invocation: the records return to the queue either way, and Lambda error alarms then
 # mean a crash, not one record that will be retried.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# The outcomes that end an upload's wait: its owner's open sockets are told.
+SETTLED = frozenset({"ready", "rejected"})
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -52,7 +55,8 @@ def record_handler(record: SQSRecord) -> None:
             continue
         s3_object = s3_record.s3.object
         # S3 URL-encodes keys in notifications.
-        result = inspect_upload(unquote_plus(s3_object.key), s3_object.e_tag)
+        key = unquote_plus(s3_object.key)
+        result = inspect_upload(key, s3_object.e_tag)
         logger.info(
             "upload checked",
             extra={
@@ -65,6 +69,8 @@ def record_handler(record: SQSRecord) -> None:
         )
         metrics.add_metric(name=f"Uploads_{result.outcome}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="UploadBytesRead", unit=MetricUnit.Bytes, value=result.bytes_read)
+        if result.outcome in SETTLED:
+            announce_settled(key)
 
 
 def scan_result_handler(body: dict) -> None:
@@ -90,6 +96,8 @@ def scan_result_handler(body: dict) -> None:
         },
     )
     metrics.add_metric(name=f"Scans_{settled.outcome}", unit=MetricUnit.Count, value=1)
+    if settled.outcome in SETTLED:
+        announce_settled(event.detail.s3_object_details.object_key)
     if settled.result == "THREATS_FOUND":
         metrics.add_metric(name="ScanThreatsFound", unit=MetricUnit.Count, value=1)
 

@@ -203,3 +203,42 @@ def local_stack_sub(token: str) -> str:
     import jwt
 
     return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def _file_frame(socket: ClientConnection, file_id: str) -> dict[str, Any]:
+    while True:
+        frame = json.loads(socket.recv(timeout=30))
+        if frame["type"] == "file" and frame["file"]["id"] == file_id:
+            return frame["file"]
+
+
+def test_an_open_socket_hears_when_an_upload_is_ready_or_rejected_without_subscribing(local_stack):
+    # Given a user connected, following no thread
+    token = local_stack.token(f"uploader-{uuid.uuid4().hex[:6]}")
+    with _socket(local_stack, token) as socket:
+        # When a PNG is uploaded (checked and, locally, scanned) and then a "PNG" that is text
+        png = _png_bytes()
+        good = local_stack.register(token, png, "image/png", filename="photo.png").json()
+        assert local_stack.put(good["upload"], png).status_code == 200
+        ready = _file_frame(socket, good["file"]["id"])
+        fake = b"not a picture at all " + uuid.uuid4().bytes
+        bad = local_stack.register(token, fake, "image/png", filename="fake.png").json()
+        assert local_stack.put(bad["upload"], fake).status_code == 200
+        rejected = _file_frame(socket, bad["file"]["id"])
+    # Then each arrives pushed as its file: the picture ready with its URLs, the fake
+    # rejected with the reason, as GET /files/{id} shows them
+    assert ready["status"] == "ready" and ready["url"] and ready["thumbnailUrl"]
+    assert rejected["status"] == "rejected" and rejected["rejection"]["code"]
+    shown = local_stack.api("GET", f"/files/{bad['file']['id']}", token).json()["file"]
+    assert shown["rejection"] == rejected["rejection"]
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    seed = uuid.uuid4().bytes
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 32), (seed[0], seed[1], seed[2])).save(buffer, format="PNG")
+    return buffer.getvalue()

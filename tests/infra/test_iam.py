@@ -192,7 +192,7 @@ def test_given_the_websocket_api_when_synthesized_then_only_the_functions_that_p
     assert (
         pushers
         == {name for name, arns in managing.items() if arns}
-        == {"api", "generate", "maintenance", "vacuum"}
+        == {"api", "generate", "maintenance", "upload_trigger", "vacuum"}
     )
     assert closers == {"maintenance"}
     assert all(arns <= {post, delete} for arns in managing.values() if arns)

@@ -140,6 +140,7 @@ def test_the_websocket_protocol_is_served_as_an_asyncapi_document_whose_referenc
         "thread_deleted",
         "account_erased",
         "export",
+        "file",
         "error",
     }
     # And the client sends subscriptions only; it receives everything else

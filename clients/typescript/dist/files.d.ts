@@ -24,10 +24,19 @@ export interface UploadResult {
     deduplicated: boolean;
 }
 export declare function mediaTypeOf(name: string, declared?: string): string;
-/** Poll the file with backoff until the check decided: ready, or rejected (thrown). */
-export declare function waitForCheck(transport: Transport, fileId: string, options?: {
+/** Where settled files are pushed: `listen` calls back with each file frame's file and
+ * returns the remover (the client's socket, when one is open). */
+export type PushedFiles = (listener: (file: FileOut) => void) => () => void;
+export interface WaitOptions {
     signal?: AbortSignal;
     timeoutMs?: number;
-}): Promise<FileOut>;
-/** Register, PUT straight to the bucket (or nothing on a dedup hit), wait for the check. */
-export declare function upload(transport: Transport, blob: Blob, options?: UploadOptions): Promise<UploadResult>;
+    /** The file as pushed ends the wait at once; polling goes on beside it, in case the
+     * socket drops or the frame is lost. */
+    pushed?: PushedFiles;
+}
+/** Poll the file with backoff until the check decided: ready, or rejected (thrown); a
+ * pushed frame for it ends the wait at once, even while a poll is still on its way. */
+export declare function waitForCheck(transport: Transport, fileId: string, options?: WaitOptions): Promise<FileOut>;
+/** Register, PUT straight to the bucket (or nothing on a dedup hit), wait for the check
+ * (told by the socket where one is open, else polled). */
+export declare function upload(transport: Transport, blob: Blob, options?: UploadOptions, pushed?: PushedFiles): Promise<UploadResult>;

@@ -31,11 +31,16 @@ export function createClient(options) {
     let websocketUrl = options.websocketUrl !== undefined ? Promise.resolve(options.websocketUrl) : null;
     const socketUrl = () => (websocketUrl ??= call("GET", "/health", { anonymous: true }).then((health) => health.websocketUrl ?? null, () => null));
     const live = new LiveSocket(socketUrl, options.getToken, options.WebSocket ?? globalThis.WebSocket);
+    // Settled uploads as the socket pushes them (heard only while it is open).
+    const pushedFiles = (listener) => live.onAccount((frame) => {
+        if (frame.type === "file")
+            listener(frame.file);
+    });
     const files = {
-        upload: (blob, uploadOptions) => upload(transport, blob, uploadOptions),
+        upload: (blob, uploadOptions) => upload(transport, blob, uploadOptions, pushedFiles),
         get: async (fileId, signal) => (await call("GET", `/files/${fileId}`, { signal })).file,
         /** The file once checked: ready, or an AgentfilesError with the check's code. */
-        waitForCheck: (fileId, signal) => waitForCheck(transport, fileId, { signal }),
+        waitForCheck: (fileId, signal) => waitForCheck(transport, fileId, { signal, pushed: pushedFiles }),
         list: (page = {}) => call("GET", "/files", { query: { limit: page.limit, cursor: page.cursor }, signal: page.signal }),
         delete: (fileId) => call("DELETE", `/files/${fileId}`),
     };

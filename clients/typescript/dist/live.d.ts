@@ -1,3 +1,4 @@
+import type { FileOut } from "./files.js";
 import type { components } from "./schema.js";
 import { type Transport } from "./http.js";
 export type MessageOut = components["schemas"]["MessageOut"];
@@ -25,6 +26,19 @@ export type Frame = {
 } | {
     type: "thread_deleted";
     threadId: string;
+}
+/** To every open socket of the owner: an upload was settled (ready or rejected). */
+ | {
+    type: "file";
+    file: FileOut;
+} | {
+    type: "export";
+    export: {
+        id: string;
+        status: string;
+    };
+} | {
+    type: "account_erased";
 } | {
     type: "error";
     threadId?: string;
@@ -46,6 +60,8 @@ export declare class LiveSocket {
     private socket;
     private opening;
     private readonly listeners;
+    /** Who hears the frames of the account (a settled upload, an export), thread or not. */
+    private readonly accountListeners;
     private attempt;
     private closed;
     /** Set once a connection could not be opened at all: followers poll instead. */
@@ -55,6 +71,9 @@ export declare class LiveSocket {
     /** Follow a thread's frames; returns whether a socket is open for it. */
     follow(threadId: string, listener: Listener): Promise<boolean>;
     unfollow(threadId: string, listener: Listener): void;
+    /** Hear the account's frames while the socket is open (it is not opened for this);
+     * returns the remover. */
+    onAccount(listener: Listener): () => void;
     /** Close the socket for good (signing out). */
     close(): void;
     private send;

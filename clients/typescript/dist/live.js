@@ -13,6 +13,8 @@ export class LiveSocket {
     socket = null;
     opening = null;
     listeners = new Map();
+    /** Who hears the frames of the account (a settled upload, an export), thread or not. */
+    accountListeners = new Set();
     attempt = 0;
     closed = false;
     /** Set once a connection could not be opened at all: followers poll instead. */
@@ -48,6 +50,12 @@ export class LiveSocket {
             return;
         this.listeners.delete(threadId);
         this.send({ action: "unsubscribe", threadId });
+    }
+    /** Hear the account's frames while the socket is open (it is not opened for this);
+     * returns the remover. */
+    onAccount(listener) {
+        this.accountListeners.add(listener);
+        return () => this.accountListeners.delete(listener);
     }
     /** Close the socket for good (signing out). */
     close() {
@@ -150,7 +158,7 @@ export class LiveSocket {
     }
     dispatch(frame) {
         const threadId = frame.threadId;
-        const targets = threadId ? [this.listeners.get(threadId)] : [...this.listeners.values()];
+        const targets = threadId ? [this.listeners.get(threadId)] : [...this.listeners.values(), this.accountListeners];
         for (const set of targets)
             for (const listener of set ?? [])
                 listener(frame);

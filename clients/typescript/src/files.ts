@@ -96,15 +96,44 @@ function putFailed(status: number, body: string): AgentfilesError {
   return new AgentfilesError(status, "upload_failed", `the bucket refused the upload (${code ?? status})`, { s3Code: code });
 }
 
-/** Poll the file with backoff until the check decided: ready, or rejected (thrown). */
-export async function waitForCheck(transport: Transport, fileId: string, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<FileOut> {
+/** Where settled files are pushed: `listen` calls back with each file frame's file and
+ * returns the remover (the client's socket, when one is open). */
+export type PushedFiles = (listener: (file: FileOut) => void) => () => void;
+
+export interface WaitOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** The file as pushed ends the wait at once; polling goes on beside it, in case the
+   * socket drops or the frame is lost. */
+  pushed?: PushedFiles;
+}
+
+/** Poll the file with backoff until the check decided: ready, or rejected (thrown); a
+ * pushed frame for it ends the wait at once, even while a poll is still on its way. */
+export async function waitForCheck(transport: Transport, fileId: string, options: WaitOptions = {}): Promise<FileOut> {
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  for (let attempt = 0; ; attempt++) {
-    const { file } = await request<{ file: FileOut }>(transport, "GET", `/files/${fileId}`, { signal: options.signal });
-    if (file.status === "ready") return file;
-    if (file.status === "rejected") throw rejected(file);
-    if (Date.now() > deadline) throw new AgentfilesError(0, "upload_not_checked", `file ${fileId} is still ${file.status}`, { file });
-    await sleep(Math.min(2000, 150 * 1.6 ** attempt), options.signal);
+  let stop: (() => void) | undefined;
+  const pushed = new Promise<FileOut>((resolve) => {
+    stop = options.pushed?.((file) => {
+      if (file.id === fileId && (file.status === "ready" || file.status === "rejected")) resolve(file);
+    });
+  });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const polled = request<{ file: FileOut }>(transport, "GET", `/files/${fileId}`, { signal: options.signal }).then((r) => r.file);
+      polled.catch(() => {}); // a poll overtaken by the frame may still fail: nobody waits for it
+      const file = await Promise.race([polled, pushed]);
+      if (file.status === "ready") return file;
+      if (file.status === "rejected") throw rejected(file);
+      if (Date.now() > deadline) throw new AgentfilesError(0, "upload_not_checked", `file ${fileId} is still ${file.status}`, { file });
+      const woken = await Promise.race([sleep(Math.min(2000, 150 * 1.6 ** attempt), options.signal), pushed]);
+      if (woken) {
+        if (woken.status === "ready") return woken;
+        throw rejected(woken);
+      }
+    }
+  } finally {
+    stop?.();
   }
 }
 
@@ -113,8 +142,9 @@ function rejected(file: FileOut): AgentfilesError {
   return new AgentfilesError(422, rejection.code ?? "rejected", rejection.message ?? "the upload check refused the file", { file });
 }
 
-/** Register, PUT straight to the bucket (or nothing on a dedup hit), wait for the check. */
-export async function upload(transport: Transport, blob: Blob, options: UploadOptions = {}): Promise<UploadResult> {
+/** Register, PUT straight to the bucket (or nothing on a dedup hit), wait for the check
+ * (told by the socket where one is open, else polled). */
+export async function upload(transport: Transport, blob: Blob, options: UploadOptions = {}, pushed?: PushedFiles): Promise<UploadResult> {
   const filename = options.filename ?? (blob as Blob & { name?: string }).name;
   if (!filename) throw new AgentfilesError(0, "validation_error", "a Blob needs a filename");
   const data = await blob.arrayBuffer();
@@ -126,6 +156,6 @@ export async function upload(transport: Transport, blob: Blob, options: UploadOp
   if (!registered.upload) return { file: registered.file, deduplicated: true };
   await put(registered.upload, data, transport, options);
   options.onProgress?.({ phase: "checking", loaded: data.byteLength, total: data.byteLength });
-  const file = await waitForCheck(transport, registered.file.id, { signal: options.signal, timeoutMs: options.checkTimeoutMs });
+  const file = await waitForCheck(transport, registered.file.id, { signal: options.signal, timeoutMs: options.checkTimeoutMs, pushed });
   return { file, deduplicated: false };
 }

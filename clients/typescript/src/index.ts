@@ -100,11 +100,17 @@ export function createClient(options: ClientOptions) {
     ));
   const live = new LiveSocket(socketUrl, options.getToken, options.WebSocket ?? (globalThis as { WebSocket?: new (url: string) => WebSocket }).WebSocket);
 
+  // Settled uploads as the socket pushes them (heard only while it is open).
+  const pushedFiles = (listener: (file: FileOut) => void) =>
+    live.onAccount((frame) => {
+      if (frame.type === "file") listener(frame.file);
+    });
+
   const files = {
-    upload: (blob: Blob, uploadOptions?: UploadOptions): Promise<UploadResult> => upload(transport, blob, uploadOptions),
+    upload: (blob: Blob, uploadOptions?: UploadOptions): Promise<UploadResult> => upload(transport, blob, uploadOptions, pushedFiles),
     get: async (fileId: string, signal?: AbortSignal) => (await call<{ file: FileOut }>("GET", `/files/${fileId}`, { signal })).file,
     /** The file once checked: ready, or an AgentfilesError with the check's code. */
-    waitForCheck: (fileId: string, signal?: AbortSignal) => waitForCheck(transport, fileId, { signal }),
+    waitForCheck: (fileId: string, signal?: AbortSignal) => waitForCheck(transport, fileId, { signal, pushed: pushedFiles }),
     list: (page: PageOptions = {}) => call<Page<FileOut>>("GET", "/files", { query: { limit: page.limit, cursor: page.cursor }, signal: page.signal }),
     delete: (fileId: string) => call<null>("DELETE", `/files/${fileId}`),
   };

@@ -1,3 +1,4 @@
+import type { FileOut } from "./files.js";
 import type { components } from "./schema.js";
 import { AgentfilesError, aborted } from "./errors.js";
 import { type Transport, backoff, request, sleep } from "./http.js";
@@ -13,6 +14,10 @@ export type Frame =
   | { type: "delta"; threadId: string; messageId: string; seq: number; text: string; reset?: boolean }
   | { type: "message"; threadId: string; message: MessageOut; contentOmitted?: boolean }
   | { type: "thread_deleted"; threadId: string }
+  /** To every open socket of the owner: an upload was settled (ready or rejected). */
+  | { type: "file"; file: FileOut }
+  | { type: "export"; export: { id: string; status: string } }
+  | { type: "account_erased" }
   | { type: "error"; threadId?: string; error: { code: string; message: string } };
 
 export const ENDED: readonly string[] = ["success", "failed", "stopped"];
@@ -29,6 +34,8 @@ export class LiveSocket {
   private socket: WebSocket | null = null;
   private opening: Promise<boolean> | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** Who hears the frames of the account (a settled upload, an export), thread or not. */
+  private readonly accountListeners = new Set<Listener>();
   private attempt = 0;
   private closed = false;
   /** Set once a connection could not be opened at all: followers poll instead. */
@@ -63,6 +70,13 @@ export class LiveSocket {
     if (set.size) return;
     this.listeners.delete(threadId);
     this.send({ action: "unsubscribe", threadId });
+  }
+
+  /** Hear the account's frames while the socket is open (it is not opened for this);
+   * returns the remover. */
+  onAccount(listener: Listener): () => void {
+    this.accountListeners.add(listener);
+    return () => this.accountListeners.delete(listener);
   }
 
   /** Close the socket for good (signing out). */
@@ -156,7 +170,7 @@ export class LiveSocket {
 
   private dispatch(frame: Frame): void {
     const threadId = (frame as { threadId?: string }).threadId;
-    const targets = threadId ? [this.listeners.get(threadId)] : [...this.listeners.values()];
+    const targets = threadId ? [this.listeners.get(threadId)] : [...this.listeners.values(), this.accountListeners];
     for (const set of targets) for (const listener of set ?? []) listener(frame);
   }
 }

@@ -68,3 +68,28 @@ test("an aborted upload stops with code aborted", async () => {
   controller.abort();
   await assert.rejects(client.files.upload(png(8, 8), { filename: "a.png", signal: controller.signal }), (error) => error instanceof AgentfilesError && error.code === "aborted");
 });
+
+test("with the socket open, an upload ends on the pushed frame even when the API never answers the check's poll", async () => {
+  // Given a client whose socket is open (it watches a thread), on an API whose answers to
+  // GET /files/{id} never come (a poll that hangs)
+  const hanging = [];
+  const { client } = await newClient({
+    fetch: (url, init = {}) => {
+      const path = new URL(String(url)).pathname;
+      if ((init.method ?? "GET") === "GET" && /^\/files\/[0-9A-Z]{26}$/.test(path)) return new Promise(() => hanging.push(path));
+      return fetch(url, init);
+    },
+  });
+  const thread = await client.threads.create();
+  const subscribed = new Promise((resolve) => client.threads.watch(thread.id, (frame) => frame.type === "subscribed" && resolve()));
+  await subscribed;
+
+  // When an image is uploaded
+  const { file } = await client.files.upload(png(24, 16), { filename: "pushed.png" });
+
+  // Then it came back ready, with its URL, from the frame the upload trigger pushed
+  assert.equal(file.status, "ready");
+  assert.ok(file.url);
+  assert.ok(hanging.length >= 1, "the check was never polled");
+  client.close();
+});

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agentfiles.data import blobs, connection_rows, erasure_rows, export_rows, file_rows, jobs, keys, table
+from agentfiles.data import blobs, erasure_rows, export_rows, file_rows, jobs, keys, table
 from agentfiles.data.errors import DataError, Unavailable
 from agentfiles.errors import Conflict, NotFound
 from agentfiles.ids import new_ulid
@@ -38,7 +38,7 @@ from agentfiles.models.common import iso_from_ms, now_ms
 from agentfiles.models.exports import ExportOut, ExportRecord
 from agentfiles.models.files import FileRecord
 from agentfiles.models.jobs import ExportJob
-from agentfiles.models.live import ExportFrame, frame_json
+from agentfiles.models.live import ExportFrame
 from agentfiles.models.messages import MessageOut, MessageRecord, PartOut, TextPart
 from agentfiles.models.threads import ThreadOut, ThreadRecord
 from agentfiles.observability import logger
@@ -223,14 +223,7 @@ def _end(record: ExportRecord, owner: str, export_id: str) -> None:
 
 def _announce(owner: str, out: ExportOut) -> None:
     """Every open socket of the owner hears that the export ended."""
-    if not push.enabled():
-        return
-    frame = frame_json(ExportFrame(export=out))
-    for connection_id in connection_rows.connections_of(owner):
-        try:
-            connection_rows.push(connection_id, frame)
-        except DataError:
-            logger.warning("export frame not pushed", extra={"connection_id": connection_id})
+    push.publish_to_owner(owner, [ExportFrame(export=out)])
 
 
 def _checkpoint(owner: str, export_id: str, progress: Progress, parts: _Parts) -> None:

@@ -13,7 +13,7 @@ from agentfiles.data.errors import QuotaExceeded
 from agentfiles.data.file_rows import Described
 from agentfiles.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from agentfiles.ids import new_ulid
-from agentfiles.logic import derivation, scanning
+from agentfiles.logic import derivation, push, scanning
 from agentfiles.logic.sniff import (
     IMAGE_TYPES,
     PDF,
@@ -35,6 +35,7 @@ from agentfiles.models.files import (
     UploadResponse,
     UploadTicket,
 )
+from agentfiles.models.live import FileFrame
 from agentfiles.settings import get_settings
 
 
@@ -115,6 +116,19 @@ def file_out(record: FileRecord) -> FileOut:
         return FileOut.of(record)
     url, expires = download_url(record)
     return FileOut.of(record, url=url, url_expires_at=expires, thumbnail_url=thumbnail_url(record))
+
+
+def announce_settled(object_key: str) -> int:
+    """Every open socket of the owner hears what became of the upload at `object_key`:
+    ready (with its URLs) or rejected (with the reason); a file still waiting for its
+    other gate, or gone, is not announced. One GetItem and one Query, with push on."""
+    parsed = keys.parse_object_key(object_key)
+    if parsed is None or not push.enabled():
+        return 0
+    record = file_rows.get(*parsed)
+    if record is None or not (record.servable or record.status == "rejected"):
+        return 0
+    return push.publish_to_owner(record.owner, [FileFrame(file=file_out(record))])
 
 
 def file_url(owner: str, file_id: str) -> FileUrl:

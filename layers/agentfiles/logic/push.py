@@ -1,4 +1,5 @@
-"""Frames to the WebSocket connections that follow a thread.
+"""Frames to the WebSocket connections that follow a thread, or to every open
+connection of an owner (what concerns the account: a settled upload, an export).
 
 Publishing is best effort: a client that missed a frame catches up by seq through
 `GET .../stream?after=N`, so a push that fails is logged, never raised into the work
@@ -44,9 +45,25 @@ def publish(owner: str, thread_id: str, frames: Sequence[Frame]) -> int:
     except DataError:
         logger.warning("subscribers could not be read; frames not pushed", extra={"thread_id": thread_id})
         return 0
+    return _send(owner, followers, frames)
+
+
+def publish_to_owner(owner: str, frames: Sequence[Frame]) -> int:
+    """Send the frames, in order, to every open connection of the owner (one Query)."""
+    if not frames or not enabled():
+        return 0
+    try:
+        connections = connection_rows.connections_of(owner)
+    except DataError:
+        logger.warning("connections could not be read; frames not pushed")
+        return 0
+    return _send(owner, connections, frames)
+
+
+def _send(owner: str, connection_ids: Sequence[str], frames: Sequence[Frame]) -> int:
     payloads = [frame_json(frame) for frame in frames]
     reached = 0
-    for connection_id in followers:
+    for connection_id in connection_ids:
         try:
             for payload in payloads:
                 if not connection_rows.push(connection_id, payload):

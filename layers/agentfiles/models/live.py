@@ -10,6 +10,7 @@ from pydantic import Field
 from agentfiles.ids import ULID_PATTERN
 from agentfiles.models.common import CamelModel, ErrorDetail, OmitNone, RequestModel
 from agentfiles.models.exports import ExportOut
+from agentfiles.models.files import FileOut
 from agentfiles.models.messages import MessageOut, MessageStatus
 
 # How a stream was ended: the reply's status, written on its last row.
@@ -106,6 +107,15 @@ class ExportFrame(CamelModel):
     export: ExportOut
 
 
+class FileFrame(CamelModel):
+    """An upload was settled: its file is `ready` (with its URLs, once any malware scan
+    passed it) or `rejected` (with the reason). Sent to every open socket of the owner,
+    subscribed to a thread or not."""
+
+    type: Literal["file"] = "file"
+    file: FileOut
+
+
 class ErrorFrame(OmitNone):
     type: Literal["error"] = "error"
     thread_id: str | None = None
@@ -120,6 +130,7 @@ Frame = (
     | ThreadDeletedFrame
     | AccountErasedFrame
     | ExportFrame
+    | FileFrame
     | ErrorFrame
 )
 
