@@ -6,8 +6,8 @@ worker writes the archive entry by entry into one S3 multipart upload:
 
 - `threads/<threadId>.json`: the thread and every message with its parts, oldest first;
   a part that names a file also gives its `path` in the archive;
-- `files/<fileId>/<filename>`: each ready file's original, as uploaded, streamed a chunk
-  at a time;
+- `files/<fileId>/<filename>`: the original of each file that may be handed out (ready
+  and, with scanning on, scanned clean), as uploaded, streamed a chunk at a time;
 - `manifest.json` (last): owner, time, counts, and each file's id, path, type, size and
   sha256.
 
