@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from agentfiles.data import keys, retention_rows
 from agentfiles.data.retention_rows import IdleEntry
-from agentfiles.logic.shards import Start, in_turn
+from agentfiles.logic.shards import Start, in_turn, run_is_over
 from agentfiles.logic.threads import expire_thread
 from agentfiles.models import common
 from agentfiles.observability import logger
@@ -37,8 +37,6 @@ from agentfiles.settings import get_settings
 DAY_MS = 24 * 3600 * 1000
 # Time the vacuum function keeps for retention after its vacuum run and sweep.
 RETENTION_TIME_MS = 10_000
-MAX_ITEMS_PER_RUN = 500
-MAX_FAILURES_PER_RUN = 10
 
 Outcome = Literal["expired", "kept", "unchanged"]
 
@@ -110,11 +108,7 @@ def run_retention(time_left_ms: Callable[[], int]) -> RetentionResult:
     settled = 0
 
     def must_stop() -> bool:
-        if (
-            time_left_ms() < settings.vacuum_reserve_ms
-            or settled >= MAX_ITEMS_PER_RUN
-            or result.failures >= MAX_FAILURES_PER_RUN
-        ):
+        if run_is_over(time_left_ms, settings.vacuum_reserve_ms, settled, result.failures):
             result.stopped_early = True
         return result.stopped_early
 

@@ -9,6 +9,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 Start = dict[str, Any] | None
 
+# What one bounded run of the schedule (a sweep, a retention pass) may settle, and how
+# many failures end it early; the next run continues where it stopped.
+MAX_ITEMS_PER_RUN = 500
+MAX_FAILURES_PER_RUN = 10
+
+
+def run_is_over(time_left_ms: Callable[[], int], reserve_ms: int, settled: int, failures: int) -> bool:
+    """Whether a bounded run must stop now: less than `reserve_ms` left of the
+    invocation, MAX_ITEMS_PER_RUN settled, or MAX_FAILURES_PER_RUN failed."""
+    return time_left_ms() < reserve_ms or settled >= MAX_ITEMS_PER_RUN or failures >= MAX_FAILURES_PER_RUN
+
 
 def in_turn(
     shards: Iterable[str],

@@ -33,7 +33,7 @@ from agentfiles.data.reply_rows import Lease
 from agentfiles.data.sweep_rows import SweepDue
 from agentfiles.logic import live, push
 from agentfiles.logic.messages import queue_reply
-from agentfiles.logic.shards import Start, in_turn
+from agentfiles.logic.shards import Start, in_turn, run_is_over
 from agentfiles.logic.threads import CLEANUP_SWEEP_MS
 from agentfiles.models import common
 from agentfiles.models.jobs import ThreadCleanupJob
@@ -43,9 +43,6 @@ from agentfiles.settings import get_settings
 
 # Time the vacuum function keeps for the sweep after its vacuum run.
 SWEEP_TIME_MS = 10_000
-# Rows settled per run at most; whatever is left is due again on the next run.
-MAX_ITEMS_PER_RUN = 500
-MAX_FAILURES_PER_RUN = 10
 # Re-sends of one reply's job before the sweep gives up on it and fails the reply.
 MAX_REPLY_RESENDS = 3
 
@@ -157,7 +154,7 @@ def _count(result: SweepResult, due: SweepDue, outcome: Outcome) -> None:
 
 def run_sweep(time_left_ms: Callable[[], int]) -> SweepResult:
     """One bounded run over every reply and thread shard of the sweep index, a page
-    of each in turn; stops above the reserve time or after MAX_ITEMS_PER_RUN rows.
+    of each in turn; stops above the reserve time or after `shards.MAX_ITEMS_PER_RUN` rows.
     Every row it settles leaves the due range, so the next run continues."""
     settings = get_settings()
     now = common.now_ms()
@@ -165,11 +162,7 @@ def run_sweep(time_left_ms: Callable[[], int]) -> SweepResult:
     settled = 0
 
     def must_stop() -> bool:
-        if (
-            time_left_ms() < settings.vacuum_reserve_ms
-            or settled >= MAX_ITEMS_PER_RUN
-            or result.failures >= MAX_FAILURES_PER_RUN
-        ):
+        if run_is_over(time_left_ms, settings.vacuum_reserve_ms, settled, result.failures):
             result.stopped_early = True
         return result.stopped_early
 
