@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from agentfiles import model_client
 from agentfiles.data import connection_rows, erasure_rows, keys
 from agentfiles.data.table import from_item
 from agentfiles.logic import erasure
 from agentfiles.models.common import now_ms
 from agentfiles.settings import get_settings
 from agentfiles_local.events import LambdaContext
-from agentfiles_local.fake_model import FakeModel
 from harness import samples
-from harness.aws import LocalAws, local_aws, while_writing
+from harness.aws import LocalAws, while_writing
 
 
 class SimulatedCrash(BaseException):
@@ -28,18 +25,9 @@ class SimulatedCrash(BaseException):
 
 
 @pytest.fixture
-def stack(model: FakeModel) -> Iterator[LocalAws]:
-    with local_aws(
-        visibility_timeout_seconds=0,
-        OPENAI_BASE_URL=model.url,
-        OPENAI_API_KEY="test",
-        URL_MODE="inline",
-        RETRY_BASE_SECONDS="0",
-        STREAM_FLUSH_MS="0",
-    ) as aws:
-        model_client.reset()
-        yield aws
-    model_client.reset()
+def stack(worker: LocalAws) -> LocalAws:
+    """The integration suite's stack wired for generation (conftest's `worker`)."""
+    return worker
 
 
 def _ample() -> int:
