@@ -104,8 +104,8 @@ def test_given_the_authorizer_when_synthesized_then_it_trusts_the_http_apis_issu
 def test_given_the_functions_that_push_when_synthesized_then_they_know_the_connections_endpoint(
     dev: Synthesized,
 ) -> None:
-    for name in ("api", "generate", "maintenance", "vacuum"):
+    for name in ("api", "generate", "maintenance", "upload_trigger", "vacuum"):
         url = _environment(dev, name)["WEBSOCKET_CALLBACK_URL"]
         assert dev.logical_id(dev.stack.push.api) in str(url) and "/live" in str(url)
-    for name in ("upload_trigger", "websocket", "websocket_authorizer"):
+    for name in ("websocket", "websocket_authorizer"):
         assert "WEBSOCKET_CALLBACK_URL" not in _environment(dev, name)
