@@ -7,8 +7,6 @@ running against the wrong table. Tests and the local stack call
 `get_settings.cache_clear()` after changing the environment.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from functools import cache

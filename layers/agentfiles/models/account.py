@@ -1,7 +1,5 @@
 """The caller's account: the erasure of everything they have, and its record."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field
@@ -48,7 +46,7 @@ class ErasureOut(OmitNone):
     counts: ErasureCounts
 
     @classmethod
-    def of(cls, record: ErasureRecord) -> ErasureOut:
+    def of(cls, record: ErasureRecord) -> "ErasureOut":
         return cls(
             status=record.status,
             phase=record.phase if record.status == "pending" else None,

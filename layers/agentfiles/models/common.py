@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
@@ -84,7 +82,7 @@ class ErrorBody(CamelModel):
     error: ErrorDetail
 
 
-def build_models() -> None:
+def build_models() -> "None":
     """Build every model imported so far (see `CamelModel`)."""
     pending: list[type[BaseModel]] = [CamelModel]
     while pending:

@@ -1,7 +1,5 @@
 """An owner's export: one ZIP of everything they have, made in the background."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field
@@ -32,7 +30,7 @@ class ExportOut(OmitNone):
     bytes: int | None = None
 
     @classmethod
-    def of(cls, record: ExportRecord, url: str | None = None, expires_at: str | None = None) -> ExportOut:
+    def of(cls, record: ExportRecord, url: str | None = None, expires_at: str | None = None) -> "ExportOut":
         return cls(
             id=record.id,
             status=record.status,

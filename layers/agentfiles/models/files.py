@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import unicodedata
 from typing import Annotated, Literal
 
@@ -143,7 +141,7 @@ class FileOut(OmitNone):
         url: str | None = None,
         url_expires_at: str | None = None,
         thumbnail_url: str | None = None,
-    ) -> FileOut:
+    ) -> "FileOut":
         return cls(
             id=record.id,
             filename=record.filename,

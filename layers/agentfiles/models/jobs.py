@@ -1,8 +1,6 @@
 """Queue message bodies. Every job names its owner, so a worker only ever reads that
 owner's rows."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -22,7 +20,7 @@ class GenerationJob(CamelModel):
     size: ImageSize | None = None
 
     @property
-    def reply(self) -> MessageRef:
+    def reply(self) -> "MessageRef":
         return MessageRef(self.owner, self.thread_id, self.reply_id)
 
 

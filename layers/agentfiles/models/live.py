@@ -1,8 +1,6 @@
 """Live replies: the rows a reply streams as, what the catch-up route answers, and the
 frames of the WebSocket protocol (client → server actions, server → client frames)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field

@@ -5,8 +5,6 @@ holds one reference on), an external `url`, or inline base64 `data`. Parts read
 back carry freshly minted URLs for their files; URLs are never stored.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -44,7 +42,7 @@ class _SourcedPart(RequestModel):
         return value
 
     @model_validator(mode="after")
-    def _one_source(self) -> _SourcedPart:
+    def _one_source(self) -> "_SourcedPart":
         given = [name for name in ("file_id", "url", "data") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError("give exactly one of fileId, url, data")
@@ -62,7 +60,7 @@ class FilePart(_SourcedPart):
     filename: Filename | None = None
 
     @model_validator(mode="after")
-    def _typed(self) -> FilePart:
+    def _typed(self) -> "FilePart":
         if (self.url or self.data) and not self.media_type:
             raise ValueError("mediaType is required for a file part given by url or data")
         return self
@@ -88,7 +86,7 @@ class PartOut(OmitNone):
     size: int | None = None
 
     @classmethod
-    def of(cls, part: Part) -> PartOut:
+    def of(cls, part: Part) -> "PartOut":
         """A stored part as it is, before any file it names is looked up."""
         if isinstance(part, TextPart):
             return cls(type="text", text=part.text)
@@ -184,7 +182,7 @@ class MessageOut(OmitNone):
     updated_at: str
 
     @classmethod
-    def of(cls, record: MessageRecord, content: list[PartOut] | None = None) -> MessageOut:
+    def of(cls, record: MessageRecord, content: list[PartOut] | None = None) -> "MessageOut":
         """The API view of a message; `content` is its parts as read back (with URLs
         minted for their files), or the stored parts as they are."""
         return cls(

@@ -5,8 +5,6 @@ requestParameters, ownerIdentity, ...); S3-compatible emitters, moto among them,
 leave some out. This model reads only what the check needs, and ignores the rest.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict, Field
 
 

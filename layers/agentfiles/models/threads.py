@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field
@@ -28,7 +26,7 @@ class ThreadOut(OmitNone):
     updated_at: str
 
     @classmethod
-    def of(cls, record: ThreadRecord) -> ThreadOut:
+    def of(cls, record: ThreadRecord) -> "ThreadOut":
         return cls(
             id=record.id,
             title=record.title,

@@ -1,7 +1,5 @@
 """What an owner has used and may use, and the models a client may name."""
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from agentfiles.models.common import CamelModel
