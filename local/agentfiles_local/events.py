@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from agentfiles.topology import SCAN_EVENT_SOURCE, SCAN_RESULT_DETAIL_TYPE
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -153,18 +155,27 @@ def s3_notification(
     return json.dumps({"Records": [record]})
 
 
-def schedule_event(rule_name: str = "agentfiles-vacuum") -> dict[str, Any]:
+def _eventbridge_event(
+    detail_type: str, source: str, resource: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    """The envelope EventBridge puts around every event it delivers."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
+        "detail-type": detail_type,
+        "source": source,
         "account": ACCOUNT,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_name}"],
-        "detail": {},
+        "resources": [resource],
+        "detail": detail,
     }
+
+
+def schedule_event(rule_name: str = "agentfiles-vacuum") -> dict[str, Any]:
+    return _eventbridge_event(
+        "Scheduled Event", "aws.events", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_name}", {}
+    )
 
 
 # Where each scan result leaves the scan (GuardDuty's `scanStatus` beside its result).
@@ -188,16 +199,11 @@ def scan_result_event(
 ) -> dict[str, Any]:
     """`GuardDuty Malware Protection Object Scan Result`, as GuardDuty Malware Protection
     for S3 publishes it to the default event bus (schemaVersion 1.0)."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "GuardDuty Malware Protection Object Scan Result",
-        "source": "aws.guardduty",
-        "account": ACCOUNT,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [f"arn:aws:guardduty:{REGION}:{ACCOUNT}:malware-protection-plan/{plan_id}"],
-        "detail": {
+    return _eventbridge_event(
+        SCAN_RESULT_DETAIL_TYPE,
+        SCAN_EVENT_SOURCE,
+        f"arn:aws:guardduty:{REGION}:{ACCOUNT}:malware-protection-plan/{plan_id}",
+        {
             "schemaVersion": "1.0",
             "scanStatus": _SCAN_STATUS.get(result, "COMPLETED"),
             "resourceType": "S3_OBJECT",
@@ -213,7 +219,7 @@ def scan_result_event(
                 "threats": [{"name": name} for name in threats] if threats else None,
             },
         },
-    }
+    )
 
 
 # ---- API Gateway WebSocket APIs ---------------------------------------------------
